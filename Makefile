@@ -1,0 +1,44 @@
+# Two commands do all set-up on a fresh machine: `make run` (the app on the local stack) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP_PY := $(VENV)/.installed
+STAMP_NPM := node_modules/.installed
+
+.PHONY: setup test test-fast run up down demo send chaos bench clean help
+
+help:
+	@echo "make run    set up, start the local stack and the local Functions host (Ctrl-C stops both)"
+	@echo "make test   set up and run every test (unit, stand-ins, integration, end-to-end)"
+	@echo "make demo   run a whole customer lifecycle unattended and print what each service holds"
+	@echo "make up / make down   start / stop the local stack in the background"
+	@echo "make setup  create .venv and install Python and npm packages (run by the others)"
+
+setup: $(STAMP_PY) $(STAMP_NPM)
+
+$(STAMP_PY): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(STAMP_NPM): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: setup
+	$(PY) -m pytest tests -q -p no:cacheprovider
+
+up: setup
+	$(PY) -m emulators up
+
+down:
+	$(PY) -m emulators down
+
+run: setup
+	@$(PY) -m emulators up
+	@trap '$(PY) -m emulators down' EXIT; $(PY) -m funchost --settings local.settings.json
+
+clean:
+	-$(PY) -m emulators down 2>/dev/null
+	rm -rf $(VENV) node_modules .localstack

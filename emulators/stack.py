@@ -1,0 +1,182 @@
+"""The whole local stack in one process: identity, Auth0, Key Vault, API Management, Service Bus and Azurite.
+
+``LocalStack(folder).start()`` binds every stand-in to a free loopback port, waits until each answers and exposes
+``settings``: the app settings (as ``local.settings.json`` holds them) that point the app at the stack. Used by
+``python -m emulators up`` (a background process), by ``make run`` and by the tests' fixtures.
+
+The folder holds the CA and server certificate, the token signing key and the stand-ins' management credentials
+(generated once, reused), ``stack.json`` (ports and PID) and, with ``persist=True``, each service's state.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from .auth0 import Auth0StandIn
+from .apim import ApimStandIn
+from .azurite import Azurite
+from .identity import IdentityStandIn
+from .keyvault import KeyVaultStandIn
+from .tls import ensure_tls_files
+from .tokens import TokenIssuer
+
+ROOT = Path(__file__).resolve().parent.parent
+API_AUDIENCE = "https://api.contoso.local/"
+QUEUE = "customer-events"
+
+
+@dataclass
+class StackOptions:
+    host: str = "127.0.0.1"
+    persist: bool = False
+    azurite: bool = True
+    servicebus: bool = True
+    servicebus_config: str | None = None
+    auth0_rate: float = 50.0
+    auth0_burst: int = 100
+    apim_sku: str = "Developer"
+    apim_authorization_server_limit: int | None = None
+    keyvault_purge_protection: bool = False
+
+
+def _private_json(path: Path, make) -> dict:
+    if path.exists():
+        return json.loads(path.read_text())
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(value, f, indent=1)
+    return value
+
+
+class LocalStack:
+    def __init__(self, folder: str | os.PathLike, options: StackOptions | None = None):
+        self.folder = Path(folder).resolve()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.options = options or StackOptions()
+        self.identity = self.auth0 = self.keyvault = self.apim = None
+        self.servicebus = None
+        self.azurite: Azurite | None = None
+        self.tls = None
+
+    def _state(self, name: str) -> Path | None:
+        return self.folder / "state" / f"{name}.json" if self.options.persist else None
+
+    def start(self) -> "LocalStack":
+        o = self.options
+        if o.persist:
+            (self.folder / "state").mkdir(exist_ok=True)
+        self.tls = ensure_tls_files(self.folder / "tls")
+        keys = _private_json(self.folder / "stack-secrets.json", lambda: {
+            "token_signing_key": secrets.token_hex(32),
+            "identity_header": secrets.token_urlsafe(24),
+            "auth0_management_client_id": "mgmt" + secrets.token_hex(14),
+            "auth0_management_client_secret": secrets.token_urlsafe(48),
+        })
+        issuer = TokenIssuer(bytes.fromhex(keys["token_signing_key"]))
+        try:
+            self.identity = IdentityStandIn(issuer, header_secret=keys["identity_header"], host=o.host).start()
+            self.auth0 = Auth0StandIn(
+                issuer, management_clients={keys["auth0_management_client_id"]: keys["auth0_management_client_secret"]},
+                rate=o.auth0_rate, burst=o.auth0_burst, apis={API_AUDIENCE: ["read:data", "write:data"]},
+                host=o.host, tls=self.tls, state_file=self._state("auth0")).start()
+            self.keyvault = KeyVaultStandIn(issuer, tls=self.tls, purge_protection=o.keyvault_purge_protection,
+                                            host=o.host, state_file=self._state("keyvault")).start()
+            self.apim = ApimStandIn(issuer, tls=self.tls, sku=o.apim_sku,
+                                    authorization_server_limit=o.apim_authorization_server_limit,
+                                    host=o.host, state_file=self._state("apim")).start()
+            if o.azurite:
+                self.azurite = Azurite(self.folder, host=o.host, persist=o.persist).start()
+            if o.servicebus:
+                from .servicebus import ServiceBusStandIn, load_config
+                config_path = o.servicebus_config or str(Path(__file__).parent / "servicebus" / "config.json")
+                self.servicebus = ServiceBusStandIn(load_config(config_path), host=o.host)
+                self.servicebus.start()
+        except BaseException:
+            self.stop()
+            raise
+        self._keys = keys
+        return self
+
+    def stop(self) -> None:
+        for part in (self.servicebus, self.azurite, self.apim, self.keyvault, self.auth0, self.identity):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:  # stopping the rest matters more than one failure here
+                    pass
+
+    # -- what the app and tools need to reach the stack -------------------------------------------------------
+    @property
+    def auth0_domain(self) -> str:
+        return f"{self.options.host}:{self.auth0.port}"
+
+    @property
+    def settings(self) -> dict[str, str]:
+        """App settings pointing at the stack: the Values of local.settings.json."""
+        k = self._keys
+        values = {
+            "FUNCTIONS_WORKER_RUNTIME": "python",
+            "AzureWebJobsFeatureFlags": "EnableWorkerIndexing",
+            "CUSTOMER_EVENTS_QUEUE": QUEUE,
+            "EVENT_TYPE_PREFIX": "",
+            "CLIENT_PROFILES_PATH": "config/client_profiles.toml",
+            "API_AUDIENCE": API_AUDIENCE,
+            "AUTH0_DOMAIN": self.auth0_domain,
+            "AUTH0_CLIENT_ID": k["auth0_management_client_id"],
+            "AUTH0_CLIENT_SECRET": k["auth0_management_client_secret"],
+            "KEYVAULT_URL": self.keyvault.url + "/",
+            "KEYVAULT_PURGE_DELETED": "false",
+            "APIM_SUBSCRIPTION_ID": self.apim.subscription_id,
+            "APIM_RESOURCE_GROUP": self.apim.resource_group,
+            "APIM_SERVICE_NAME": self.apim.service_name,
+            "APIM_MANAGEMENT_ENDPOINT": self.apim.url,
+            "LEDGER_TABLE": "customerledger",
+            "LOCAL_STACK_CA_BUNDLE": str(self.tls.ca_cert),
+            # The managed-identity stand-in: DefaultAzureCredential takes its real managed-identity path.
+            "IDENTITY_ENDPOINT": self.identity.endpoint,
+            "IDENTITY_HEADER": k["identity_header"],
+        }
+        if self.azurite:
+            values["AzureWebJobsStorage"] = self.azurite.connection_string
+            values["LEDGER_CONNECTION"] = self.azurite.connection_string
+        if self.servicebus:
+            values["ServiceBusConnection"] = self.servicebus.connection_string
+        return values
+
+    def describe(self) -> dict:
+        """Ports, URLs and control endpoints: written to stack.json for `down`, tools and tests."""
+        parts = {name: getattr(self, name) for name in ("identity", "auth0", "keyvault", "apim")}
+        return {
+            "pid": os.getpid(),
+            "folder": str(self.folder),
+            "ca_cert": str(self.tls.ca_cert),
+            "services": {name: {"url": p.url, "control": f"{p.url}/_control/"} for name, p in parts.items() if p},
+            "azurite": self.azurite.ports if self.azurite else None,
+            "servicebus": {"port": self.servicebus.port} if self.servicebus else None,
+        }
+
+    def control(self, service: str):
+        from .control import StandInControl
+        return StandInControl(getattr(self, service).url, verify=str(self.tls.ca_cert))
+
+
+def write_local_settings(values: dict[str, str], path: str | os.PathLike) -> None:
+    doc = {"IsEncrypted": False, "Values": values,
+           "Host": {"LocalHttpPort": 7071}}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f, indent=2)
+        f.write("\n")
+
+
+def write_env_file(values: dict[str, str], path: str | os.PathLike) -> None:
+    import shlex
+    lines = [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("# Written by `python -m emulators up`: source it to point a shell at the local stack.\n")
+        f.write("\n".join(lines) + "\n")

@@ -1,0 +1,65 @@
+"""Failure classification shared by every layer.
+
+Adapters translate SDK exceptions into these two kinds at the boundary, so the service layer and the trigger
+decide retry-or-dead-letter without knowing any SDK. Messages must never contain a secret value.
+"""
+from __future__ import annotations
+
+
+class ProvisioningError(Exception):
+    """Base class. ``service`` and ``operation`` say where it happened, for logs and the ledger."""
+
+    transient = False
+
+    def __init__(self, message: str, *, service: str = "", operation: str = "", status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.service = service
+        self.operation = operation
+        self.status = status
+
+    @property
+    def reason(self) -> str:
+        where = ".".join(p for p in (self.service, self.operation) if p)
+        return f"{where}: {self.message}" if where else self.message
+
+
+class TransientError(ProvisioningError):
+    """Worth retrying later: 5xx, timeouts, dropped connections, 429, a ledger ETag race, a busy customer.
+
+    ``retry_after`` is the number of seconds the service asked us to wait (from a 429's reset header), if any.
+    """
+
+    transient = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class PermanentError(ProvisioningError):
+    """Retrying cannot help: the event, the configuration or a service's validation said no."""
+
+
+class InvalidEvent(PermanentError):
+    """The event does not follow the contract. ``field`` is a JSON path such as ``data.customerId``."""
+
+    def __init__(self, field: str, rule: str):
+        super().__init__(f"{field}: {rule}", service="event", operation="parse")
+        self.field = field
+        self.rule = rule
+
+
+class UnknownProfile(PermanentError):
+    def __init__(self, profile: str, known: list[str]):
+        super().__init__(f"data.profile: unknown profile {profile!r} (known: {', '.join(sorted(known))})",
+                         service="event", operation="profile")
+        self.profile = profile
+
+
+class LedgerConflict(TransientError):
+    """Another writer changed the ledger row since we read it (ETag mismatch)."""
+
+
+class CustomerBusy(TransientError):
+    """Another worker holds this customer's claim; try again after it ends or expires."""

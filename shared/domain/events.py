@@ -1,0 +1,197 @@
+"""The event contract: CloudEvents 1.0 in structured JSON mode, two types, strict data.
+
+The JSON Schema in ``schemas/customer-event.schema.json`` says the same for senders; this module is what the app
+enforces. Every rejection names the field (as a JSON path) and the rule it broke, because the CRM team reads these
+in the dead-letter queue and must be able to fix the sender without reading our code.
+Source: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md and formats/json-format.md
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from .errors import InvalidEvent
+
+MAX_EVENT_BYTES = 64 * 1024
+#: how far in the future an event time may lie (clock skew between the CRM and us), in seconds
+MAX_CLOCK_SKEW = 300
+
+CREATED = "customer.created"
+REMOVED = "customer.removed"
+
+CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
+EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+# RFC 3339 date-time: the zone is mandatory (Z or +hh:mm); fractional seconds optional.
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+CONTEXT_ATTRIBUTES = {"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "subject",
+                      "data"}
+CREATED_DATA = {"customerId", "displayName", "profile", "plan", "contactEmail", "redirectUris"}
+REMOVED_DATA = {"customerId", "reason"}
+
+
+@dataclass(frozen=True)
+class CustomerEvent:
+    event_id: str
+    source: str
+    type: str  # CREATED or REMOVED, without the configured prefix
+    time: dt.datetime  # timezone-aware, UTC
+    customer_id: str
+
+    @property
+    def time_iso(self) -> str:
+        return self.time.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class CustomerCreated(CustomerEvent):
+    display_name: str = ""
+    profile: str = ""
+    plan: str | None = None
+    contact_email: str | None = None
+    redirect_uris: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class CustomerRemoved(CustomerEvent):
+    reason: str | None = None
+
+
+def _fail(path: str, rule: str):
+    raise InvalidEvent(path, rule)
+
+
+def _string(obj: dict, key: str, path: str, *, required: bool, max_len: int, min_len: int = 1) -> str | None:
+    if key not in obj or obj[key] is None:
+        if required:
+            _fail(path, "is required")
+        return None
+    value = obj[key]
+    if not isinstance(value, str):
+        _fail(path, f"must be a string, not {type(value).__name__}")
+    if not min_len <= len(value) <= max_len:
+        _fail(path, f"must be {min_len} to {max_len} characters long (got {len(value)})")
+    _check_text(value, path)
+    return value
+
+
+def _check_text(value: str, path: str) -> None:
+    # Control characters break logs and portals; bidirectional overrides make a name read differently from
+    # what it is (Trojan Source, CVE-2021-42574). Neither has a place in an id or a display name.
+    for ch in value:
+        cat = unicodedata.category(ch)
+        if cat == "Cc":
+            _fail(path, f"must not contain control characters (found U+{ord(ch):04X})")
+        if cat == "Cf" and unicodedata.bidirectional(ch) in ("LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI",
+                                                              "FSI", "PDI") or ch in "\u200e\u200f\u061c":
+            _fail(path, f"must not contain bidirectional control characters (found U+{ord(ch):04X})")
+
+
+def _time(obj: dict, now: dt.datetime) -> dt.datetime:
+    raw = _string(obj, "time", "time", required=True, max_len=40)
+    if not RFC3339.match(raw):
+        _fail("time", "must be an RFC 3339 timestamp with a zone, e.g. 2026-11-26T14:00:00Z")
+    text = raw.upper().replace("Z", "+00:00")
+    # Python's fromisoformat takes at most 6 fractional digits; RFC 3339 allows more.
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text)
+    try:
+        value = dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
+    except ValueError:
+        _fail("time", "is not a valid date and time")
+    if value > now + dt.timedelta(seconds=MAX_CLOCK_SKEW):
+        _fail("time", f"is more than {MAX_CLOCK_SKEW} s in the future; check the sender's clock")
+    return value
+
+
+def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | None = None,
+                known_profiles: frozenset[str] | None = None) -> CustomerEvent:
+    """Parse and validate one message body. Raises :class:`InvalidEvent` naming the field and the rule."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    if isinstance(body, str):
+        body = body.encode("utf-8", "surrogatepass")
+    if len(body) > MAX_EVENT_BYTES:
+        _fail("$", f"event is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        _fail("$", f"body is not valid UTF-8 (byte {exc.start})")
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        _fail("$", f"body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+    if not isinstance(doc, dict):
+        _fail("$", f"must be a JSON object (a CloudEvent in structured mode), not {type(doc).__name__}")
+
+    for key in doc:
+        if key not in CONTEXT_ATTRIBUTES and not EXTENSION_NAME.match(key):
+            _fail(key, "is not a CloudEvents attribute; extension names are 1-20 lower-case letters or digits")
+    if "data_base64" in doc:
+        _fail("data_base64", "is not accepted; send data as a JSON object")
+    if doc.get("specversion") != "1.0":
+        _fail("specversion", "must be \"1.0\"")
+    event_id = _string(doc, "id", "id", required=True, max_len=128)
+    source = _string(doc, "source", "source", required=True, max_len=512)
+    ctype = _string(doc, "datacontenttype", "datacontenttype", required=False, max_len=100)
+    if ctype is not None and ctype.split(";")[0].strip().lower() != "application/json":
+        _fail("datacontenttype", "must be application/json when present")
+    raw_type = _string(doc, "type", "type", required=True, max_len=200)
+    if type_prefix and raw_type.startswith(type_prefix):
+        event_type = raw_type[len(type_prefix):]
+    else:
+        event_type = raw_type
+    if event_type not in (CREATED, REMOVED) or (type_prefix and not raw_type.startswith(type_prefix)):
+        expected = " or ".join(f"{type_prefix}{t}" for t in (CREATED, REMOVED))
+        _fail("type", f"must be {expected} (got {raw_type!r})")
+    when = _time(doc, now)
+
+    data = doc.get("data")
+    if not isinstance(data, dict):
+        _fail("data", "is required and must be a JSON object")
+    allowed = CREATED_DATA if event_type == CREATED else REMOVED_DATA
+    for key in data:
+        if key not in allowed:
+            _fail(f"data.{key}", f"is not part of {event_type} (allowed: {', '.join(sorted(allowed))})")
+    customer_id = _string(data, "customerId", "data.customerId", required=True, max_len=64)
+    if not CUSTOMER_ID.match(customer_id):
+        _fail("data.customerId", "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit")
+    common = dict(event_id=event_id, source=source, type=event_type, time=when, customer_id=customer_id)
+
+    if event_type == REMOVED:
+        reason = _string(data, "reason", "data.reason", required=False, max_len=200)
+        return CustomerRemoved(**common, reason=reason)
+
+    display_name = _string(data, "displayName", "data.displayName", required=True, max_len=100)
+    if display_name != display_name.strip():
+        _fail("data.displayName", "must not start or end with white space")
+    if any(ch in display_name for ch in "<>"):
+        # Auth0 refuses < and > in application names; they are also the start of every HTML injection.
+        _fail("data.displayName", "must not contain < or >")
+    profile = _string(data, "profile", "data.profile", required=True, max_len=40)
+    if not PROFILE_NAME.match(profile):
+        _fail("data.profile", "must be a profile name: lower-case letters, digits and -")
+    if known_profiles is not None and profile not in known_profiles:
+        _fail("data.profile", f"unknown profile {profile!r} (known: {', '.join(sorted(known_profiles))})")
+    plan = _string(data, "plan", "data.plan", required=False, max_len=64)
+    email = _string(data, "contactEmail", "data.contactEmail", required=False, max_len=254)
+    if email is not None and not EMAIL.match(email):
+        _fail("data.contactEmail", "must be an e-mail address")
+    uris = data.get("redirectUris")
+    redirect_uris: tuple[str, ...] = ()
+    if uris is not None:
+        if not isinstance(uris, list) or not 1 <= len(uris) <= 20:
+            _fail("data.redirectUris", "must be a list of 1 to 20 https URLs")
+        for i, uri in enumerate(uris):
+            path = f"data.redirectUris[{i}]"
+            if not isinstance(uri, str) or len(uri) > 2000:
+                _fail(path, "must be a string of at most 2000 characters")
+            _check_text(uri, path)
+            if not re.match(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s#]*)?$", uri):
+                _fail(path, "must be an https URL without a fragment")
+        redirect_uris = tuple(uris)
+    return CustomerCreated(**common, display_name=display_name, profile=profile, plan=plan,
+                           contact_email=email, redirect_uris=redirect_uris)

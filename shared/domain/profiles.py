@@ -1,0 +1,150 @@
+"""Client profiles: the rule "what application does this customer get" as checked-in configuration.
+
+Loaded and validated once at start-up (``load_profiles``); any mistake raises :class:`ProfileConfigError` naming the
+profile and key, so a bad deploy fails loudly before it touches a customer. The rules mirror Auth0's own: a
+third-party application may only use authorization_code, refresh_token and client_credentials, and
+client_credentials needs a confidential client (https://auth0.com/docs/get-started/applications/confidential-and-public-applications/first-party-and-third-party-applications).
+"""
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+APP_TYPES = {"non_interactive", "regular_web", "spa", "native"}
+AUTH_METHODS = {"none", "client_secret_post", "client_secret_basic"}
+GRANT_TYPES = {"client_credentials", "authorization_code", "refresh_token", "implicit", "password",
+               "urn:ietf:params:oauth:grant-type:device_code"}
+THIRD_PARTY_GRANTS = {"authorization_code", "refresh_token", "client_credentials"}
+APIM_MODES = {"per-customer", "none"}
+REDIRECT_MODES = {"none", "optional", "required"}
+KEYS = {"description", "app_type", "grant_types", "token_endpoint_auth_method", "first_party", "token_lifetime",
+        "audience", "scopes", "apim_product", "apim_authorization_server", "redirect_uris"}
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ProfileConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class ClientProfile:
+    name: str
+    description: str
+    app_type: str
+    grant_types: tuple[str, ...]
+    token_endpoint_auth_method: str
+    first_party: bool
+    token_lifetime: int
+    audience: str
+    scopes: tuple[str, ...]
+    apim_product: str
+    apim_authorization_server: str = "per-customer"
+    redirect_uris: str = "none"
+
+    @property
+    def confidential(self) -> bool:
+        """A confidential client has a secret: it goes to Key Vault and to the APIM entry."""
+        return self.token_endpoint_auth_method != "none"
+
+    @property
+    def apim_grant_types(self) -> tuple[str, ...]:
+        """APIM authorization server grant types that follow the Auth0 ones."""
+        return ("clientCredentials",) if "client_credentials" in self.grant_types else ("authorizationCode",)
+
+    @property
+    def wants_authorization_server(self) -> bool:
+        return self.apim_authorization_server == "per-customer"
+
+
+def _expand(value, env: Mapping[str, str], where: str):
+    if isinstance(value, str):
+        def sub(m):
+            if m.group(1) not in env or not env[m.group(1)]:
+                raise ProfileConfigError(f"{where}: setting {m.group(1)} is not set")
+            return env[m.group(1)]
+        return _VAR.sub(sub, value)
+    if isinstance(value, list):
+        return [_expand(v, env, where) for v in value]
+    return value
+
+
+def _validate(name: str, raw: dict, env: Mapping[str, str]) -> ClientProfile:
+    where = f"profile {name!r}"
+    if not re.match(r"^[a-z0-9][a-z0-9-]{0,39}$", name):
+        raise ProfileConfigError(f"{where}: names are 1-40 lower-case letters, digits and -")
+    unknown = set(raw) - KEYS
+    if unknown:
+        raise ProfileConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    missing = {"app_type", "grant_types", "token_endpoint_auth_method", "first_party", "audience", "scopes",
+               "apim_product"} - set(raw)
+    if missing:
+        raise ProfileConfigError(f"{where}: missing keys {sorted(missing)}")
+    raw = {k: _expand(v, env, f"{where}.{k}") for k, v in raw.items()}
+
+    def check(cond: bool, msg: str):
+        if not cond:
+            raise ProfileConfigError(f"{where}: {msg}")
+
+    check(raw["app_type"] in APP_TYPES, f"app_type must be one of {sorted(APP_TYPES)}")
+    grants = raw["grant_types"]
+    check(isinstance(grants, list) and grants and set(grants) <= GRANT_TYPES,
+          f"grant_types must be a non-empty list of {sorted(GRANT_TYPES)}")
+    check(raw["token_endpoint_auth_method"] in AUTH_METHODS,
+          f"token_endpoint_auth_method must be one of {sorted(AUTH_METHODS)}")
+    check(isinstance(raw["first_party"], bool), "first_party must be true or false")
+    if not raw["first_party"]:
+        check(set(grants) <= THIRD_PARTY_GRANTS,
+              f"a third-party application may only use {sorted(THIRD_PARTY_GRANTS)}")
+    if "client_credentials" in grants:
+        check(raw["token_endpoint_auth_method"] != "none",
+              "client_credentials needs a confidential client (token_endpoint_auth_method other than none)")
+    if raw["app_type"] == "spa":
+        check(raw["token_endpoint_auth_method"] == "none", "a spa is a public client: token_endpoint_auth_method none")
+    lifetime = raw.get("token_lifetime", 3600)
+    check(isinstance(lifetime, int) and 60 <= lifetime <= 2592000, "token_lifetime must be 60-2592000 seconds")
+    check(isinstance(raw["audience"], str) and raw["audience"].startswith(("https://", "http://")),
+          "audience must be the API identifier URL")
+    scopes = raw["scopes"]
+    check(isinstance(scopes, list) and all(isinstance(s, str) and s and " " not in s for s in scopes),
+          "scopes must be a list of scope names")
+    check(isinstance(raw["apim_product"], str) and re.match(r"^[^*#&+:<>?/]{1,256}$", raw["apim_product"]),
+          "apim_product must be an APIM product id")
+    mode = raw.get("apim_authorization_server", "per-customer")
+    check(mode in APIM_MODES, f"apim_authorization_server must be one of {sorted(APIM_MODES)}")
+    redirects = raw.get("redirect_uris", "none")
+    check(redirects in REDIRECT_MODES, f"redirect_uris must be one of {sorted(REDIRECT_MODES)}")
+    if redirects != "none":
+        check("authorization_code" in grants, "redirect_uris needs the authorization_code grant")
+    return ClientProfile(name=name, description=str(raw.get("description", "")), app_type=raw["app_type"],
+                         grant_types=tuple(grants), token_endpoint_auth_method=raw["token_endpoint_auth_method"],
+                         first_party=raw["first_party"], token_lifetime=lifetime, audience=raw["audience"],
+                         scopes=tuple(scopes), apim_product=raw["apim_product"], apim_authorization_server=mode,
+                         redirect_uris=redirects)
+
+
+def parse_profiles(text: str, env: Mapping[str, str] | None = None) -> dict[str, ClientProfile]:
+    env = os.environ if env is None else env
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileConfigError(f"client profiles file is not valid TOML: {exc}") from None
+    profiles = doc.get("profiles")
+    if not isinstance(profiles, dict) or not profiles:
+        raise ProfileConfigError("client profiles file needs at least one [profiles.<name>] table")
+    unknown = set(doc) - {"profiles"}
+    if unknown:
+        raise ProfileConfigError(f"client profiles file: unknown top-level keys {sorted(unknown)}")
+    return {name: _validate(name, raw, env) for name, raw in profiles.items()}
+
+
+def load_profiles(path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, ClientProfile]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProfileConfigError(f"cannot read client profiles file {path}: {exc.strerror}") from None
+    return parse_profiles(text, env)

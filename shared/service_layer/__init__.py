@@ -1,0 +1,1 @@
+"""Use cases: apply customer events through abstract ports. No SDK imports here."""

@@ -1,0 +1,174 @@
+"""The ports the service layer depends on. Adapters implement them over the real SDKs; unit tests use fakes.
+
+Conventions (as in the Azure SDK for Python): ``get_`` returns the thing or ``None`` when it does not exist,
+``set_`` creates or replaces, ``delete_`` returns ``False`` when there was nothing to delete ("already gone" is
+success for a removal), ``list_``/``find_`` return lists. Every method raises only
+:class:`~shared.domain.errors.TransientError` or :class:`~shared.domain.errors.PermanentError` (the adapter
+classifies), never an SDK exception, and never puts a secret into an exception message.
+"""
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from dataclasses import dataclass, field
+
+from ..domain.records import AuditEntry, CustomerRecord
+
+
+# ---- Auth0 -----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApplicationSpec:
+    name: str
+    app_type: str
+    grant_types: tuple[str, ...]
+    token_endpoint_auth_method: str
+    is_first_party: bool
+    token_lifetime: int
+    client_metadata: dict[str, str]
+    callbacks: tuple[str, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Application:
+    client_id: str
+    name: str
+    client_metadata: dict[str, str] = field(default_factory=dict)
+    client_secret: str | None = field(default=None, repr=False)  # never printed
+    is_first_party: bool | None = None
+    app_type: str | None = None
+
+
+class IdentityProvider(abc.ABC):
+    """Auth0 Management API."""
+
+    @abc.abstractmethod
+    def create_application(self, spec: ApplicationSpec) -> Application:
+        """Create exactly once: implementations must NOT retry this call themselves (a retried POST duplicates)."""
+
+    @abc.abstractmethod
+    def get_application(self, client_id: str, *, with_secret: bool = False) -> Application | None: ...
+
+    @abc.abstractmethod
+    def find_applications(self, customer_id: str) -> list[Application]:
+        """Every application whose ``client_metadata.customer_id`` equals ``customer_id`` (all pages)."""
+
+    @abc.abstractmethod
+    def delete_application(self, client_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def get_client_grant(self, client_id: str, audience: str) -> str | None:
+        """The id of the grant of ``client_id`` to ``audience``, if any."""
+
+    @abc.abstractmethod
+    def create_client_grant(self, client_id: str, audience: str, scopes: tuple[str, ...]) -> str | None:
+        """Returns the new grant id, or ``None`` when one already existed (409): the caller looks it up."""
+
+    @abc.abstractmethod
+    def delete_client_grant(self, grant_id: str) -> bool: ...
+
+
+# ---- Key Vault ---------------------------------------------------------------------------------------------------
+class SecretDeletedButRecoverable(Exception):
+    """Set was refused because the name is soft-deleted (Key Vault 409 ObjectIsDeletedButRecoverable)."""
+
+
+class SecretStore(abc.ABC):
+    """Azure Key Vault secrets."""
+
+    @abc.abstractmethod
+    def set_secret(self, name: str, value: str, *, content_type: str, tags: dict[str, str]) -> str:
+        """Store a new version; returns the version id. Raises SecretDeletedButRecoverable (not an error kind:
+        the service layer recovers or purges and tries again)."""
+
+    @abc.abstractmethod
+    def get_secret_version(self, name: str) -> str | None:
+        """The latest version id of ``name`` (properties only, never the value), or None."""
+
+    @abc.abstractmethod
+    def delete_secret(self, name: str) -> bool:
+        """Soft-delete and wait until deleted. False if there was no such secret."""
+
+    @abc.abstractmethod
+    def recover_deleted_secret(self, name: str) -> bool:
+        """Recover a soft-deleted secret and wait until usable. False if none was deleted."""
+
+    @abc.abstractmethod
+    def purge_deleted_secret(self, name: str) -> bool:
+        """Purge a soft-deleted secret. False if none was deleted."""
+
+
+# ---- API Management ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class AuthorizationServerSpec:
+    display_name: str
+    authorization_endpoint: str
+    token_endpoint: str
+    client_registration_endpoint: str
+    client_id: str
+    client_secret: str | None = field(repr=False)
+    grant_types: tuple[str, ...]
+    default_scope: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Capacity:
+    used: int
+    limit: int | None  # None: no documented limit for this tier
+    sku: str
+
+
+class ApiGateway(abc.ABC):
+    """Azure API Management (management plane)."""
+
+    @abc.abstractmethod
+    def get_authorization_server_capacity(self) -> Capacity: ...
+
+    @abc.abstractmethod
+    def has_authorization_server(self, server_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def set_authorization_server(self, server_id: str, spec: AuthorizationServerSpec) -> None: ...
+
+    @abc.abstractmethod
+    def delete_authorization_server(self, server_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def set_subscription(self, subscription_id: str, *, display_name: str, product_id: str) -> None:
+        """Create or update, always with state active."""
+
+    @abc.abstractmethod
+    def delete_subscription(self, subscription_id: str) -> bool: ...
+
+
+# ---- Ledger ------------------------------------------------------------------------------------------------------
+class Ledger(abc.ABC):
+    """Azure Table Storage: one state row per customer, one audit row per handled event."""
+
+    @abc.abstractmethod
+    def get_customer(self, customer_id: str, event_id: str | None = None
+                     ) -> tuple[CustomerRecord | None, AuditEntry | None]:
+        """The customer's state row (with its etag) and, if ``event_id`` is given, that event's audit row."""
+
+    @abc.abstractmethod
+    def create_customer(self, record: CustomerRecord) -> CustomerRecord:
+        """Insert; raises LedgerConflict if the row exists. Returns the record with its new etag."""
+
+    @abc.abstractmethod
+    def update_customer(self, record: CustomerRecord, audit: AuditEntry | None = None) -> CustomerRecord:
+        """Replace the row if its etag still matches (else LedgerConflict), and write ``audit`` in the same
+        transaction. Returns the record with its new etag."""
+
+    @abc.abstractmethod
+    def set_audit(self, entry: AuditEntry) -> None:
+        """Insert or replace one audit row."""
+
+    @abc.abstractmethod
+    def list_audit(self, customer_id: str) -> list[AuditEntry]: ...
+
+    @abc.abstractmethod
+    def list_customers(self) -> list[CustomerRecord]: ...
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc)
