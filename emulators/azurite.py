@@ -61,9 +61,7 @@ class Azurite:
             location.mkdir(parents=True, exist_ok=True)
             args += ["--location", str(location)]
         else:
-            args += ["--inMemoryPersistence"]
-            if self.folder:
-                args += ["--location", str(self.folder)]  # its debug/lock files, not data
+            args += ["--inMemoryPersistence"]  # Azurite refuses --location together with this
         log = open(self.folder / "azurite.log", "ab") if self.folder else subprocess.DEVNULL
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout

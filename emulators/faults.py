@@ -58,12 +58,6 @@ class ScriptedFailure:
             raise ValueError("count must be at least 1")
 
 
-@dataclass
-class Decision:
-    latency_ms: float = 0.0
-    fail_with: str | int | None = None
-
-
 class FaultPlan:
     """Thread-safe set of rules and the counters of what was called and injected."""
 
@@ -104,23 +98,30 @@ class FaultPlan:
             }
 
     # -- per request -----------------------------------------------------------------------------
-    def decide(self, op: str) -> Decision:
+    def latency_ms(self, op: str) -> float:
+        """Count a call to ``op`` and return the latency to add to it."""
         with self._lock:
             self.calls[op] = self.calls.get(op, 0) + 1
-            d = Decision()
-            for rule in self._rules:
-                if fnmatch.fnmatchcase(op, rule.op):
-                    d.latency_ms += float(rule.latency_ms)
-                    if d.fail_with is None and rule.error_rate and self._random.random() < rule.error_rate:
-                        d.fail_with = self._random.choice(rule.errors)
+            return sum(float(r.latency_ms) for r in self._rules if fnmatch.fnmatchcase(op, r.op))
+
+    def failure(self, op: str) -> str | int | None:
+        """The failure to inject into this call of ``op``, if any: a script first, else the rate rules."""
+        with self._lock:
+            fail = None
             for s in self._scripts:
                 if fnmatch.fnmatchcase(op, s.op):
-                    d.fail_with = s.fail_with
+                    fail = s.fail_with
                     s.remaining -= 1
                     if s.remaining <= 0:
                         self._scripts.remove(s)
                     break
-            if d.fail_with is not None:
-                key = f"{op}:{d.fail_with}"
+            if fail is None:
+                for rule in self._rules:
+                    if (fnmatch.fnmatchcase(op, rule.op) and rule.error_rate
+                            and self._random.random() < rule.error_rate):
+                        fail = self._random.choice(rule.errors)
+                        break
+            if fail is not None:
+                key = f"{op}:{fail}"
                 self.injected[key] = self.injected.get(key, 0) + 1
-            return d
+            return fail

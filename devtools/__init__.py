@@ -1,0 +1,1 @@
+"""Developer tools: send sample events, run the demo."""
