@@ -127,11 +127,12 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
     if not isinstance(doc, dict):
         _fail("$", f"must be a JSON object (a CloudEvent in structured mode), not {type(doc).__name__}")
 
+    # Before the attribute names: data_base64 is a valid CloudEvents member, just not one we accept.
+    if "data_base64" in doc:
+        _fail("data_base64", "is not accepted; send data as a JSON object")
     for key in doc:
         if key not in CONTEXT_ATTRIBUTES and not EXTENSION_NAME.match(key):
             _fail(key, "is not a CloudEvents attribute; extension names are 1-20 lower-case letters or digits")
-    if "data_base64" in doc:
-        _fail("data_base64", "is not accepted; send data as a JSON object")
     if doc.get("specversion") != "1.0":
         _fail("specversion", "must be \"1.0\"")
     event_id = _string(doc, "id", "id", required=True, max_len=128)

@@ -76,6 +76,8 @@ def _validate(name: str, raw: dict, env: Mapping[str, str]) -> ClientProfile:
     where = f"profile {name!r}"
     if not re.match(r"^[a-z0-9][a-z0-9-]{0,39}$", name):
         raise ProfileConfigError(f"{where}: names are 1-40 lower-case letters, digits and -")
+    if not isinstance(raw, dict):
+        raise ProfileConfigError(f"{where}: must be a table ([profiles.{name}])")
     unknown = set(raw) - KEYS
     if unknown:
         raise ProfileConfigError(f"{where}: unknown keys {sorted(unknown)}")
@@ -91,7 +93,8 @@ def _validate(name: str, raw: dict, env: Mapping[str, str]) -> ClientProfile:
 
     check(raw["app_type"] in APP_TYPES, f"app_type must be one of {sorted(APP_TYPES)}")
     grants = raw["grant_types"]
-    check(isinstance(grants, list) and grants and set(grants) <= GRANT_TYPES,
+    check(isinstance(grants, list) and grants and all(isinstance(g, str) for g in grants)
+          and set(grants) <= GRANT_TYPES,
           f"grant_types must be a non-empty list of {sorted(GRANT_TYPES)}")
     check(raw["token_endpoint_auth_method"] in AUTH_METHODS,
           f"token_endpoint_auth_method must be one of {sorted(AUTH_METHODS)}")

@@ -1,0 +1,64 @@
+"""One log line per step: who (customer, event), what (step), how it went (outcome) and how long it took.
+
+Each line carries the fields twice: as ``extra`` attributes for structured sinks (Application Insights turns them
+into custom dimensions) and inside the message text, so a plain console or a grep reads the same thing.
+The event id is the correlation id across a customer's deliveries. Only ids, outcomes and error reasons are
+logged; reasons come from :class:`~shared.domain.errors.ProvisioningError`, whose messages never hold a secret.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+from ..domain.errors import ProvisioningError
+
+LOGGER_NAME = "customer_provisioning"
+log = logging.getLogger(LOGGER_NAME)
+
+
+@dataclass
+class StepResult:
+    """What a step reports about itself; ``outcome`` defaults to ``ok``."""
+    outcome: str = "ok"
+    detail: str = ""
+
+
+def error_reason(exc: BaseException) -> str:
+    """The reason to log and record for a failure. Only our own error kinds carry their message: any other
+    exception is named by type alone, because its text is not vetted to be free of secrets."""
+    if isinstance(exc, ProvisioningError):
+        return exc.reason
+    return f"internal error: {type(exc).__name__}"
+
+
+def emit(customer_id: str | None, event_id: str | None, step: str, outcome: str, duration_ms: int | None = None,
+         *, detail: str = "", level: int = logging.INFO, message_id: str | None = None) -> None:
+    parts = [f"customer={customer_id or '-'}", f"event={event_id or '-'}", f"step={step}", f"outcome={outcome}"]
+    if duration_ms is not None:
+        parts.append(f"duration_ms={duration_ms}")
+    if detail:
+        parts.append(detail)
+    extra = {"customer_id": customer_id, "event_id": event_id, "step": step, "outcome": outcome,
+             "duration_ms": duration_ms, "message_id": message_id}
+    # %s keeps the text verbatim even when it holds a '%'.
+    log.log(level, "%s", " ".join(parts), extra=extra)
+
+
+@contextmanager
+def step(customer_id: str, event_id: str, name: str, *, message_id: str | None = None) -> Iterator[StepResult]:
+    """Time the block and log one line for it; a failure is logged with its reason and re-raised."""
+    result = StepResult()
+    started = time.perf_counter()
+    try:
+        yield result
+    except Exception as exc:
+        ms = round((time.perf_counter() - started) * 1000)
+        kind = type(exc).__name__
+        emit(customer_id, event_id, name, "error", ms, detail=f"error={kind} reason={error_reason(exc)!r}",
+             level=logging.WARNING, message_id=message_id)
+        raise
+    ms = round((time.perf_counter() - started) * 1000)
+    emit(customer_id, event_id, name, result.outcome, ms, detail=result.detail, message_id=message_id)

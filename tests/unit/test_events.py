@@ -1,0 +1,175 @@
+"""The event contract: every rule rejects with the JSON path of the field it concerns."""
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+
+import pytest
+
+from shared.domain.errors import InvalidEvent, PermanentError
+from shared.domain.events import (CREATED, MAX_EVENT_BYTES, REMOVED, CustomerCreated, CustomerRemoved,
+                                  parse_event)
+
+NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.timezone.utc)
+CREATED_DOC = {
+    "specversion": "1.0", "id": "evt-1", "source": "/crm/customers", "type": "customer.created",
+    "time": "2026-11-26T11:59:00Z", "datacontenttype": "application/json",
+    "data": {"customerId": "acme", "displayName": "Acme Corp", "profile": "oem", "plan": "gold",
+             "contactEmail": "ops@acme.example", "redirectUris": ["https://acme.example/cb"]},
+}
+REMOVED_DOC = {
+    "specversion": "1.0", "id": "evt-2", "source": "/crm/customers", "type": "customer.removed",
+    "time": "2026-11-26T11:59:30Z", "data": {"customerId": "acme", "reason": "contract ended"},
+}
+
+
+def parse(doc, **kw):
+    body = doc if isinstance(doc, (str, bytes)) else json.dumps(doc)
+    return parse_event(body, now=NOW, **kw)
+
+
+def with_(doc, path: str, value, *, delete: bool = False):
+    doc = copy.deepcopy(doc)
+    *parents, last = path.split(".")
+    target = doc
+    for p in parents:
+        target = target[p]
+    if delete:
+        del target[last]
+    else:
+        target[last] = value
+    return doc
+
+
+def rejected(doc, **kw) -> InvalidEvent:
+    with pytest.raises(InvalidEvent) as err:
+        parse(doc, **kw)
+    assert isinstance(err.value, PermanentError)
+    assert str(err.value).startswith(f"{err.value.field}: ")
+    return err.value
+
+
+def test_valid_created_event():
+    ev = parse(CREATED_DOC)
+    assert isinstance(ev, CustomerCreated) and ev.type == CREATED
+    assert (ev.event_id, ev.source, ev.customer_id, ev.display_name, ev.profile, ev.plan, ev.contact_email) == (
+        "evt-1", "/crm/customers", "acme", "Acme Corp", "oem", "gold", "ops@acme.example")
+    assert ev.redirect_uris == ("https://acme.example/cb",)
+    assert ev.time == dt.datetime(2026, 11, 26, 11, 59, tzinfo=dt.timezone.utc)
+    assert ev.time_iso == "2026-11-26T11:59:00.000000Z"
+
+
+def test_valid_removed_event_and_optional_fields():
+    ev = parse(REMOVED_DOC)
+    assert isinstance(ev, CustomerRemoved) and ev.type == REMOVED and ev.reason == "contract ended"
+    minimal = with_(CREATED_DOC, "data", {"customerId": "a", "displayName": "A", "profile": "oem"})
+    ev = parse(with_(minimal, "datacontenttype", None, delete=True))
+    assert ev.plan is None and ev.contact_email is None and ev.redirect_uris == ()
+
+
+def test_time_is_normalised_to_utc_and_accepts_offsets_and_nanoseconds():
+    assert parse(with_(CREATED_DOC, "time", "2026-11-26T12:59:00+01:00")).time == parse(CREATED_DOC).time
+    ev = parse(with_(CREATED_DOC, "time", "2026-11-26T11:59:00.123456789Z"))
+    assert ev.time.microsecond == 123456
+    assert parse(with_(CREATED_DOC, "time", "2026-11-26t11:59:00z")).time == parse(CREATED_DOC).time
+
+
+def test_type_prefix():
+    doc = with_(CREATED_DOC, "type", "com.contoso.customer.created")
+    assert parse(doc, type_prefix="com.contoso.").type == CREATED
+    err = rejected(CREATED_DOC, type_prefix="com.contoso.")
+    assert err.field == "type" and "com.contoso.customer.created" in err.rule
+
+
+def test_extension_attributes_are_allowed():
+    assert parse(with_(CREATED_DOC, "traceparent", "00-abc")).event_id == "evt-1"
+
+
+@pytest.mark.parametrize("body,rule", [
+    (b"\xff\xfe", "not valid UTF-8"),
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ("x" * (MAX_EVENT_BYTES + 1), "the limit is"),
+])
+def test_body_level_rules_name_the_root(body, rule):
+    err = rejected(body)
+    assert err.field == "$" and rule in err.rule
+
+
+CASES = [
+    # (path to change, new value or DELETE, field named, words in the rule)
+    ("Foo", 1, "Foo", "not a CloudEvents attribute"),
+    ("data_base64", "eA==", "data_base64", "not accepted"),
+    ("specversion", "0.3", "specversion", "1.0"),
+    ("specversion", "DELETE", "specversion", "1.0"),
+    ("id", "DELETE", "id", "is required"),
+    ("id", 42, "id", "must be a string"),
+    ("id", "", "id", "1 to 128"),
+    ("id", "x" * 129, "id", "1 to 128"),
+    ("id", "evt\n1", "id", "control characters"),
+    ("source", "DELETE", "source", "is required"),
+    ("datacontenttype", "text/plain", "datacontenttype", "application/json"),
+    ("type", "DELETE", "type", "is required"),
+    ("type", "customer.updated", "type", "customer.created or customer.removed"),
+    ("time", "DELETE", "time", "is required"),
+    ("time", "2026-11-26 11:59:00", "time", "RFC 3339"),
+    ("time", "2026-11-26T11:59:00", "time", "RFC 3339"),
+    ("time", "2026-02-30T11:59:00Z", "time", "not a valid date"),
+    ("time", "2026-11-26T12:10:00Z", "time", "in the future"),
+    ("data", "DELETE", "data", "is required"),
+    ("data", "text", "data", "JSON object"),
+    ("data.extra", 1, "data.extra", "is not part of customer.created"),
+    ("data.customerId", "DELETE", "data.customerId", "is required"),
+    ("data.customerId", "-acme", "data.customerId", "starting with a letter or digit"),
+    ("data.customerId", "ac me", "data.customerId", "A-Z a-z 0-9"),
+    ("data.customerId", "a" * 65, "data.customerId", "1 to 64"),
+    ("data.displayName", "DELETE", "data.displayName", "is required"),
+    ("data.displayName", " Acme", "data.displayName", "white space"),
+    ("data.displayName", "Acme <script>", "data.displayName", "< or >"),
+    ("data.displayName", "x" * 101, "data.displayName", "1 to 100"),
+    ("data.displayName", "Acme\u202eCorp", "data.displayName", "bidirectional"),
+    ("data.displayName", "Acme\u200fCorp", "data.displayName", "bidirectional"),
+    ("data.displayName", "Acme\x07", "data.displayName", "control characters"),
+    ("data.profile", "DELETE", "data.profile", "is required"),
+    ("data.profile", "OEM", "data.profile", "lower-case"),
+    ("data.plan", 3, "data.plan", "must be a string"),
+    ("data.plan", "p" * 65, "data.plan", "1 to 64"),
+    ("data.contactEmail", "not-an-email", "data.contactEmail", "e-mail"),
+    ("data.redirectUris", [], "data.redirectUris", "1 to 20"),
+    ("data.redirectUris", "https://a.example/", "data.redirectUris", "list"),
+    ("data.redirectUris", ["https://a.example/"] * 21, "data.redirectUris", "1 to 20"),
+    ("data.redirectUris", ["http://a.example/cb"], "data.redirectUris[0]", "https URL"),
+    ("data.redirectUris", ["https://a.example/cb", "https://a.example/cb#x"], "data.redirectUris[1]", "fragment"),
+    ("data.redirectUris", [7], "data.redirectUris[0]", "string"),
+    ("data.redirectUris", ["https://a.example/\u2066x"], "data.redirectUris[0]", "bidirectional"),
+]
+
+
+@pytest.mark.parametrize("path,value,field,words", CASES, ids=[f"{c[0]}={str(c[1])[:20]}" for c in CASES])
+def test_each_rule_names_its_field(path, value, field, words):
+    doc = with_(CREATED_DOC, path, None, delete=True) if value == "DELETE" else with_(CREATED_DOC, path, value)
+    err = rejected(doc)
+    assert err.field == field
+    assert words in err.rule
+
+
+@pytest.mark.parametrize("path,value,field,words", [
+    ("data.reason", "r" * 201, "data.reason", "1 to 200"),
+    ("data.displayName", "Acme", "data.displayName", "is not part of customer.removed"),
+    ("data.customerId", "DELETE", "data.customerId", "is required"),
+])
+def test_removed_rules_name_their_field(path, value, field, words):
+    doc = with_(REMOVED_DOC, path, None, delete=True) if value == "DELETE" else with_(REMOVED_DOC, path, value)
+    err = rejected(doc)
+    assert (err.field, words in err.rule) == (field, True)
+
+
+def test_unknown_profile_is_rejected_when_the_known_set_is_given():
+    err = rejected(with_(CREATED_DOC, "data.profile", "gold"), known_profiles=frozenset({"oem", "partner-web"}))
+    assert err.field == "data.profile" and "oem, partner-web" in err.rule
+    assert parse(CREATED_DOC, known_profiles=frozenset({"oem"})).profile == "oem"
+
+
+def test_clock_skew_allowance():
+    assert parse(with_(CREATED_DOC, "time", "2026-11-26T12:04:59Z")).customer_id == "acme"

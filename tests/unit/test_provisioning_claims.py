@@ -1,0 +1,167 @@
+"""One worker per customer at a time: the claim, its expiry, and ETag conflicts."""
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from shared.domain.errors import CustomerBusy, LedgerConflict, TransientError
+from shared.domain.records import APPLIED, DUPLICATE, PROVISIONING, REMOVING
+from tests.unit.world import World, created, removed
+
+
+def _hold_claim(w: World, event, worker="w1"):
+    """Leave ``worker``'s claim in place, as a worker that died after claiming would."""
+    w.identity.fail("create_application", "transient")
+    w.ledger.fail("update_customer", "transient")  # the failure record, so the claim is not released
+    with pytest.raises(TransientError):
+        w.service(worker).handle(event)
+
+
+def test_busy_customer_is_transient_with_retry_after_and_touches_nothing():
+    w = World()
+    _hold_claim(w, created())
+    rec = w.ledger.record("acme")
+    assert rec.claim_owner == "w1" and rec.status == PROVISIONING
+    w.clock.advance(100)
+    before = w.snapshot()
+    calls = len(w.log.calls)
+
+    with pytest.raises(CustomerBusy) as err:
+        w.service("w2").handle(removed())
+
+    assert err.value.transient and err.value.retry_after == pytest.approx(200)
+    assert "w1" in str(err.value)
+    assert w.log.calls[calls:] == ["ledger.get_customer"]  # no audit row, no claim write, nothing external
+    assert w.snapshot() == before
+
+
+def test_expired_claim_of_a_dead_worker_is_taken_over():
+    w = World()
+    _hold_claim(w, created())
+    w.expire_claims()
+
+    outcome = w.service("w2").handle(created())
+
+    assert outcome.result == APPLIED and w.orphans() == []
+    assert len(w.identity.apps) == 1
+
+
+def test_the_same_worker_may_resume_its_own_live_claim():
+    w = World()
+    _hold_claim(w, created())
+    assert w.service("w1").handle(created()).result == APPLIED
+
+
+def test_claim_expiry_is_now_plus_ttl():
+    w = World(claim_ttl=42)
+    w.identity.fail("create_application", "transient")
+    w.ledger.fail("update_customer", "transient")
+    with pytest.raises(TransientError):
+        w.service().handle(created())
+    rec = w.ledger.record("acme")
+    assert (rec.claim_expires - w.clock()).total_seconds() == 42
+
+
+@pytest.mark.parametrize("method", ["create_customer", "update_customer"])
+def test_ledger_conflict_on_the_claim_is_transient_and_writes_nothing(method):
+    w = World()
+    if method == "update_customer":
+        w.service().handle(created())
+    before = w.snapshot()
+    w.ledger.fail(method, LedgerConflict("etag mismatch", service="ledger", operation=method, status=412))
+
+    with pytest.raises(LedgerConflict) as err:
+        w.service().handle(created(event_id="e2", at=1))
+
+    assert err.value.transient
+    assert w.snapshot() == before  # in particular no *failed* audit row over another worker's work
+    assert w.service().handle(created(event_id="e2", at=1)).result == APPLIED
+
+
+def test_a_concurrent_writer_between_read_and_claim_causes_a_conflict():
+    w = World()
+    w.service().handle(created())
+    real = w.ledger.get_customer
+
+    def read_then_someone_writes(customer_id, event_id=None):
+        rec, audit = real(customer_id, event_id)
+        stored = w.ledger.customers[customer_id]
+        w.ledger.customers[customer_id] = stored.copy(etag="changed-by-someone-else")
+        return rec, audit
+
+    w.ledger.get_customer = read_then_someone_writes
+    with pytest.raises(LedgerConflict):
+        w.service("w2").handle(removed())
+    assert len(w.identity.apps) == 1  # nothing was deleted without the claim
+
+
+def test_two_workers_racing_on_the_same_event_create_one_application():
+    w = World(max_parallel=4)
+    barrier = threading.Barrier(2)
+    real = w.ledger.get_customer
+
+    def read_together(customer_id, event_id=None):
+        result = real(customer_id, event_id)
+        try:
+            barrier.wait(timeout=2)
+        except threading.BrokenBarrierError:
+            pass
+        return result
+
+    w.ledger.get_customer = read_together
+    results, errors = [], []
+
+    def run(worker):
+        try:
+            results.append(w.service(worker).handle(created()))
+        except TransientError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(f"w{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    assert len(results) == 1 and len(errors) == 1 and isinstance(errors[0], LedgerConflict)
+    barrier.abort()
+    # The loser's redelivery is a duplicate.
+    assert w.service("w1").handle(created()).result == DUPLICATE
+    assert len(w.identity.apps) == 1 and w.orphans() == []
+
+
+def test_claim_lost_mid_flight_makes_the_final_write_conflict():
+    """A worker slower than the claim TTL loses the customer to another; its late writes must fail."""
+    w = World()
+    svc1 = w.service("w1")
+    real = w.identity.create_application
+
+    def slow_create(spec):
+        app = real(spec)
+        w.expire_claims()
+        # Meanwhile w2 takes over and finishes the event.
+        assert w.service("w2").handle(created()).result == APPLIED
+        return app
+
+    w.identity.create_application = slow_create
+    with pytest.raises(LedgerConflict):
+        svc1.handle(created())
+    # w2 adopted the application w1 created: still one; w1 wrote nothing over w2's result.
+    assert len(w.identity.apps) == 1
+    assert w.ledger.audit("acme", "e-created").outcome == APPLIED
+    assert w.orphans() == []
+
+
+def test_removal_claim_sets_status_removing_until_done():
+    w = World()
+    w.service().handle(created())
+    seen = []
+    real = w.identity.delete_application
+
+    def spy(client_id):
+        seen.append(w.ledger.record("acme").status)
+        return real(client_id)
+
+    w.identity.delete_application = spy
+    w.service().handle(removed())
+    assert seen == [REMOVING]
