@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented): https://learn.microsoft.com/azure/storage/common/storage-use-azurite#http-connection-strings
-ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OtzFT50uSRZ6IFXcL2B5/IKgn5P08xF4KJ4ZCpV8Kqw/1/8DkbN4XIo7EnAw=="
+ACCOUNT_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -172,3 +172,13 @@ class Ledger(abc.ABC):
 
     def now(self) -> dt.datetime:
         return dt.datetime.now(dt.timezone.utc)
+
+
+# ---- Service Bus: retries later ----------------------------------------------------------------------------------
+class RetryScheduler(abc.ABC):
+    """Puts a copy of a message back on its queue, to be delivered later (``scheduled_enqueue_time_utc``)."""
+
+    @abc.abstractmethod
+    def schedule_retry(self, message, *, delay_seconds: float, properties: dict, message_id: str) -> None:
+        """Schedule a copy of ``message`` (an InboundMessage) with ``properties`` merged into its application
+        properties and a new ``message_id``. Raises TransientError when Service Bus cannot take it."""

@@ -1,0 +1,158 @@
+"""ApiGateway over azure-mgmt-apimanagement (the ARM management plane of one API Management instance).
+
+Capacity: an OAuth 2.0 authorization server entry per customer meets a hard limit on the small tiers (10 entries on
+Consumption, Developer, Basic and Basic v2; 500 on Standard, Premium and Standard v2; Microsoft's "API Management
+limits" page). The tier is read once per process (it changes only with a redeployment); the count is read each time.
+"""
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.mgmt.apimanagement import ApiManagementClient
+from azure.mgmt.apimanagement.models import AuthorizationServerContract, SubscriptionCreateParameters
+
+from ..service_layer.ports import ApiGateway, AuthorizationServerSpec, Capacity
+from .azure_errors import ShortRetryPolicy, classify, client_kwargs
+
+SERVICE = "apim"
+
+#: authorization servers per instance, by tier (case-insensitive); a tier not listed has no documented limit
+AUTHORIZATION_SERVER_LIMITS = {
+    "consumption": 10, "developer": 10, "basic": 10, "basicv2": 10,
+    "standard": 500, "premium": 500, "standardv2": 500,
+}
+
+_sku_cache: dict[tuple[str, str, str, str], str] = {}
+_sku_lock = threading.Lock()
+
+
+def authorization_server_limit(sku: str) -> int | None:
+    return AUTHORIZATION_SERVER_LIMITS.get(sku.replace(" ", "").lower())
+
+
+class ApimGateway(ApiGateway):
+    def __init__(self, credential: Any, subscription_id: str, resource_group: str, service_name: str, *,
+                 management_endpoint: str = "https://management.azure.com", ca_bundle: str | None = None,
+                 timeout: float = 30.0, client: ApiManagementClient | None = None):
+        self.subscription_id = subscription_id
+        self.resource_group = resource_group
+        self.service_name = service_name
+        self.management_endpoint = management_endpoint.rstrip("/")
+        self.calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
+        self._client = client or ApiManagementClient(
+            credential, subscription_id, base_url=self.management_endpoint,
+            retry_policy=ShortRetryPolicy(), **client_kwargs(ca_bundle=ca_bundle, timeout=timeout))
+
+    @classmethod
+    def from_settings(cls, settings, credential: Any) -> "ApimGateway":
+        return cls(credential, settings.apim_subscription_id, settings.apim_resource_group,
+                   settings.apim_service_name, management_endpoint=settings.apim_management_endpoint,
+                   ca_bundle=settings.local_stack_ca_bundle, timeout=settings.azure_timeout_seconds)
+
+    def _count(self, operation: str) -> None:
+        with self._calls_lock:
+            self.calls[operation] += 1
+
+    def _error(self, exc: Exception, operation: str, secrets=()):
+        return classify(exc, service=SERVICE, operation=operation, secrets=secrets)
+
+    # -- capacity ----------------------------------------------------------------------------------------------------
+    def get_sku(self) -> str:
+        key = (self.management_endpoint, self.subscription_id, self.resource_group, self.service_name)
+        sku = _sku_cache.get(key)
+        if sku is not None:
+            return sku
+        self._count("get_service")
+        try:
+            service = self._client.api_management_service.get(self.resource_group, self.service_name)
+        except Exception as exc:
+            raise self._error(exc, "get_service") from None
+        sku = str(getattr(service.sku, "name", "") or "")
+        sku = getattr(sku, "value", sku)
+        with _sku_lock:
+            _sku_cache[key] = sku
+        return sku
+
+    def get_authorization_server_capacity(self) -> Capacity:
+        sku = self.get_sku()
+        self._count("list_authorization_servers")
+        try:
+            used = sum(1 for _ in self._client.authorization_server.list_by_service(
+                self.resource_group, self.service_name))
+        except Exception as exc:
+            raise self._error(exc, "list_authorization_servers") from None
+        return Capacity(used=used, limit=authorization_server_limit(sku), sku=sku)
+
+    # -- authorization servers ---------------------------------------------------------------------------------------
+    def has_authorization_server(self, server_id: str) -> bool:
+        self._count("get_authorization_server")
+        try:
+            self._client.authorization_server.get(self.resource_group, self.service_name, server_id)
+        except ResourceNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._error(exc, "get_authorization_server") from None
+        return True
+
+    def set_authorization_server(self, server_id: str, spec: AuthorizationServerSpec) -> None:
+        contract = AuthorizationServerContract(
+            display_name=spec.display_name[:50],  # the service's limit
+            description=spec.description or None,
+            client_registration_endpoint=spec.client_registration_endpoint,
+            authorization_endpoint=spec.authorization_endpoint,
+            token_endpoint=spec.token_endpoint,
+            grant_types=list(spec.grant_types),
+            # Auth0 takes client_secret_post: the credentials go in the token request's body.
+            client_authentication_method=["Body"],
+            bearer_token_sending_methods=["authorizationHeader"],
+            client_id=spec.client_id,
+            default_scope=spec.default_scope or None,
+        )
+        if spec.client_secret:  # a public client (PKCE) has none; the property is left out, not sent empty
+            contract.client_secret = spec.client_secret
+        self._count("set_authorization_server")
+        try:
+            self._client.authorization_server.create_or_update(
+                self.resource_group, self.service_name, server_id, contract)
+        except Exception as exc:
+            raise self._error(exc, "set_authorization_server", secrets=(spec.client_secret,)) from None
+
+    def delete_authorization_server(self, server_id: str) -> bool:
+        self._count("delete_authorization_server")
+        try:
+            self._client.authorization_server.delete(self.resource_group, self.service_name, server_id,
+                                                     if_match="*")
+        except ResourceNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._error(exc, "delete_authorization_server") from None
+        return True
+
+    # -- subscriptions -----------------------------------------------------------------------------------------------
+    def set_subscription(self, subscription_id: str, *, display_name: str, product_id: str) -> None:
+        # state must be given: a PUT without it creates the subscription "submitted", not active.
+        parameters = SubscriptionCreateParameters(scope=f"/products/{product_id}", display_name=display_name[:100],
+                                                  state="active")
+        self._count("set_subscription")
+        try:
+            self._client.subscription.create_or_update(self.resource_group, self.service_name, subscription_id,
+                                                       parameters)
+        except Exception as exc:
+            raise self._error(exc, "set_subscription") from None
+
+    def delete_subscription(self, subscription_id: str) -> bool:
+        self._count("delete_subscription")
+        try:
+            self._client.subscription.delete(self.resource_group, self.service_name, subscription_id, if_match="*")
+        except ResourceNotFoundError:
+            return False
+        except Exception as exc:
+            raise self._error(exc, "delete_subscription") from None
+        return True
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,307 @@
+"""IdentityProvider over auth0-python 6.x (``auth0.management.ManagementClient``).
+
+- Token: the Management API token comes from our own :class:`ManagementToken` (client credentials at
+  ``https://{domain}/oauth/token``), not the SDK's ``TokenProvider``: that one opens its own ``httpx.Client()``, so it
+  cannot be given the local stack's CA, and it classifies nothing. Ours shares the adapter's httpx client, is
+  thread-safe, refreshes before expiry and turns failures into TransientError/PermanentError.
+- Retries: the SDK retries 408/409/429/5xx and dropped connections on *every* method, POST included, so a retried
+  ``POST /clients`` can create a second application. Every call here passes ``max_retries=0``: retrying is the
+  message pipeline's job, and for the create it is the service layer's (intent + ``find_applications``) to decide.
+- Errors: 429 -> TransientError with ``retry_after`` from ``x-ratelimit-reset`` (else ``Retry-After``); 5xx, timeouts
+  and connection failures -> TransientError; 404 -> None/False; 409 on a grant create -> None; 401 -> one fresh token
+  and one more try, then PermanentError; other 4xx -> PermanentError with Auth0's message (never a request body).
+- ``calls`` counts the HTTP calls per operation (``token`` included) for benchmarks and tests.
+"""
+from __future__ import annotations
+
+import ssl
+import threading
+import time
+from collections import Counter
+from typing import Any, Callable
+
+import httpx
+from auth0.management import ManagementClient
+from auth0.management.core.api_error import ApiError
+from auth0.management.core.parse_error import ParsingError
+
+from ..domain.errors import PermanentError, ProvisioningError, TransientError
+from ..service_layer.ports import Application, ApplicationSpec, IdentityProvider
+
+SERVICE = "auth0"
+PER_PAGE = 100  # the Management API's maximum
+LIST_FIELDS = "client_id,name,client_metadata,app_type,is_first_party"
+NO_RETRIES = {"max_retries": 0}
+_MAX_MESSAGE = 300
+_ABSENT = object()
+
+
+def _retry_after(headers: Any, now: float | None = None) -> float | None:
+    """Seconds until Auth0's rate-limit bucket refills (x-ratelimit-reset is a UNIX time), else Retry-After."""
+    if not headers:
+        return None
+    lower = {str(k).lower(): v for k, v in dict(headers).items()}
+    reset = lower.get("x-ratelimit-reset")
+    if reset:
+        try:
+            return max(0.0, float(reset) - (time.time() if now is None else now))
+        except ValueError:
+            pass
+    after = lower.get("retry-after")
+    if after:
+        try:
+            return max(0.0, float(after))
+        except ValueError:
+            pass
+    return None
+
+
+def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
+    return ssl.create_default_context(cafile=ca_bundle) if ca_bundle else True
+
+
+class ManagementToken:
+    """A cached client-credentials token for the Management API; call it to get a valid token."""
+
+    def __init__(self, http: httpx.Client, *, domain: str, client_id: str, client_secret: str, audience: str,
+                 on_fetch: Callable[[], None] = lambda: None, clock: Callable[[], float] = time.time):
+        self._http = http
+        self._url = f"https://{domain}/oauth/token"
+        self._form = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret,
+                      "audience": audience}
+        self._secret = client_secret
+        self._on_fetch = on_fetch
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._refresh_at = 0.0
+
+    def __call__(self) -> str:
+        token = self._token
+        if token and self._clock() < self._refresh_at:
+            return token
+        with self._lock:  # one fetch at a time; the others then take its token
+            if self._token and self._clock() < self._refresh_at:
+                return self._token
+            self._fetch()
+            return self._token
+
+    def invalidate(self, token: str | None = None) -> None:
+        """Forget the token (after a 401), unless another thread already replaced it."""
+        with self._lock:
+            if token is None or token == self._token:
+                self._token, self._refresh_at = None, 0.0
+
+    @property
+    def current(self) -> str | None:
+        return self._token
+
+    def _fetch(self) -> None:
+        self._on_fetch()
+        kw = dict(service=SERVICE, operation="token")
+        try:
+            response = self._http.post(self._url, data=self._form, headers={"Accept": "application/json"})
+        except httpx.TransportError as exc:
+            raise TransientError(f"token request failed: {type(exc).__name__}", **kw) from None
+        status = response.status_code
+        if status != 200:
+            try:
+                body = response.json()
+            except ValueError:
+                body = {}
+            body = body if isinstance(body, dict) else {}
+            detail = body.get("error_description") or body.get("message") or response.reason_phrase
+            code = body.get("error") or ""
+            text = " ".join(f"{status} {code}: {detail}".split())[:_MAX_MESSAGE].replace(self._secret, "***")
+            if status == 429 or status == 408 or status >= 500:
+                raise TransientError(f"token request: {text}", retry_after=_retry_after(response.headers),
+                                     status=status, **kw)
+            raise PermanentError(f"token request refused (check AUTH0_CLIENT_ID/AUTH0_CLIENT_SECRET and that the "
+                                 f"application may call the Management API): {text}", status=status, **kw)
+        try:
+            data = response.json()
+            token = str(data["access_token"])
+            lifetime = float(data.get("expires_in") or 86400)
+        except (ValueError, KeyError, TypeError):
+            raise TransientError("token response is not the expected JSON", status=status, **kw) from None
+        # Refresh ahead of expiry (a tenth of the lifetime, at most 5 min), so no call goes out with a token that
+        # expires on its way.
+        self._token = token
+        self._refresh_at = self._clock() + lifetime - min(300.0, lifetime / 10)
+
+
+class Auth0IdentityProvider(IdentityProvider):
+    def __init__(self, domain: str, client_id: str, client_secret: str, *, audience: str | None = None,
+                 timeout: float = 10.0, ca_bundle: str | None = None, http: httpx.Client | None = None):
+        self.domain = domain
+        self.calls: Counter[str] = Counter()
+        self._calls_lock = threading.Lock()
+        self._secret = client_secret
+        self._http = http or httpx.Client(verify=_ssl_context(ca_bundle), timeout=timeout)
+        self.token = ManagementToken(self._http, domain=domain, client_id=client_id, client_secret=client_secret,
+                                     audience=audience or f"https://{domain}/api/v2/",
+                                     on_fetch=lambda: self._count("token"))
+        self._mgmt = ManagementClient(domain=domain, token=self.token, httpx_client=self._http)
+
+    @classmethod
+    def from_settings(cls, settings) -> "Auth0IdentityProvider":
+        return cls(settings.auth0_domain, settings.auth0_client_id, settings.auth0_client_secret,
+                   audience=settings.auth0_audience, timeout=settings.auth0_timeout_seconds,
+                   ca_bundle=settings.local_stack_ca_bundle)
+
+    # -- plumbing ------------------------------------------------------------------------------------------------
+    def _count(self, operation: str) -> None:
+        with self._calls_lock:
+            self.calls[operation] += 1
+
+    def _call(self, operation: str, fn: Callable[[], Any], *, absent_on: tuple[int, ...] = ()) -> Any:
+        """Run one SDK call; returns ``_ABSENT`` for a status in ``absent_on``, raises only our error kinds."""
+        for attempt in (1, 2):
+            used = self.token.current
+            self._count(operation)
+            try:
+                return fn()
+            except ProvisioningError:  # from the token fetch, already classified
+                raise
+            except ApiError as exc:
+                if exc.status_code in absent_on:
+                    return _ABSENT
+                if exc.status_code == 401 and attempt == 1:
+                    # Revoked or expired early: a 401 means nothing was applied, so a fresh token and one more
+                    # try is safe, even for a create.
+                    self.token.invalidate(used)
+                    continue
+                raise self._classify(exc.status_code, exc.headers, exc.body, operation) from None
+            except ParsingError as exc:
+                # After a create, the application may exist: transient, so that the next delivery adopts it through
+                # the intent record instead of the message dead-lettering with an application nobody knows.
+                kind = TransientError if operation == "create_application" else PermanentError
+                raise kind(f"unexpected response (status {exc.status_code}) that the SDK could not parse",
+                           service=SERVICE, operation=operation, status=exc.status_code) from None
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                # No answer: the call may or may not have been applied (for a create, the service layer's intent
+                # record and find_applications settle which).
+                raise TransientError(f"no response: {type(exc).__name__}", service=SERVICE,
+                                     operation=operation) from None
+            except httpx.HTTPError as exc:
+                raise PermanentError(f"request failed: {type(exc).__name__}", service=SERVICE,
+                                     operation=operation) from None
+        raise AssertionError("unreachable")
+
+    def _classify(self, status: int | None, headers: Any, body: Any, operation: str) -> ProvisioningError:
+        if isinstance(body, dict):
+            message = body.get("message") or body.get("error_description") or body.get("error") or ""
+            code = body.get("errorCode") or body.get("error") or ""
+        else:
+            message, code = "", ""
+        head = " ".join(str(p) for p in (status, code) if p)
+        text = " ".join(f"{head}: {message or 'no message'}".split())[:_MAX_MESSAGE]
+        text = text.replace(self._secret, "***")
+        kw = dict(service=SERVICE, operation=operation, status=status)
+        if status is None or status == 429 or status == 408 or status >= 500:
+            return TransientError(text, retry_after=_retry_after(headers), **kw)
+        return PermanentError(text, **kw)
+
+    @staticmethod
+    def _application(client: Any, *, with_secret: bool) -> Application:
+        app_type = getattr(client, "app_type", None)
+        return Application(
+            client_id=client.client_id,
+            name=client.name or "",
+            client_metadata={str(k): str(v) for k, v in (client.client_metadata or {}).items()},
+            client_secret=getattr(client, "client_secret", None) if with_secret else None,
+            is_first_party=getattr(client, "is_first_party", None),
+            app_type=str(app_type) if app_type is not None else None,
+        )
+
+    # -- applications ----------------------------------------------------------------------------------------------
+    def create_application(self, spec: ApplicationSpec) -> Application:
+        body: dict[str, Any] = dict(
+            name=spec.name,
+            app_type=spec.app_type,
+            is_first_party=spec.is_first_party,
+            oidc_conformant=True,
+            grant_types=list(spec.grant_types),
+            token_endpoint_auth_method=spec.token_endpoint_auth_method,
+            client_metadata=dict(spec.client_metadata),
+            jwt_configuration={"lifetime_in_seconds": int(spec.token_lifetime)},
+        )
+        if spec.description:
+            body["description"] = spec.description
+        if spec.callbacks:
+            body["callbacks"] = list(spec.callbacks)
+        created = self._call("create_application",
+                             lambda: self._mgmt.clients.create(**body, request_options=NO_RETRIES))
+        return self._application(created, with_secret=True)
+
+    def get_application(self, client_id: str, *, with_secret: bool = False) -> Application | None:
+        fields = LIST_FIELDS + (",client_secret" if with_secret else "")
+        found = self._call("get_application",
+                           lambda: self._mgmt.clients.get(client_id, fields=fields, include_fields=True,
+                                                          request_options=NO_RETRIES),
+                           absent_on=(404,))
+        return None if found is _ABSENT else self._application(found, with_secret=with_secret)
+
+    def find_applications(self, customer_id: str, *, is_first_party: bool | None = None) -> list[Application]:
+        # The Management API cannot filter on client_metadata (the /clients search endpoint is eventually
+        # consistent), so read every page. include_totals=True: auth0-python 6.8 fails to parse the bare-array answer
+        # of include_totals=False (auth0-python issue 856), and the total tells where to stop without the extra
+        # empty page the SDK's pager asks for. Offset paging shifts when clients are deleted meanwhile and could skip
+        # one, so a scan during which the total changed is done again.
+        for _ in range(3):
+            found, stable = self._scan(customer_id, is_first_party)
+            if stable:
+                break
+        return found
+
+    def _scan(self, customer_id: str, is_first_party: bool | None) -> tuple[list[Application], bool]:
+        found: list[Application] = []
+        first_total = None
+        page = 0
+        while True:
+            pager = self._call("list_applications",
+                               lambda p=page: self._mgmt.clients.list(
+                                   page=p, per_page=PER_PAGE, include_totals=True, is_first_party=is_first_party,
+                                   fields=LIST_FIELDS, include_fields=True, request_options=NO_RETRIES))
+            items = pager.items or []
+            for client in items:
+                if (client.client_metadata or {}).get("customer_id") == customer_id:
+                    found.append(self._application(client, with_secret=False))
+            total = getattr(pager.response, "total", None)
+            if first_total is None:
+                first_total = total
+            page += 1
+            if len(items) < PER_PAGE or (total is not None and page * PER_PAGE >= total):
+                return found, total == first_total
+
+    def delete_application(self, client_id: str) -> bool:
+        result = self._call("delete_application",
+                            lambda: self._mgmt.clients.delete(client_id, request_options=NO_RETRIES),
+                            absent_on=(404,))
+        return result is not _ABSENT
+
+    # -- client grants -----------------------------------------------------------------------------------------------
+    def get_client_grant(self, client_id: str, audience: str) -> str | None:
+        pager = self._call("get_client_grant",
+                           lambda: self._mgmt.client_grants.list(client_id=client_id, audience=audience,
+                                                                 request_options=NO_RETRIES))
+        for grant in pager.items or []:
+            if grant.client_id == client_id and grant.audience == audience:
+                return grant.id
+        return None
+
+    def create_client_grant(self, client_id: str, audience: str, scopes: tuple[str, ...]) -> str | None:
+        created = self._call("create_client_grant",
+                             lambda: self._mgmt.client_grants.create(client_id=client_id, audience=audience,
+                                                                     scope=list(scopes), request_options=NO_RETRIES),
+                             absent_on=(409,))
+        return None if created is _ABSENT else created.id
+
+    def delete_client_grant(self, grant_id: str) -> bool:
+        result = self._call("delete_client_grant",
+                            lambda: self._mgmt.client_grants.delete(grant_id, request_options=NO_RETRIES),
+                            absent_on=(404,))
+        return result is not _ABSENT
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,50 @@
+"""build_service wires the real adapters from the settings: one customer created and removed through the local
+stack, every service checked directly."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pytest
+
+from shared.bootstrap import build_service
+from shared.domain import naming
+from shared.domain.events import parse_event
+from shared.domain.records import PROVISIONED, REMOVED
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def event(kind: str, customer_id: str, **data) -> object:
+    body = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/crm", "type": f"customer.{kind}",
+            "time": dt.datetime.now(dt.timezone.utc).isoformat().replace("+00:00", "Z"),
+            "data": {"customerId": customer_id, **data}}
+    return parse_event(json.dumps(body))
+
+
+def test_a_customer_is_provisioned_and_removed_through_every_adapter(settings, stack):
+    with stack.apim.lock:  # room under the tier's cap of authorization servers, whatever ran before
+        stack.apim.reset()
+    service = build_service(settings, worker_id="integration-test")
+    customer = "acme-" + uuid.uuid4().hex[:8]
+
+    outcome = service.handle(event("created", customer, displayName="Acme Corp", profile="oem"))
+    assert outcome.status == PROVISIONED
+    record, _ = service.ledger.get_customer(customer)
+    assert record.status == PROVISIONED and record.auth0_client_id
+    client = stack.auth0.clients[record.auth0_client_id]
+    assert client["client_metadata"]["customer_id"] == customer and client["is_first_party"] is False
+    assert any(g["client_id"] == record.auth0_client_id for g in stack.auth0.grants.values())
+    assert naming.secret_name(customer).lower() in stack.keyvault._secrets
+    apim = stack.apim.dump_state()
+    assert naming.authorization_server_id(customer).lower() in apim["authorizationServers"]
+    assert apim["subscriptions"][naming.subscription_id(customer).lower()]["properties"]["state"] == "active"
+
+    outcome = service.handle(event("removed", customer))
+    assert outcome.status == REMOVED
+    assert record.auth0_client_id not in stack.auth0.clients
+    assert naming.secret_name(customer).lower() not in stack.keyvault._secrets
+    apim = stack.apim.dump_state()
+    assert naming.authorization_server_id(customer).lower() not in apim["authorizationServers"]
+    assert naming.subscription_id(customer).lower() not in apim["subscriptions"]
