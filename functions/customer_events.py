@@ -1,23 +1,42 @@
 """Service Bus trigger for customer lifecycle events.
 
-The host completes the message when this function returns and abandons it when it raises (then redelivers it,
-and after the queue's MaxDeliveryCount moves it to the dead-letter queue). So:
+The host completes the message when this function returns and abandons it when it raises (then redelivers it, and
+after the queue's MaxDeliveryCount moves it to the dead-letter queue). So:
 
 - applied, duplicate or stale → return (complete);
-- invalid event or any other permanent failure → recorded in the ledger with its reason, then raise: the
-  message reaches the dead-letter queue after MaxDeliveryCount quick redeliveries, and the ops tool shows the
-  ledger's reason beside it;
-- transient failure → recorded in the ledger, then raise: the message is redelivered.
+- transient failure (5xx, timeout, 429, a busy customer) → a copy is scheduled on the queue for later, with
+  backoff, then return (complete); when the retry budget is spent, or the copy cannot be scheduled → raise;
+- invalid event or any other permanent failure → recorded in the ledger with its reason, then raise: the message
+  reaches the dead-letter queue after MaxDeliveryCount quick redeliveries, and `python -m opstool list` shows the
+  ledger's reason beside it.
 """
 from __future__ import annotations
 
-import logging
 import os
+import threading
 
 import azure.functions as func
 
+from shared.adapters.settings import APP_ROOT
+from shared.domain.profiles import load_profiles
+
 bp = func.Blueprint()
-log = logging.getLogger("customer_provisioning.trigger")
+
+# Validated at start-up (indexing), so a broken profiles file fails the deployment loudly instead of the first
+# customer. Cheap: a small TOML file, no SDK.
+load_profiles(APP_ROOT / os.environ.get("CLIENT_PROFILES_PATH", "config/client_profiles.toml"))
+
+_scheduler_lock = threading.Lock()
+_scheduler = None
+
+
+def _get_scheduler():
+    global _scheduler
+    with _scheduler_lock:
+        if _scheduler is None:
+            from shared.adapters.servicebus_retry import ServiceBusRetryScheduler
+            _scheduler = ServiceBusRetryScheduler.from_environment(os.environ)
+        return _scheduler
 
 
 @bp.function_name("customer_events")
@@ -25,6 +44,7 @@ log = logging.getLogger("customer_provisioning.trigger")
                               connection="ServiceBusConnection")
 def customer_events(msg: func.ServiceBusMessage) -> None:
     from shared.bootstrap import get_service
+    from shared.domain.retry_policy import RetryPolicy
     from shared.service_layer.messages import InboundMessage, handle_message
 
     inbound = InboundMessage(
@@ -34,5 +54,9 @@ def customer_events(msg: func.ServiceBusMessage) -> None:
         session_id=msg.session_id,
         enqueued_time=msg.enqueued_time_utc,
         application_properties=dict(msg.application_properties or {}),
+        correlation_id=msg.correlation_id,
+        content_type=msg.content_type,
+        subject=getattr(msg, "subject", None) or getattr(msg, "label", None),
     )
-    handle_message(get_service(), inbound, type_prefix=os.environ.get("EVENT_TYPE_PREFIX", ""))
+    handle_message(get_service(), inbound, type_prefix=os.environ.get("EVENT_TYPE_PREFIX", ""),
+                   scheduler=_get_scheduler(), policy=RetryPolicy.from_settings(os.environ))

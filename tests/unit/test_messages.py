@@ -1,0 +1,145 @@
+"""The message pipeline: parse, apply, and on a transient failure schedule a later copy within the budget."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+
+import pytest
+
+from shared.domain import retry_policy as rp
+from shared.domain.errors import InvalidEvent, PermanentError, TransientError
+from shared.domain.records import APPLIED, REJECTED
+from shared.service_layer.messages import RETRY_SCHEDULED, InboundMessage, handle_message
+from shared.service_layer.ports import RetryScheduler
+from tests.unit.world import T0, World
+
+NOW = T0 + dt.timedelta(minutes=1)
+
+
+class RecordingScheduler(RetryScheduler):
+    def __init__(self, fail: bool = False):
+        self.scheduled: list[dict] = []
+        self.fail = fail
+
+    def schedule_retry(self, message, *, delay_seconds, properties, message_id):
+        if self.fail:
+            raise TransientError("could not schedule the retry", service="servicebus")
+        self.scheduled.append(dict(message=message, delay=delay_seconds, properties=properties, id=message_id))
+
+
+def body(customer="acme", event_id="e1", **data) -> bytes:
+    d = {"customerId": customer, "displayName": "Acme", "profile": "oem", **data}
+    return json.dumps({"specversion": "1.0", "id": event_id, "source": "/t", "type": "customer.created",
+                       "time": T0.isoformat(), "data": d}).encode()
+
+
+def message(raw: bytes, **kw) -> InboundMessage:
+    return InboundMessage(body=raw, message_id=kw.pop("message_id", "m1"), enqueued_time=T0, **kw)
+
+
+def test_applied_event_returns_the_outcome_and_schedules_nothing():
+    world, sched = World(), RecordingScheduler()
+    outcome = handle_message(world.service(), message(body()), scheduler=sched, now=NOW)
+    assert outcome.result == APPLIED and sched.scheduled == []
+
+
+def test_invalid_event_is_recorded_as_rejected_and_raised_never_scheduled():
+    world, sched = World(), RecordingScheduler()
+    with pytest.raises(InvalidEvent) as err:
+        handle_message(world.service(), message(body(profile=None)), scheduler=sched, now=NOW)
+    assert err.value.field == "data.profile"
+    audits = world.ledger.list_audit("acme")
+    assert [(a.outcome, a.reason) for a in audits] == [(REJECTED, err.value.message)]
+    assert sched.scheduled == [] and world.identity.calls == {}
+
+
+def test_unparseable_body_is_filed_under_unparsed_by_message_id():
+    world = World()
+    with pytest.raises(InvalidEvent):
+        handle_message(world.service(), message(b"\xff\xfe not json", message_id="m-bad"), now=NOW)
+    audits = world.ledger.list_audit("~unparsed")
+    assert len(audits) == 1 and audits[0].outcome == REJECTED and "UTF-8" in audits[0].reason
+
+
+def test_transient_failure_schedules_a_copy_with_attempt_first_time_and_reason():
+    world, sched = World(), RecordingScheduler()
+    world.identity.fail("create_application", "transient")
+    msg = message(body(), session_id="acme", correlation_id="c1")
+    result = handle_message(world.service(), msg, scheduler=sched, now=NOW)
+    assert result.result == RETRY_SCHEDULED and result.attempt == 1
+    [s] = sched.scheduled
+    assert s["message"] is msg and s["id"] == "m1:retry:1"
+    assert 1.0 <= s["delay"] <= 2.0  # first backoff step of the default policy, with jitter
+    assert s["properties"][rp.ATTEMPT_PROPERTY] == 1
+    assert s["properties"][rp.ORIGINAL_ID_PROPERTY] == "m1"
+    assert dt.datetime.fromisoformat(s["properties"][rp.FIRST_ATTEMPT_PROPERTY]) == T0
+    assert "503" in s["properties"][rp.LAST_ERROR_PROPERTY]
+
+
+def test_second_retry_keeps_the_original_id_and_first_attempt_time():
+    world, sched = World(), RecordingScheduler()
+    world.identity.fail("create_application", "transient")
+    first = T0 - dt.timedelta(minutes=3)
+    msg = message(body(), message_id="m1:retry:1", application_properties={
+        rp.ATTEMPT_PROPERTY: 1, rp.ORIGINAL_ID_PROPERTY: "m1", rp.FIRST_ATTEMPT_PROPERTY: first.isoformat()})
+    handle_message(world.service(), msg, scheduler=sched, now=NOW)
+    [s] = sched.scheduled
+    assert s["id"] == "m1:retry:2" and s["properties"][rp.ATTEMPT_PROPERTY] == 2
+    assert dt.datetime.fromisoformat(s["properties"][rp.FIRST_ATTEMPT_PROPERTY]) == first
+    assert 2.0 <= s["delay"] <= 4.0
+
+
+def test_429_waits_for_the_reset_time_the_service_gave():
+    world, sched = World(), RecordingScheduler()
+    world.identity.fail("create_application", "transient", retry_after=17.0)
+    handle_message(world.service(), message(body()), scheduler=sched, now=NOW)
+    assert 17.0 <= sched.scheduled[0]["delay"] <= 18.0
+
+
+def test_spent_budget_raises_so_the_queue_dead_letters_it():
+    world, sched = World(), RecordingScheduler()
+    world.identity.fail("create_application", "transient")
+    policy = rp.RetryPolicy(max_attempts=3)
+    msg = message(body(), application_properties={rp.ATTEMPT_PROPERTY: 3})
+    with pytest.raises(TransientError):
+        handle_message(world.service(), msg, scheduler=sched, policy=policy, now=NOW)
+    assert sched.scheduled == []
+
+
+def test_a_retry_that_cannot_be_scheduled_is_raised_not_lost():
+    world = World()
+    world.identity.fail("create_application", "transient")
+    with pytest.raises(TransientError) as err:
+        handle_message(world.service(), message(body()), scheduler=RecordingScheduler(fail=True), now=NOW)
+    assert err.value.service == "servicebus"
+
+
+def test_permanent_failure_is_raised_without_scheduling():
+    world, sched = World(), RecordingScheduler()
+    world.identity.fail("create_application", "permanent")
+    with pytest.raises(PermanentError):
+        handle_message(world.service(), message(body()), scheduler=sched, now=NOW)
+    assert sched.scheduled == []
+
+
+class TestRetryPolicy:
+    def test_delays_grow_exponentially_with_jitter_up_to_the_cap(self):
+        policy = rp.RetryPolicy(base_seconds=2, max_delay_seconds=60, max_attempts=20, max_total_seconds=1e9)
+        rng = random.Random(7)
+        for attempt in range(1, 12):
+            ceiling = min(60, 2 * 2 ** (attempt - 1))
+            delay = policy.next_delay(attempt, T0, T0, rng=rng)
+            assert ceiling / 2 <= delay <= ceiling
+
+    def test_budget_in_attempts_and_in_time(self):
+        policy = rp.RetryPolicy(max_attempts=5, max_total_seconds=100, base_seconds=2)
+        assert policy.next_delay(6, T0, T0) is None
+        assert policy.next_delay(1, T0, T0 + dt.timedelta(seconds=99)) is None
+        assert policy.next_delay(1, T0, T0 + dt.timedelta(seconds=10)) is not None
+
+    def test_settings_are_read_and_checked(self):
+        policy = rp.RetryPolicy.from_settings({"RETRY_MAX_ATTEMPTS": "3", "RETRY_BASE_SECONDS": "0.5"})
+        assert policy.max_attempts == 3 and policy.base_seconds == 0.5
+        with pytest.raises(ValueError, match="RETRY_MAX_ATTEMPTS"):
+            rp.RetryPolicy.from_settings({"RETRY_MAX_ATTEMPTS": "many"})
