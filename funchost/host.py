@@ -1,0 +1,170 @@
+"""``LocalFunctionsHost``: runs an app's Service Bus and timer triggers with the Functions host's semantics.
+
+Start-up follows ``func start``: settings into the environment (existing variables win), host.json, import and
+index the app, resolve each trigger's bindings, start one listener per function. A function whose bindings do
+not resolve is logged as "in error" and skipped; the others run. Functions with other bindings than their
+trigger (outputs, inputs) or other trigger types are not run by this host and are reported so.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from .bindings import resolve_service_bus, resolve_timer
+from .discovery import (DEFAULT_SCRIPT_FILE, SERVICE_BUS_TRIGGER, TIMER_TRIGGER, FunctionTrigger, describe_functions,
+                        index_app)
+from .hostconfig import HostConfig, load_host_json
+from .invocation import Invoker, worker_thread_count
+from .schedules import ScheduleError
+from .servicebus_listener import ServiceBusListener
+from .settings import SettingsError, export_settings, is_function_disabled
+from .timer_listener import TimerListener
+
+log = logging.getLogger("funchost.host")
+
+
+class LocalFunctionsHost:
+    """Programmatic host (tests, chaos suite); the CLI in ``funchost.__main__`` wraps it.
+
+    ``settings`` play the part of local.settings.json ``Values``; ``host_json`` replaces the app's host.json;
+    ``functions`` limits the functions started (``func start --functions``).
+    """
+
+    def __init__(self, app_root: str | os.PathLike, settings: Mapping[str, str] | None = None,
+                 host_json: dict[str, Any] | None = None, functions: list[str] | None = None, *,
+                 script_file: str | None = None, poll_interval: float = 1.0) -> None:
+        self.app_root = Path(app_root).resolve()
+        self.settings = {str(k): str(v) for k, v in (settings or {}).items()}
+        self.host_json = host_json
+        self.selected = list(functions) if functions else None
+        self.script_file = script_file
+        self.poll_interval = poll_interval
+        self.config: HostConfig | None = None
+        self.function_errors: dict[str, str] = {}  # functions "in error" at start-up, with the reason
+        self.listeners: list[ServiceBusListener | TimerListener] = []
+        self._stopping = threading.Event()
+        self._abort = threading.Event()
+        self._invoker: Invoker | None = None
+        self._exported: dict[str, str] = {}
+        self._started = False
+
+    # -- public API ------------------------------------------------------------------------------------------
+    @property
+    def invocations(self) -> dict[str, dict[str, int]]:
+        """name -> {"succeeded": n, "failed": n}; live counters (a timeout counts as failed)."""
+        return self._invoker.counts if self._invoker else {}
+
+    @property
+    def functions(self) -> list[str]:
+        return [listener.name for listener in self.listeners]
+
+    def start(self) -> "LocalFunctionsHost":
+        """Index the app and start the listeners on background threads; returns at once."""
+        if self._started:
+            raise RuntimeError("host already started")
+        self._started = True
+        exported = export_settings(self.settings)
+        self._exported = {name: os.environ[name] for name in exported}
+        try:
+            self.config = HostConfig.from_dict(
+                self.host_json if self.host_json is not None else load_host_json(self.app_root))
+            script = self.script_file or os.environ.get("PYTHON_SCRIPT_FILE_NAME") or DEFAULT_SCRIPT_FILE
+            triggers = describe_functions(index_app(self.app_root, script))
+            self._invoker = Invoker(self.config.function_timeout, worker_thread_count(), str(self.app_root),
+                                    self._abort)
+            for trigger in self._select(triggers):
+                listener = self._listener_for(trigger)
+                if listener is not None:
+                    self._invoker.register(trigger.name)
+                    self.listeners.append(listener)
+        except BaseException:
+            self._restore_environment()
+            raise
+        lines = "".join(f"\n\t{listener.name}: {self._trigger_type(listener)}" for listener in self.listeners)
+        log.info("Functions:\n%s\n", lines)
+        for listener in self.listeners:
+            listener.start()
+        log.info("Host started (%d function(s) listening)", len(self.listeners))
+        return self
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop receiving, give running invocations up to ``timeout`` seconds, then close.
+        Returns False when some invocation was still running (it is abandoned to its lock)."""
+        if not self._started or self._stopping.is_set():
+            return True
+        self._stopping.set()
+        deadline = time.monotonic() + timeout
+        clean = all([listener.join(deadline) for listener in self.listeners])
+        if not clean:
+            log.warning("Invocations still running after %.0fs; stopping without them", timeout)
+            self._abort.set()
+            grace = time.monotonic() + 5.0
+            for listener in self.listeners:
+                listener.join(grace)
+        for listener in self.listeners:
+            listener.close()
+        self._restore_environment()
+        log.info("Host stopped")
+        return clean
+
+    def __enter__(self) -> "LocalFunctionsHost":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    # -- internals -------------------------------------------------------------------------------------------
+    def _select(self, triggers: list[FunctionTrigger]) -> list[FunctionTrigger]:
+        wanted = None
+        if self.config.functions is not None:
+            wanted = set(self.config.functions)
+        if self.selected is not None:
+            wanted = set(self.selected) if wanted is None else wanted & set(self.selected)
+            unknown = set(self.selected) - {t.name for t in triggers}
+            if unknown:
+                log.warning("No such function(s): %s", ", ".join(sorted(unknown)))
+        chosen = []
+        for trigger in triggers:
+            if wanted is not None and trigger.name not in wanted:
+                continue
+            if is_function_disabled(trigger.name, os.environ):
+                log.info("Function Functions.%s is disabled.", trigger.name)
+                continue
+            chosen.append(trigger)
+        return chosen
+
+    def _listener_for(self, trigger: FunctionTrigger):
+        kind = trigger.trigger_type
+        if kind not in (SERVICE_BUS_TRIGGER, TIMER_TRIGGER):
+            log.warning("Functions.%s: %s is not run by this host (Service Bus and timer triggers only)",
+                        trigger.name, kind)
+            return None
+        try:
+            if trigger.unsupported_bindings:
+                types = ", ".join(sorted({b.get("type", "?") for b in trigger.unsupported_bindings}))
+                raise SettingsError(f"bindings other than the trigger are not supported by this host ({types})")
+            if kind == SERVICE_BUS_TRIGGER:
+                target = resolve_service_bus(trigger, os.environ, self.config.service_bus)
+                return ServiceBusListener(target, self.config.service_bus, self._invoker, self._stopping,
+                                          self.poll_interval)
+            return TimerListener(resolve_timer(trigger, os.environ), self._invoker, self._stopping)
+        except (SettingsError, ScheduleError) as e:
+            # The host's wording; the function is skipped and the rest of the app runs.
+            log.error("The '%s' function is in error: %s", trigger.name, e)
+            self.function_errors[trigger.name] = str(e)
+            return None
+
+    @staticmethod
+    def _trigger_type(listener) -> str:
+        return SERVICE_BUS_TRIGGER if isinstance(listener, ServiceBusListener) else TIMER_TRIGGER
+
+    def _restore_environment(self) -> None:
+        """Take back the settings this host put into os.environ (so a later host in the process starts clean)."""
+        for name, value in self._exported.items():
+            if os.environ.get(name) == value:
+                del os.environ[name]
+        self._exported = {}

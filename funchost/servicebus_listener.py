@@ -1,0 +1,324 @@
+"""The Service Bus trigger listener: receive with the real SDK, invoke, settle, renew locks.
+
+Semantics (Service Bus extension 5.x on Functions host v4, which runs a ServiceBusProcessor per function):
+- PEEK_LOCK. Up to ``maxConcurrentCalls`` invocations at once for a non-session trigger; for a session trigger
+  up to ``maxConcurrentSessions`` sessions at once (NEXT_AVAILABLE_SESSION), one message at a time within a
+  session, in order. A session is released after ``sessionIdleTimeout`` without a message.
+- The function returns -> complete (when autoCompleteMessages; otherwise the message is left to its lock).
+  The function raises or times out -> abandon (always, as the processor does), so the queue's MaxDeliveryCount
+  eventually moves the message to the dead-letter queue.
+- While the function runs the message lock (or the session lock) is renewed, up to maxAutoLockRenewalDuration,
+  by the SDK's ``AutoLockRenewer``.
+- Failures of the namespace (unreachable, entity missing, auth) never stop the host: the slot reconnects with
+  exponential backoff.
+
+Concurrency model: one receiver per concurrency slot, each used by exactly one thread (the sync SDK's receivers
+are not meant to be shared between threads; the SDK's own lock renewer is the exception it is built for).
+Every receive waits ``poll_interval`` at most (an attempt to accept a session: ``SESSION_ACCEPT_WAIT``) so that
+stop() is noticed promptly.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+import typing
+from typing import Any
+
+from azure.servicebus import (NEXT_AVAILABLE_SESSION, AutoLockRenewer, ServiceBusClient, ServiceBusReceiveMode,
+                              ServiceBusReceivedMessage)
+from azure.servicebus.exceptions import (AutoLockRenewTimeout, MessageAlreadySettled, MessageLockLostError,
+                                         OperationTimeoutError, SessionCannotBeLockedError, SessionLockLostError)
+
+from .bindings import ServiceBusTarget
+from .hostconfig import ServiceBusOptions
+from .invocation import ABORTED, Invoker
+from .messages import to_functions_message, trigger_details
+from .settings import ServiceBusConnection
+
+log = logging.getLogger("funchost.servicebus")
+
+
+# How long one attempt to accept a session waits. It also bounds opening the link (connection, CBS, attach),
+# so it must not be too short for a remote namespace; an idle session slot notices stop() within this time.
+SESSION_ACCEPT_WAIT = 2.0
+
+
+class _SessionLost(Exception):
+    """The session lock is gone: drop this session and accept another."""
+
+
+class Backoff:
+    """Exponential backoff with jitter, 1 s doubling to 30 s (the processor's own retry has already run)."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 30.0) -> None:
+        self.initial, self.maximum = initial, maximum
+        self.attempt = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.maximum, self.initial * (2 ** self.attempt))
+        self.attempt += 1
+        return delay * random.uniform(0.8, 1.2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class _ConnectionHealth:
+    """One error line per outage per listener, not one per slot and retry."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self._down = False
+        self._lock = threading.Lock()
+
+    def failed(self, error: BaseException, delay: float) -> None:
+        with self._lock:
+            first, self._down = not self._down, True
+        level = logging.ERROR if first else logging.DEBUG
+        log.log(level, "%s: Service Bus receive failed (%s: %s); retrying in %.1fs", self.label,
+                type(error).__name__, error, delay)
+
+    def ok(self) -> None:
+        if self._down:
+            with self._lock:
+                was_down, self._down = self._down, False
+            if was_down:
+                log.info("%s: Service Bus receiver connected again", self.label)
+
+
+def _trigger_argument(target: ServiceBusTarget, messages: list) -> Any:
+    """What the worker passes for the trigger parameter: ServiceBusMessage(s), or the body as str/bytes when
+    the parameter is annotated so."""
+    fn = target.function.user_function
+    try:
+        annotation = typing.get_type_hints(fn).get(target.function.param_name)
+    except Exception:  # unresolvable forward references: fall back to the default type
+        annotation = None
+    if target.many and typing.get_origin(annotation) in (list, typing.List):
+        args = typing.get_args(annotation)
+        annotation = args[0] if args else None
+
+    def convert(message):
+        if annotation is str:
+            return message.get_body().decode("utf-8")
+        if annotation is bytes:
+            return message.get_body()
+        return message
+
+    converted = [convert(m) for m in messages]
+    return converted if target.many else converted[0]
+
+
+def _credential_for(connection: ServiceBusConnection):
+    """Identity-based connection: ``<name>__credential = managedidentity`` pins managed identity (as in Azure);
+    otherwise DefaultAzureCredential, which is what the host uses for developer identities when run locally.
+    ``<name>__clientId`` selects a user-assigned identity either way."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+    if (connection.credential_kind or "").lower() == "managedidentity":
+        return ManagedIdentityCredential(client_id=connection.client_id)
+    if connection.client_id:
+        return DefaultAzureCredential(managed_identity_client_id=connection.client_id)
+    return DefaultAzureCredential()
+
+
+class ServiceBusListener:
+    def __init__(self, target: ServiceBusTarget, options: ServiceBusOptions, invoker: Invoker,
+                 stopping: threading.Event, poll_interval: float = 1.0) -> None:
+        self.target = target
+        self.options = options
+        self.invoker = invoker
+        self.stopping = stopping
+        self.poll_interval = poll_interval
+        self.name = target.function.name
+        self.slots = options.max_concurrent_sessions if target.sessions else options.max_concurrent_calls
+        self._health = _ConnectionHealth(f"Functions.{self.name} ({target.entity})")
+        self._credential = _credential_for(target.connection) if target.connection.is_identity_based else None
+        self._threads: list[threading.Thread] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        run = self._run_session_slot if self.target.sessions else self._run_message_slot
+        for slot in range(self.slots):
+            thread = threading.Thread(target=run, name=f"sb-{self.name}-{slot}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def join(self, deadline: float) -> bool:
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
+    def close(self) -> None:
+        if self._credential is not None and hasattr(self._credential, "close"):
+            self._credential.close()
+
+    # -- connections -----------------------------------------------------------------------------------------
+    def _client(self) -> ServiceBusClient:
+        connection = self.target.connection
+        retry = self.options.client_retry.sdk_kwargs()
+        if connection.connection_string:
+            return ServiceBusClient.from_connection_string(connection.connection_string, **retry)
+        return ServiceBusClient(connection.fully_qualified_namespace, self._credential, **retry)
+
+    def _receiver(self, client: ServiceBusClient, max_wait_time: float):
+        kwargs: dict[str, Any] = {"receive_mode": ServiceBusReceiveMode.PEEK_LOCK,
+                                  "prefetch_count": self.options.prefetch_count,
+                                  "max_wait_time": max_wait_time}
+        if self.target.sessions:
+            # For NEXT_AVAILABLE_SESSION the receiver's max_wait_time is also the broker-side accept timeout.
+            kwargs["session_id"] = NEXT_AVAILABLE_SESSION
+        if self.target.queue_name:
+            return client.get_queue_receiver(self.target.queue_name, **kwargs)
+        return client.get_subscription_receiver(self.target.topic_name, self.target.subscription_name, **kwargs)
+
+    @property
+    def _batch_size(self) -> int:
+        return self.options.max_message_batch_size if self.target.many else 1
+
+    def _retry_after(self, error: BaseException, backoff: Backoff) -> None:
+        delay = backoff.next_delay()
+        self._health.failed(error, delay)
+        self.stopping.wait(delay)
+
+    # -- non-session slots -----------------------------------------------------------------------------------
+    def _run_message_slot(self) -> None:
+        backoff = Backoff()
+        while not self.stopping.is_set():
+            try:
+                with self._client() as client, self._receiver(client, self.poll_interval) as receiver:
+                    while not self.stopping.is_set():
+                        messages = receiver.receive_messages(max_message_count=self._batch_size,
+                                                             max_wait_time=self.poll_interval)
+                        self._health.ok()
+                        backoff.reset()
+                        if messages:
+                            self._process(receiver, messages, session=None)
+            except Exception as e:  # never let a slot die: log, back off, reconnect
+                if self.stopping.is_set():
+                    break
+                self._retry_after(e, backoff)
+
+    # -- session slots ---------------------------------------------------------------------------------------
+    def _run_session_slot(self) -> None:
+        backoff = Backoff()
+        accept_wait = max(self.poll_interval, SESSION_ACCEPT_WAIT)
+        while not self.stopping.is_set():
+            try:
+                with self._client() as client:
+                    while not self.stopping.is_set():
+                        # Not ``with receiver``: entering opens the link with the SDK's retries, and for a session
+                        # receiver "no session available" is a timeout it retries with backoff (15 s per idle
+                        # attempt with the defaults). The first receive opens it within accept_wait instead.
+                        receiver = self._receiver(client, accept_wait)
+                        try:
+                            self._serve_session(receiver, accept_wait)
+                        except (OperationTimeoutError, SessionCannotBeLockedError):
+                            pass  # no session available within the wait: ask again
+                        except (_SessionLost, SessionLockLostError) as e:
+                            log.warning("Functions.%s: session lock lost (%s); accepting another session",
+                                        self.name, e)
+                        finally:
+                            receiver.close()
+                        self._health.ok()
+                        backoff.reset()
+            except Exception as e:
+                if self.stopping.is_set():
+                    break
+                self._retry_after(e, backoff)
+
+    def _serve_session(self, receiver, accept_wait: float) -> None:
+        """Process one accepted session until it stays idle for sessionIdleTimeout (or the host stops)."""
+        # The first receive accepts a session (or raises when none is available within the wait).
+        messages = receiver.receive_messages(max_message_count=self._batch_size, max_wait_time=accept_wait)
+        session = receiver.session
+        log.debug("Functions.%s: accepted session %s", self.name, session.session_id)
+        renewer = self._renewer()
+        if session.locked_until_utc is not None:
+            renewer.register(receiver, session)
+        idle_timeout = self.options.effective_session_idle_timeout
+        try:
+            last_activity = time.monotonic()
+            while not self.stopping.is_set():
+                if messages:
+                    self._process(receiver, messages, session=session)
+                    last_activity = time.monotonic()
+                elif time.monotonic() - last_activity >= idle_timeout:
+                    log.debug("Functions.%s: releasing idle session %s", self.name, session.session_id)
+                    return
+                if self.stopping.is_set():
+                    return
+                wait = min(self.poll_interval, max(0.05, idle_timeout - (time.monotonic() - last_activity)))
+                messages = receiver.receive_messages(max_message_count=self._batch_size, max_wait_time=wait)
+        finally:
+            renewer.close(wait=False)
+
+    # -- one invocation --------------------------------------------------------------------------------------
+    def _process(self, receiver, messages: list[ServiceBusReceivedMessage], session) -> None:
+        renewer = None
+        if session is None:
+            # Per-invocation renewer: closing it is the only way to stop renewing once the function is done
+            # (with autoCompleteMessages false the message must then lapse to its lock, as in the host).
+            renewer = self._renewer()
+            for message in messages:
+                if message.locked_until_utc is not None:  # the renewer refuses messages without a lock expiry
+                    renewer.register(receiver, message)
+        try:
+            result = self.invoker.invoke(
+                self.name, self.target.function.user_function,
+                lambda context: self._arguments(messages, session, context),
+                reason="(null)",
+                details=[trigger_details(m, self._session_locked_until(session)) for m in messages])
+        finally:
+            if renewer is not None:
+                renewer.close(wait=False)
+        if result.status == ABORTED:
+            return  # host shutting down: leave the message to its lock, as a stopped host does
+        if result.succeeded:
+            if self.target.auto_complete:
+                self._settle(receiver, messages, "complete_message")
+        else:
+            self._settle(receiver, messages, "abandon_message")
+
+    def _renewer(self) -> AutoLockRenewer:
+        # max_workers=2, not 1: with a single worker the renewer's dispatcher runs each renew task inline and the
+        # task re-queues itself at once, which spins a CPU core (measured with azure-servicebus 7.15.0).
+        return AutoLockRenewer(max_lock_renewal_duration=self.options.max_auto_lock_renewal_duration,
+                               on_lock_renew_failure=self._on_renew_failure, max_workers=2)
+
+    @staticmethod
+    def _session_locked_until(session):
+        # Messages of a session are covered by the session lock; the host reports its expiry as LockedUntil.
+        return session.locked_until_utc if session is not None else None
+
+    def _arguments(self, messages: list[ServiceBusReceivedMessage], session, context) -> dict[str, Any]:
+        function = self.target.function
+        locked_until = self._session_locked_until(session)
+        kwargs = {function.param_name: _trigger_argument(
+            self.target, [to_functions_message(m, self.name, locked_until) for m in messages])}
+        if function.wants_context:
+            kwargs["context"] = context
+        return kwargs
+
+    def _settle(self, receiver, messages: list[ServiceBusReceivedMessage], action: str) -> None:
+        for message in messages:
+            try:
+                getattr(receiver, action)(message)
+            except MessageAlreadySettled:
+                pass
+            except MessageLockLostError as e:
+                log.warning("Functions.%s: %s of message %s failed, its lock was lost (%s); it will be "
+                            "delivered again", self.name, action.split("_")[0], message.message_id, e)
+            except SessionLockLostError as e:
+                raise _SessionLost(str(e)) from e
+
+    def _on_renew_failure(self, renewable, error) -> None:
+        if isinstance(error, AutoLockRenewTimeout):
+            log.warning("Functions.%s: maxAutoLockRenewalDuration (%ss) reached for %r; the lock will lapse",
+                        self.name, self.options.max_auto_lock_renewal_duration, renewable)
+        else:
+            log.warning("Functions.%s: lock renewal failed for %r: %s", self.name, renewable, error)
+
+
+__all__ = ["ServiceBusListener", "Backoff"]
