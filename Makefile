@@ -37,7 +37,11 @@ down:
 
 run: setup
 	@$(PY) -m emulators up
+	@echo "send events from another terminal: .venv/bin/python -m devtools.send created --customer acme"
 	@trap '$(PY) -m emulators down' EXIT; $(PY) -m funchost --settings local.settings.json
+
+demo: setup
+	$(PY) -m devtools.demo
 
 clean:
 	-$(PY) -m emulators down 2>/dev/null

@@ -3,9 +3,15 @@
 Only registers blueprints. SDKs and settings are loaded on the first invocation (``shared.bootstrap``), so a cold
 start pays for ``azure.functions`` and little else before the host can index the functions.
 """
+import logging
+
 import azure.functions as func
 
 from functions.customer_events import bp as customer_events
+
+# azure-core logs every HTTP request and response at INFO; at the host's default level that would drown the app's
+# one-line-per-step log in Application Insights. Warnings and errors still come through.
+logging.getLogger("azure").setLevel(logging.WARNING)
 
 app = func.FunctionApp()
 app.register_functions(customer_events)
