@@ -26,6 +26,11 @@ bp = func.Blueprint()
 # customer. Cheap: a small TOML file, no SDK.
 load_profiles(APP_ROOT / os.environ.get("CLIENT_PROFILES_PATH", "config/client_profiles.toml"))
 
+# Sessions (SessionId = customer id) give per-customer ordering; the queue itself must be created with
+# RequiresSession. Read at indexing time, like every binding: one function, configured by a setting, so the same
+# code serves a session-enabled queue and a plain one (where the ledger's stale guard keeps the outcome right).
+SESSIONS = os.environ.get("CUSTOMER_EVENTS_SESSIONS", "false").strip().lower() in ("1", "true", "yes")
+
 _scheduler_lock = threading.Lock()
 _scheduler = None
 
@@ -41,7 +46,7 @@ def _get_scheduler():
 
 @bp.function_name("customer_events")
 @bp.service_bus_queue_trigger(arg_name="msg", queue_name="%CUSTOMER_EVENTS_QUEUE%",
-                              connection="ServiceBusConnection")
+                              connection="ServiceBusConnection", is_sessions_enabled=SESSIONS)
 def customer_events(msg: func.ServiceBusMessage) -> None:
     from shared.bootstrap import get_service
     from shared.domain.retry_policy import RetryPolicy
