@@ -85,7 +85,7 @@ def cmd_up(args) -> int:
             print(f"local stack already running (pid {info['pid']}); `python -m emulators down` stops it")
             return 0
         _stack_file(folder).unlink()
-    argv = [sys.executable, "-m", "emulators", "serve", "--folder", str(folder), "--settings", args.settings,
+    argv = [sys.executable, "-m", "emulators", "--folder", str(folder), "serve", "--settings", args.settings,
             "--auth0-rate", str(args.auth0_rate), "--auth0-burst", str(args.auth0_burst), "--apim-sku", args.apim_sku]
     if args.persist:
         argv.append("--persist")

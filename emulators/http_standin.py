@@ -157,6 +157,8 @@ class HttpStandIn:
 
     def stop(self) -> None:
         if self._server:
+            with self.lock:
+                self.persist()
             self._server.shutdown()
             self._server.server_close()
             self._server = None
