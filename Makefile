@@ -29,14 +29,19 @@ $(STAMP_NPM): package.json package-lock.json
 test: setup
 	$(PY) -m pytest tests -q -p no:cacheprovider
 
+# SERVICEBUS_CONNECTION / SERVICEBUS_NAMESPACE point `make up` and `make run` at the official emulator or a real
+# namespace instead of the stand-in.
+UP_ARGS := $(if $(SERVICEBUS_CONNECTION),--servicebus-connection "$(SERVICEBUS_CONNECTION)") \
+           $(if $(SERVICEBUS_NAMESPACE),--servicebus-namespace "$(SERVICEBUS_NAMESPACE)")
+
 up: setup
-	$(PY) -m emulators up
+	$(PY) -m emulators up $(UP_ARGS)
 
 down:
 	$(PY) -m emulators down
 
 run: setup
-	@$(PY) -m emulators up
+	@$(PY) -m emulators up $(UP_ARGS)
 	@echo "send events from another terminal: .venv/bin/python -m devtools.send created --customer acme"
 	@trap '$(PY) -m emulators down' EXIT; $(PY) -m funchost --settings local.settings.json
 

@@ -47,11 +47,26 @@ def build_event(kind: str, customer: str, profile: str = "oem", display_name: st
     return event
 
 
+def service_bus_client(settings: dict[str, str]):
+    """The namespace the app listens to: ServiceBusConnection (a connection string), or
+    ServiceBusConnection__fullyQualifiedNamespace with DefaultAzureCredential, as the Functions host reads them."""
+    from azure.servicebus import ServiceBusClient
+
+    if settings.get("ServiceBusConnection"):
+        return ServiceBusClient.from_connection_string(settings["ServiceBusConnection"])
+    namespace = settings.get("ServiceBusConnection__fullyQualifiedNamespace")
+    if not namespace:
+        raise SystemExit("neither ServiceBusConnection nor ServiceBusConnection__fullyQualifiedNamespace is set: "
+                         "start the local stack (`make up`) or set one in the environment")
+    from azure.identity import DefaultAzureCredential
+    return ServiceBusClient(namespace, DefaultAzureCredential())
+
+
 def send_events(events: list[dict], settings: dict[str, str], queue: str | None = None) -> None:
-    from azure.servicebus import ServiceBusClient, ServiceBusMessage
+    from azure.servicebus import ServiceBusMessage
 
     queue = queue or settings.get("CUSTOMER_EVENTS_QUEUE", "customer-events")
-    with ServiceBusClient.from_connection_string(settings["ServiceBusConnection"]) as client:
+    with service_bus_client(settings) as client:
         with client.get_queue_sender(queue) as sender:
             for event in events:
                 customer = (event.get("data") or {}).get("customerId")
@@ -79,8 +94,6 @@ def main(argv=None) -> int:
     sp.add_argument("--keep", action="store_true", help="keep the file's id and time")
     args = p.parse_args(argv)
     settings = load_settings(args.settings)
-    if "ServiceBusConnection" not in settings:
-        sys.exit("ServiceBusConnection is not set: start the local stack (`make up`) or set it in the environment")
     prefix = settings.get("EVENT_TYPE_PREFIX", "")
     if args.kind == "file":
         doc = json.loads(args.path.read_text())

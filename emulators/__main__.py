@@ -50,7 +50,9 @@ def _options(args):
     from .stack import StackOptions
     return StackOptions(persist=args.persist, servicebus=not args.no_servicebus, auth0_rate=args.auth0_rate,
                         auth0_burst=args.auth0_burst, apim_sku=args.apim_sku,
-                        servicebus_config=args.servicebus_config)
+                        servicebus_config=args.servicebus_config,
+                        servicebus_connection=args.servicebus_connection,
+                        servicebus_namespace=args.servicebus_namespace)
 
 
 def cmd_serve(args) -> int:
@@ -91,8 +93,9 @@ def cmd_up(args) -> int:
         argv.append("--persist")
     if args.no_servicebus:
         argv.append("--no-servicebus")
-    if args.servicebus_config:
-        argv += ["--servicebus-config", args.servicebus_config]
+    for flag in ("servicebus_config", "servicebus_connection", "servicebus_namespace"):
+        if getattr(args, flag):
+            argv += ["--" + flag.replace("_", "-"), getattr(args, flag)]
     log = open(folder / "stack.log", "ab")
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True)
@@ -215,6 +218,11 @@ def main(argv=None) -> int:
         sp.add_argument("--persist", action="store_true", help="keep each service's state in the folder across restarts")
         sp.add_argument("--no-servicebus", action="store_true", help="do not start the Service Bus stand-in")
         sp.add_argument("--servicebus-config", help="a Config.json like the official emulator's")
+        sp.add_argument("--servicebus-connection", metavar="CONNECTION_STRING",
+                        help="use this Service Bus instead of the stand-in (the official emulator, or a namespace)")
+        sp.add_argument("--servicebus-namespace", metavar="FQDN",
+                        help="use this namespace with DefaultAzureCredential instead of the stand-in "
+                             "(e.g. contoso.servicebus.windows.net)")
         sp.add_argument("--auth0-rate", type=float, default=50.0, help="Auth0 rate limit, requests/s (default 50)")
         sp.add_argument("--auth0-burst", type=int, default=100, help="Auth0 rate limit bucket size (default 100)")
         sp.add_argument("--apim-sku", default="Developer", help="APIM tier, sets the authorization server limit")

@@ -35,6 +35,9 @@ class StackOptions:
     azurite: bool = True
     servicebus: bool = True
     servicebus_config: str | None = None
+    # Point the app at another Service Bus instead of the stand-in: the official emulator or a real namespace.
+    servicebus_connection: str | None = None   # a connection string
+    servicebus_namespace: str | None = None    # a fully qualified namespace, with DefaultAzureCredential
     auth0_rate: float = 50.0
     auth0_burst: int = 100
     apim_sku: str = "Developer"
@@ -90,7 +93,7 @@ class LocalStack:
                                     host=o.host, state_file=self._state("apim")).start()
             if o.azurite:
                 self.azurite = Azurite(self.folder, host=o.host, persist=o.persist).start()
-            if o.servicebus:
+            if o.servicebus and not (o.servicebus_connection or o.servicebus_namespace):
                 from .servicebus import ServiceBusStandIn, load_config
                 config_path = o.servicebus_config or str(Path(__file__).parent / "servicebus" / "config.json")
                 self.servicebus = ServiceBusStandIn(load_config(config_path), host=o.host)
@@ -143,7 +146,11 @@ class LocalStack:
         if self.azurite:
             values["AzureWebJobsStorage"] = self.azurite.connection_string
             values["LEDGER_CONNECTION"] = self.azurite.connection_string
-        if self.servicebus:
+        if self.options.servicebus_connection:
+            values["ServiceBusConnection"] = self.options.servicebus_connection
+        elif self.options.servicebus_namespace:
+            values["ServiceBusConnection__fullyQualifiedNamespace"] = self.options.servicebus_namespace
+        elif self.servicebus:
             values["ServiceBusConnection"] = self.servicebus.connection_string
         return values
 
