@@ -133,11 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXIT_CODES_HELP)
     _filters(p, with_all=True)
     _acting(p)
-    p.add_argument("--fresh-retry-budget", action="store_true",
-                   help="drop the app's retry-attempt, retry-first-attempt-utc and retry-original-message-id "
-                        "from the copy, so a transient failure after the replay is retried with backoff again "
-                        "(default: the budget stays spent, and such a failure dead-letters the copy within "
-                        "seconds, which shows at once that the cause is not fixed)")
+    p.add_argument("--keep-retry-budget", dest="fresh_retry_budget", action="store_false",
+                   help="keep the app's retry-attempt, retry-first-attempt-utc and retry-original-message-id on "
+                        "the copy, so a transient failure after the replay dead-letters it again within seconds: a "
+                        "quick check that the cause is fixed (default: the copy starts a fresh retry budget, so a "
+                        "passing hiccup, such as a replayed duplicate racing its twin, is retried with backoff)")
     p.set_defaults(fn=cmd_replay)
 
     p = sub.add_parser("export", parents=[common], formatter_class=fmt, help="write messages to a JSON Lines file",

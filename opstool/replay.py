@@ -17,9 +17,11 @@ and the application properties, without ``DeadLetterReason``/``DeadLetterErrorDe
   ``retry-original-message-id`` when the dead-lettered message is one of the app's retry copies);
 - ``replay-count``: one more than the dead-lettered message had.
 
-The app's own retry properties (``retry-attempt``, ``retry-first-attempt-utc``...) are kept, so its retry budget
-stays spent: a replayed event that fails transiently again is dead-lettered again within seconds instead of being
-retried for another hour. ``--fresh-retry-budget`` drops the budget properties instead (see APP_RETRY_BUDGET_PROPERTIES).
+The app's own retry budget properties (``retry-attempt``, ``retry-first-attempt-utc``, ``retry-original-message-id``,
+see APP_RETRY_BUDGET_PROPERTIES) are dropped by default, so the replayed event starts a fresh budget: after a fix, a
+passing hiccup (a replayed duplicate racing its twin for the customer's claim, a last 503) is retried with backoff
+instead of going straight back to the dead-letter queue. ``--keep-retry-budget`` keeps them, so a copy that fails
+transiently again is dead-lettered within seconds: a quick check that the cause is fixed.
 
 Not carried: the time-to-live (the queue's default applies from the moment of the replay) and the broker's
 annotations (sequence number, enqueued time: the copy gets new ones).
@@ -51,13 +53,13 @@ def replay_message_id(queue: str, dl: DeadLetter) -> str:
     return str(uuid.uuid5(REPLAY_ID_NAMESPACE, name))
 
 
-#: the app's retry budget (shared/domain/retry_policy.py), dropped by ``--fresh-retry-budget``; all three go
+#: the app's retry budget (shared/domain/retry_policy.py), dropped unless ``--keep-retry-budget``; all three go
 #: together: the app names its retry copies ``<retry-original-message-id>:retry:<attempt>``, and restarting the
 #: attempt count under the old original id would reuse ids that duplicate detection may still remember
 APP_RETRY_BUDGET_PROPERTIES = (rp.ATTEMPT_PROPERTY, rp.FIRST_ATTEMPT_PROPERTY, rp.ORIGINAL_ID_PROPERTY)
 
 
-def copy_properties(dl: DeadLetter, *, fresh_retry_budget: bool = False) -> dict[str, Any]:
+def copy_properties(dl: DeadLetter, *, fresh_retry_budget: bool = True) -> dict[str, Any]:
     dropped = DEAD_LETTER_PROPERTIES + (APP_RETRY_BUDGET_PROPERTIES if fresh_retry_budget else ())
     props = {k: v for k, v in dl.application_properties.items() if k not in dropped}
     if dl.original_message_id:
@@ -66,7 +68,7 @@ def copy_properties(dl: DeadLetter, *, fresh_retry_budget: bool = False) -> dict
     return props
 
 
-def build_copy(dl: DeadLetter, queue: str, *, fresh_retry_budget: bool = False) -> Any:
+def build_copy(dl: DeadLetter, queue: str, *, fresh_retry_budget: bool = True) -> Any:
     """The message to send: a ServiceBusMessage for a data body (what every sender of this queue uses), an
     AmqpAnnotatedMessage for the rare value or sequence body."""
     from azure.servicebus import ServiceBusMessage
@@ -113,7 +115,7 @@ class Replayer:
     """``handle`` for :func:`~opstool.locked_receive.receive_selected`: send the copy, then complete."""
 
     def __init__(self, receiver: Any, sender: Any, queue: str, report, *, crash: CrashHook | None = None,
-                 fresh_retry_budget: bool = False):
+                 fresh_retry_budget: bool = True):
         self.receiver, self.sender, self.queue = receiver, sender, queue
         self.fresh_retry_budget = fresh_retry_budget
         self.report = report           # called with each Result
