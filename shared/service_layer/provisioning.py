@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -132,12 +133,41 @@ class ProvisioningService:
         self.worker_id = worker_id
         self._clock = clock or ledger.now
         self.max_parallel = max(1, int(max_parallel))
+        self._active: set[str] = set()  # customers an invocation of this process is applying an event to
+        self._active_lock = threading.Lock()
 
     # ---- entry points -------------------------------------------------------------------------------------------
     def handle(self, event: CustomerEvent, *, message_id: str | None = None) -> Outcome:
         """Apply one parsed event. Returns the outcome, or raises TransientError / PermanentError after recording
         the failure (``last_error``, audit *failed*, claim released)."""
-        a = _Attempt(event=event, message_id=message_id)
+        # The ledger claim names this process (worker_id), and a host runs several invocations per process at
+        # once: two of them would both take the claim for their own. So one event per customer at a time within
+        # the process, here; the claim does the same across processes.
+        if not self._enter(event.customer_id):
+            exc = CustomerBusy("another invocation of this worker is applying an event to this customer",
+                               service="ledger", operation="claim")
+            emit(event.customer_id, event.event_id, "handle", "failed", 0, level=logging.WARNING,
+                 detail=f"type={event.type} error={type(exc).__name__} reason={error_reason(exc)!r}",
+                 message_id=message_id)
+            raise exc
+        try:
+            return self._handle(_Attempt(event=event, message_id=message_id))
+        finally:
+            self._leave(event.customer_id)
+
+    def _enter(self, customer_id: str) -> bool:
+        with self._active_lock:
+            if customer_id in self._active:
+                return False
+            self._active.add(customer_id)
+            return True
+
+    def _leave(self, customer_id: str) -> None:
+        with self._active_lock:
+            self._active.discard(customer_id)
+
+    def _handle(self, a: _Attempt) -> Outcome:
+        event, message_id = a.event, a.message_id
         try:
             if isinstance(event, CustomerCreated):
                 outcome = self._apply_created(a)
@@ -566,14 +596,16 @@ class ProvisioningService:
     def _duplicate_or_stale(self, a: _Attempt, *, still_rejected: bool) -> Outcome | None:
         ev, rec, audit = a.event, a.record, a.audit
         status = rec.status if rec else ""
-        if audit is not None and (audit.outcome in (APPLIED, STALE) or audit.outcome == REJECTED and still_rejected):
+        # A rejection that still holds is not a duplicate: the caller raises it again, so the message keeps failing
+        # until the dead-letter queue takes it (completing it here would drop it with nobody told).
+        if audit is not None and audit.outcome in (APPLIED, STALE):
             # Keep the final outcome (a redelivery after this must still see it); count the delivery.
             with step(a.customer_id, a.event_id, "ledger.set_audit", message_id=a.message_id) as s:
                 s.outcome = DUPLICATE
                 self.ledger.set_audit(replace(audit, attempts=audit.attempts + 1,
                                               message_id=a.message_id or audit.message_id))
             return Outcome(DUPLICATE, ev.customer_id, ev.event_id, status, f"already {audit.outcome}")
-        if audit is not None and audit.outcome == REJECTED:
+        if audit is not None and audit.outcome == REJECTED and not still_rejected:
             # Rejected by a rule that depends on configuration (an unknown profile): valid now, so apply it.
             emit(a.customer_id, a.event_id, "check_duplicate", "retrying_rejected",
                  detail="rejected before, valid with the current configuration", message_id=a.message_id)

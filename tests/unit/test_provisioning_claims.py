@@ -165,3 +165,38 @@ def test_removal_claim_sets_status_removing_until_done():
     w.identity.delete_application = spy
     w.service().handle(removed())
     assert seen == [REMOVING]
+
+
+def test_two_invocations_of_one_worker_never_apply_to_one_customer_at_once():
+    """A host process runs several invocations at once, all under the process's worker id, so the ledger claim
+    cannot tell them apart: a removal must not take the customer while a created of the same process is still
+    creating (found by the chaos suite: the removal deleted, then the created wrote its resources after it)."""
+    w = World()
+    svc = w.service("w1")  # one service per process, as shared.bootstrap builds it
+    creating, release = threading.Event(), threading.Event()
+    real = w.identity.create_application
+
+    def slow_create(spec):
+        creating.set()
+        release.wait(5)
+        return real(spec)
+
+    w.identity.create_application = slow_create
+    results = []
+    first = threading.Thread(target=lambda: results.append(svc.handle(created())))
+    first.start()
+    assert creating.wait(5)
+    before = w.snapshot()
+    try:
+        with pytest.raises(CustomerBusy) as err:
+            svc.handle(removed())
+        assert err.value.transient
+        assert w.snapshot() == before  # the removal wrote and deleted nothing
+    finally:
+        release.set()
+        first.join(5)
+    assert [r.result for r in results] == [APPLIED]
+
+    # The removal's retry, once the created is done, removes everything.
+    assert svc.handle(removed()).result == APPLIED
+    assert w.leftovers() == [] and w.orphans() == []

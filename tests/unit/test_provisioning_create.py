@@ -218,8 +218,13 @@ def test_unknown_profile_is_rejected_then_applied_once_configured():
     assert w.ledger.audit("acme", "e-created").outcome == REJECTED
     assert w.ledger.record("acme") is None and w.leftovers() == []
 
-    # A redelivery while the configuration is unchanged is a duplicate of the rejection.
-    assert w.service().handle(created(profile="oem")).result == DUPLICATE
+    # A redelivery while the configuration is unchanged is rejected again: the message must keep failing so that
+    # it reaches the dead-letter queue (completing it as a duplicate would drop it with nobody told).
+    with pytest.raises(UnknownProfile):
+        w.service().handle(created(profile="oem"))
+    audit = w.ledger.audit("acme", "e-created")
+    assert (audit.outcome, audit.attempts) == (REJECTED, 2)
+    assert w.ledger.record("acme") is None and w.leftovers() == []
 
     # The profile is deployed; the operator resubmits the dead-lettered message (same event id).
     w.profiles.update(profiles)

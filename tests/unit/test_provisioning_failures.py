@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from shared.domain.errors import PermanentError, TransientError
+from shared.domain.errors import PermanentError, TransientError, UnknownProfile
 from shared.domain.records import APPLIED, DUPLICATE, FAILED, PROVISIONING, REJECTED, REMOVING
 from shared.service_layer.provisioning import UNPARSED_PARTITION
 from tests.unit.world import World, created, removed
@@ -184,11 +184,15 @@ def test_rejection_swallows_a_permanent_ledger_error():
     w.service().record_rejection(reason="x", message_id="m1")  # no exception: logged instead
 
 
-def test_rejected_event_redelivered_is_a_duplicate():
+def test_rejected_event_redelivered_is_rejected_again():
+    # Not a duplicate: the message must keep failing until the dead-letter queue takes it.
     w = World()
     w.service().record_rejection(reason="x", message_id="m1", customer_id="acme", event_id="e-created")
     del w.profiles["oem"]  # still invalid
-    assert w.service().handle(created()).result == DUPLICATE
+    with pytest.raises(UnknownProfile):
+        w.service().handle(created())
+    assert w.ledger.audit("acme", "e-created").outcome == REJECTED
+    assert w.ledger.record("acme") is None and w.leftovers() == []
 
 
 # ---- logging ------------------------------------------------------------------------------------------------------

@@ -1,0 +1,123 @@
+"""The local Functions host as a child process the chaos run can SIGKILL and start again.
+
+Its stdout and stderr go to one log file per incarnation (scanned for secrets at the end). The host's own
+``Executing``/``Executed`` lines tell which invocations are running, so the run can kill mid-invocation and know
+when the work is done.
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_EXECUTING = re.compile(r"Executing 'Functions\.[^']+' \(.*Id=([0-9a-f-]{36})\)")
+_EXECUTED = re.compile(r"Executed 'Functions\.[^']+' \((\w+), Id=([0-9a-f-]{36})")
+_STARTED = "Host started"
+
+
+class HostProcess:
+    def __init__(self, settings_file: Path, log_dir: Path, *, env: dict[str, str] | None = None,
+                 app_root: Path = ROOT):
+        self.settings_file = settings_file
+        self.app_root = app_root
+        self.log_dir = log_dir
+        self.env = env if env is not None else dict(os.environ)
+        self.proc: subprocess.Popen | None = None
+        self.incarnation = 0
+        self.log_files: list[Path] = []
+        self._lock = threading.Lock()
+        self._running: set[str] = set()
+        self._ready = threading.Event()
+        self.executed = {"Succeeded": 0, "Failed": 0}
+        self.started_invocations = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    def start(self, timeout: float = 60.0) -> None:
+        self.incarnation += 1
+        log_file = self.log_dir / f"host-{self.incarnation}.log"
+        self.log_files.append(log_file)
+        self._ready.clear()
+        with self._lock:
+            self._running.clear()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "funchost", "--settings", str(self.settings_file),
+             "--app-root", str(self.app_root), "--functions", "customer_events", "--stop-timeout", "5"],
+            cwd=str(ROOT), env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1,
+            text=True, encoding="utf-8", errors="replace")
+        threading.Thread(target=self._pump, args=(self.proc, log_file), daemon=True,
+                         name=f"host-{self.incarnation}-log").start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"the host did not start within {timeout:.0f} s; see {log_file}")
+
+    def kill(self) -> int:
+        """SIGKILL: no shutdown, no settlement; returns how many invocations were running."""
+        with self._lock:
+            running = len(self._running)
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        with self._lock:
+            self._running.clear()
+        return running
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    @property
+    def alive(self) -> bool:
+        return bool(self.proc and self.proc.poll() is None)
+
+    @property
+    def running(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    # -- log pump -------------------------------------------------------------------------------------------------
+    def _pump(self, proc: subprocess.Popen, log_file: Path) -> None:
+        with open(log_file, "w", encoding="utf-8") as out:
+            for line in proc.stdout:
+                out.write(line)
+                out.flush()
+                if proc is not self.proc or proc.returncode is not None:
+                    continue
+                m = _EXECUTING.search(line)
+                if m:
+                    with self._lock:
+                        self._running.add(m.group(1))
+                        self.started_invocations += 1
+                    continue
+                m = _EXECUTED.search(line)
+                if m:
+                    with self._lock:
+                        self._running.discard(m.group(2))
+                        self.executed[m.group(1)] = self.executed.get(m.group(1), 0) + 1
+                    continue
+                if _STARTED in line:
+                    self._ready.set()
+
+
+def app_root_with(folder: Path, service_bus: dict) -> Path:
+    """The app as it is, with host.json's ``extensions.serviceBus`` changed: links to the app's code and config
+    beside a modified host.json (the host reads host.json from its app root, and has no other way to change it)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    host_json = json.loads((ROOT / "host.json").read_text())
+    host_json.setdefault("extensions", {}).setdefault("serviceBus", {}).update(service_bus)
+    (folder / "host.json").write_text(json.dumps(host_json, indent=2))
+    for name in ("function_app.py", "functions", "shared", "config"):
+        link = folder / name
+        if not link.exists():
+            link.symlink_to(ROOT / name)
+    return folder
