@@ -44,7 +44,9 @@ def index_app(app_root: str | Path, script_file: str = DEFAULT_SCRIPT_FILE) -> I
     script_path = (app_root / script_file).resolve()
     with _cache_lock:
         cached = _cache.get(script_path)
-        if cached is not None:
+        # Still the module in sys.modules: a caller that dropped it (to re-read settings that bindings take at
+        # import, such as isSessionsEnabled) gets the app indexed again, as a restarted worker would.
+        if cached is not None and sys.modules.get(script_path.stem) is cached.module:
             return cached
         if not script_path.is_file():
             raise FileNotFoundError(f"script file not found: {script_path}")
