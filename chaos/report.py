@@ -29,7 +29,7 @@ def _verdict_lines(title: str, v: Verdict, customers: int) -> list[str]:
              f"  duplicates:                {len(v.duplicates)}",
              f"  orphans:                   {len(v.orphans)}",
              f"  lost events:               {len(v.lost)}",
-             f"  outcomes:                  " + ", ".join(f"{k} {n}" for k, n in sorted(v.outcomes.items())),
+             "  outcomes:                  " + ", ".join(f"{k} {n}" for k, n in sorted(v.outcomes.items())),
              f"  dead-lettered events:      {len(v.dead_lettered)}"]
     for item in v.dead_lettered[:10]:
         lines.append(f"    {item}")
@@ -71,7 +71,7 @@ def render_text(report: ChaosReport) -> str:
         f"  lost events:      {_both(report, 'lost')}",
         f"  secret leaks:     {len(report.leaks)} ({report.secrets_checked} secrets searched in "
         f"{report.places_scanned} logs, ledger rows, dead-lettered messages and events)",
-        f"  dead-letter replay converges: "
+        "  dead-letter replay converges: "
         + ("yes" if report.after and not report.after.mismatches else "NO")
         + f" ({report.dead_lettered_before_replay} dead-lettered, {report.replayed or 0} replayed; "
           f"{report.dead_lettered_after_replay} back in the dead-letter queue: "

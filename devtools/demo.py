@@ -9,27 +9,17 @@ import json
 import logging
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
 from .send import build_event, send_events
+from .waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class DemoFailed(Exception):
     pass
-
-
-def _wait(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise DemoFailed(f"timed out waiting for {what}")
 
 
 def _section(title: str) -> None:
@@ -72,7 +62,8 @@ def run_demo() -> int:
         _section("1. customer.created for acme (profile oem: third-party machine-to-machine)")
         created = build_event("created", "acme", profile="oem", display_name="Acme Devices")
         send_events([created], settings)
-        _wait(lambda: status("acme") == "provisioned", "acme to be provisioned")
+        wait_until(lambda: status("acme") == "provisioned", timeout=60,
+                   what="acme to be provisioned", error=DemoFailed)
         show("acme")
         acme = view_customers(stack, ["acme"]).of("acme")
         if len(acme.auth0_applications) != 1 or not acme.secrets or acme.subscriptions.get("customer-acme") != "active":
@@ -80,7 +71,8 @@ def run_demo() -> int:
 
         _section("2. the same event delivered again (a CRM resend under a new message id)")
         _resend(settings, created)
-        _wait(lambda: any(a.attempts >= 2 for a in ledger.list_audit("acme")), "the duplicate to be audited")
+        wait_until(lambda: any(a.attempts >= 2 for a in ledger.list_audit("acme")), timeout=60,
+                   what="the duplicate to be audited", error=DemoFailed)
         print("  the app recognised the event id it had applied: nothing was created")
         show("acme")
         if len(view_customers(stack, ["acme"]).of("acme").auth0_applications) != 1:
@@ -89,12 +81,14 @@ def run_demo() -> int:
         _section("3. customer.created for initech (profile partner-spa: public client, no secret anywhere)")
         send_events([build_event("created", "initech", profile="partner-spa", display_name="Initech Dashboard",
                                  redirect_uris=["https://app.initech.example/callback"])], settings)
-        _wait(lambda: status("initech") == "provisioned", "initech to be provisioned")
+        wait_until(lambda: status("initech") == "provisioned", timeout=60,
+                   what="initech to be provisioned", error=DemoFailed)
         show("initech")
 
         _section("4. customer.removed for acme")
         send_events([build_event("removed", "acme")], settings)
-        _wait(lambda: status("acme") == "removed", "acme to be removed")
+        wait_until(lambda: status("acme") == "removed", timeout=60,
+                   what="acme to be removed", error=DemoFailed)
         show("acme")
         if view_customers(stack, ["acme"]).of("acme").live:
             raise DemoFailed("acme still has live resources after its removal")
@@ -102,8 +96,8 @@ def run_demo() -> int:
         _section("5. a bad event: customer.created without a profile")
         bad = build_event("invalid", "hooli")
         send_events([bad], settings)
-        dead = _wait(lambda: [m for m in _dead_letters(settings) if m.message_id == bad["id"]],
-                     "the bad event to reach the dead-letter queue")
+        dead = wait_until(lambda: [m for m in _dead_letters(settings) if m.message_id == bad["id"]], timeout=60,
+                          what="the bad event to reach the dead-letter queue", error=DemoFailed)
         reasons = [a.reason for a in ledger.list_audit("hooli") if a.event_id == bad["id"]]
         print(f"  dead-letter queue: message {bad['id']} reason={dead[0].dead_letter_reason} "
               f"after {dead[0].delivery_count} deliveries")

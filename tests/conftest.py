@@ -39,7 +39,37 @@ def stack_env(local_stack, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.chdir(ROOT)
     _drop_ledger_table(local_stack.settings["LEDGER_CONNECTION"], local_stack.settings["LEDGER_TABLE"])
+    _empty_queues(local_stack)
     yield local_stack.settings
+
+
+def _empty_queues(stack) -> None:
+    """Messages another test left (a scheduled retry copy, a dead letter) must not reach this test's host."""
+    from azure.servicebus import NEXT_AVAILABLE_SESSION, ServiceBusClient, ServiceBusReceiveMode, ServiceBusSubQueue
+    from azure.servicebus.exceptions import OperationTimeoutError
+
+    queues = stack.servicebus.snapshot()["queues"]
+    with ServiceBusClient.from_connection_string(stack.servicebus.connection_string) as client:
+        for name, q in queues.items():
+            scheduled = [m["sequence_number"] for m in q["messages"] if m["state"] == "scheduled"]
+            if scheduled:
+                with client.get_queue_sender(name) as sender:
+                    sender.cancel_scheduled_messages(scheduled)
+            session = NEXT_AVAILABLE_SESSION if q["sessions"] else None  # listed only on session-enabled queues
+            for sub, count in ((None, len(q["messages"]) - len(scheduled)),
+                               (ServiceBusSubQueue.DEAD_LETTER, q["dead_letter_count"])):
+                while count > 0:
+                    kw = {"session_id": session} if sub is None and session else {}
+                    try:
+                        with client.get_queue_receiver(name, sub_queue=sub, max_wait_time=1,
+                                                       receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE,
+                                                       **kw) as receiver:
+                            got = receiver.receive_messages(max_message_count=100, max_wait_time=1)
+                    except OperationTimeoutError:  # no session free to take: what is left is locked elsewhere
+                        break
+                    if not got:
+                        break
+                    count -= len(got)
 
 
 def _drop_ledger_table(connection: str, table: str) -> None:
@@ -47,3 +77,33 @@ def _drop_ledger_table(connection: str, table: str) -> None:
 
     with TableServiceClient.from_connection_string(connection) as svc:
         svc.delete_table(table)  # no error when it does not exist
+
+
+@pytest.fixture
+def app_host(stack_env):
+    """The unchanged function app under the local Functions host, in this process, on the local stack, with short
+    retry delays. The app's service is rebuilt for the test, since the host runs it in this process."""
+    from funchost import LocalFunctionsHost
+    from shared.bootstrap import reset_service
+
+    reset_service()
+    host = LocalFunctionsHost(str(ROOT), {**stack_env, "RETRY_BASE_SECONDS": "0.2", "RETRY_MAX_DELAY_SECONDS": "1"},
+                              functions=["customer_events"])
+    host.start()
+    yield host
+    host.stop(10)
+    reset_service()
+
+
+@pytest.fixture
+def ledger(stack_env):
+    """The app's own ledger adapter, reading what the app wrote."""
+    from shared.adapters.settings import Settings
+    from shared.adapters.table_ledger import TableLedger
+
+    return TableLedger.from_settings(Settings.from_env(stack_env), None)
+
+
+def customer_status(ledger, customer_id: str) -> str | None:
+    record = ledger.get_customer(customer_id)[0]
+    return record.status if record else None

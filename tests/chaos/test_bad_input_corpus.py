@@ -10,40 +10,18 @@ import json
 import re
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
+from devtools.waiting import wait_until
 from emulators.inspect import view_customers
-from funchost import LocalFunctionsHost
 from shared.domain import naming
+from tests.conftest import customer_status
 
 from bad_inputs import VALID_LOOKALIKES, created, rejected_cases
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("auth0", "keyvault", "apim")
 pytestmark = pytest.mark.timeout(240)
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def host(stack_env):
-    from shared.bootstrap import reset_service
-    reset_service()
-    h = LocalFunctionsHost(str(ROOT), dict(stack_env), functions=["customer_events"])
-    h.start()
-    yield h
-    h.stop(10)
-    reset_service()
 
 
 def _send(stack_env, bodies: list[tuple[str, bytes]]) -> None:
@@ -79,17 +57,11 @@ def _rejections(stack_env) -> dict[str, dict]:
         return {row["message_id"]: dict(row) for row in rows if row.get("message_id")}
 
 
-def _ledger(stack_env):
-    from shared.adapters.settings import Settings
-    from shared.adapters.table_ledger import TableLedger
-    return TableLedger.from_settings(Settings.from_env(stack_env), None)
-
-
 def _calls(local_stack) -> dict[str, dict[str, int]]:
     return {name: local_stack.control(name).calls()["calls"] for name in SERVICES}
 
 
-def test_every_bad_input_is_dead_lettered_with_its_reason_and_calls_nothing(host, stack_env, local_stack):
+def test_every_bad_input_is_dead_lettered_with_its_reason_and_calls_nothing(app_host, ledger, stack_env, local_stack):
     cases = rejected_cases()
     assert len(cases) >= 30
     run = uuid.uuid4().hex[:8]
@@ -122,24 +94,17 @@ def test_every_bad_input_is_dead_lettered_with_its_reason_and_calls_nothing(host
     # The host kept serving: a good event sent after the corpus is provisioned.
     good = created("corpus-after", displayName="After The Corpus")
     _send(stack_env, [(good["id"], json.dumps(good).encode())])
-    ledger = _ledger(stack_env)
-    wait_for(lambda: (ledger.get_customer("corpus-after")[0] or None) and
-             ledger.get_customer("corpus-after")[0].status == "provisioned", timeout=60,
-             what="the event after the corpus to be provisioned")
+    wait_until(lambda: customer_status(ledger, "corpus-after") == "provisioned", timeout=60,
+               what="the event after the corpus to be provisioned")
     assert len(view_customers(local_stack, ["corpus-after"]).of("corpus-after").auth0_applications) == 1
 
 
-def test_lookalike_ids_are_distinct_customers(host, stack_env, local_stack):
+def test_lookalike_ids_are_distinct_customers(app_host, ledger, stack_env, local_stack):
     events = [created(cid, displayName=f"Lookalike {cid}") for cid in VALID_LOOKALIKES]
     _send(stack_env, [(e["id"], json.dumps(e).encode()) for e in events])
-    ledger = _ledger(stack_env)
 
-    def provisioned(cid: str) -> bool:
-        record = ledger.get_customer(cid)[0]
-        return bool(record and record.status == "provisioned")
-
-    wait_for(lambda: all(provisioned(c) for c in VALID_LOOKALIKES), timeout=90,
-             what="every lookalike to be provisioned")
+    wait_until(lambda: all(customer_status(ledger, c) == "provisioned" for c in VALID_LOOKALIKES), timeout=90,
+               what="every lookalike to be provisioned")
 
     view = view_customers(local_stack, VALID_LOOKALIKES)
     assert view.duplicates() == {} and view.unattributed == []

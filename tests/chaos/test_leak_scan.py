@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from pathlib import Path
 
 import pytest
 
 from chaos import leak_scan
 from devtools.send import build_event, send_events
-from funchost import LocalFunctionsHost
+from devtools.waiting import wait_until
+from tests.conftest import customer_status
 
-ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- the scan itself ---------------------------------------------------------------------------------------------
@@ -86,33 +85,9 @@ def collector(local_stack):
     c.uninstall()
 
 
-@pytest.fixture
-def host(stack_env):
-    from shared.bootstrap import reset_service
-    reset_service()
-    h = LocalFunctionsHost(str(ROOT), {**stack_env, "RETRY_BASE_SECONDS": "0.2", "RETRY_MAX_DELAY_SECONDS": "1"},
-                           functions=["customer_events"])
-    h.start()
-    yield h
-    h.stop(10)
-    reset_service()
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.timeout(180)
-def test_no_secret_leaks_through_a_lifecycle_with_failures(collector, captured_log, host, stack_env, local_stack):
-    from shared.adapters.settings import Settings
-    from shared.adapters.table_ledger import TableLedger
-
-    ledger = TableLedger.from_settings(Settings.from_env(stack_env), None)
+def test_no_secret_leaks_through_a_lifecycle_with_failures(collector, captured_log, app_host, ledger, stack_env,
+                                                           local_stack):
     auth0, vault, apim = (local_stack.control(n) for n in ("auth0", "keyvault", "apim"))
     # Failures on the calls that carry a secret, so their error paths are in the logs too.
     auth0.fail_next("clients.create", "drop_after")
@@ -120,21 +95,22 @@ def test_no_secret_leaks_through_a_lifecycle_with_failures(collector, captured_l
     vault.fail_next("secrets.set", 500, count=3)  # past the SDK's in-call retries: the step fails and is retried
     apim.fail_next("authorization_servers.create_or_update", 503, count=3)
 
-    status = lambda cid: (ledger.get_customer(cid)[0] or None) and ledger.get_customer(cid)[0].status  # noqa: E731
+    status = lambda cid: customer_status(ledger, cid)  # noqa: E731
     oem = build_event("created", "leak-oem", profile="oem")
     spa = build_event("created", "leak-spa", profile="partner-spa",
                       redirect_uris=["https://spa.example/callback"])
     bad = build_event("invalid", "leak-bad")
     sent = [oem, spa, bad]
     send_events([oem, spa, bad], stack_env)
-    _wait_for(lambda: status("leak-oem") == "provisioned" and status("leak-spa") == "provisioned", 90,
-              "both customers provisioned")
+    wait_until(lambda: status("leak-oem") == "provisioned" and status("leak-spa") == "provisioned", timeout=90,
+               what="both customers provisioned")
     removal = build_event("removed", "leak-oem")
     sent.append(removal)
     send_events([removal], stack_env)
-    _wait_for(lambda: status("leak-oem") == "removed", 60, "leak-oem removed")
-    _wait_for(lambda: any(h.where.startswith("dead-lettered") and bad["id"] in h.text for h in leak_scan.from_queue(
-        stack_env["ServiceBusConnection"], stack_env["CUSTOMER_EVENTS_QUEUE"])), 60, "the bad event dead-lettered")
+    wait_until(lambda: status("leak-oem") == "removed", timeout=60, what="leak-oem removed")
+    wait_until(lambda: any(h.where.startswith("dead-lettered") and bad["id"] in h.text for h in leak_scan.from_queue(
+        stack_env["ServiceBusConnection"], stack_env["CUSTOMER_EVENTS_QUEUE"])), timeout=60,
+        what="the bad event dead-lettered")
 
     secrets = collector.collect()
     kinds = {kind for kinds in secrets.values() for kind in kinds.split(" = ")}

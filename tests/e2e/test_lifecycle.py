@@ -4,44 +4,15 @@ ledger's reason; no secret leaks into the logs."""
 from __future__ import annotations
 
 import logging
-import time
-from pathlib import Path
 
 import pytest
 
 from devtools.send import build_event, send_events
+from devtools.waiting import wait_until
 from emulators.inspect import view_customers, view_stack
-from funchost import LocalFunctionsHost
+from tests.conftest import customer_status
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)
-
-
-def wait_for(predicate, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture
-def host(stack_env):
-    from shared.bootstrap import reset_service
-    reset_service()
-    h = LocalFunctionsHost(str(ROOT), dict(stack_env), functions=["customer_events"])
-    h.start()
-    yield h
-    h.stop(10)
-    reset_service()
-
-
-def _ledger(stack_env):
-    from shared.adapters.settings import Settings
-    from shared.adapters.table_ledger import TableLedger
-    return TableLedger.from_settings(Settings.from_env(stack_env), None)
 
 
 def _dead_letters(stack_env):
@@ -61,13 +32,11 @@ def _send_raw(stack_env, event: dict, message_id: str) -> None:
                                                    session_id=event["data"]["customerId"]))
 
 
-def test_created_duplicate_removed_and_a_bad_event(host, stack_env, local_stack, caplog):
+def test_created_duplicate_removed_and_a_bad_event(app_host, ledger, stack_env, local_stack, caplog):
     caplog.set_level(logging.INFO)
     created = build_event("created", "e2e-acme", profile="oem")
     send_events([created], stack_env)
-    ledger = _ledger(stack_env)
-    wait_for(lambda: (ledger.get_customer("e2e-acme")[0] or None) and
-             ledger.get_customer("e2e-acme")[0].status == "provisioned", what="acme provisioned")
+    wait_until(lambda: customer_status(ledger, "e2e-acme") == "provisioned", timeout=30, what="acme provisioned")
     acme = view_stack(local_stack).of("e2e-acme")
     assert len(acme.auth0_applications) == 1 and acme.secrets and acme.authorization_servers
     assert list(acme.subscriptions.values()) == ["active"]
@@ -78,19 +47,19 @@ def test_created_duplicate_removed_and_a_bad_event(host, stack_env, local_stack,
     # The same event again under a new message id (a CRM resend after Service Bus's duplicate-detection window,
     # or a replay): the app sees the event id it applied, and nothing more is created.
     _send_raw(stack_env, created, message_id="resend-1")
-    wait_for(lambda: any(a.outcome == "applied" and a.attempts >= 2 for a in ledger.list_audit("e2e-acme")),
-             what="the duplicate to be audited")
+    wait_until(lambda: any(a.outcome == "applied" and a.attempts >= 2 for a in ledger.list_audit("e2e-acme")),
+               timeout=30, what="the duplicate to be audited")
     assert len(view_stack(local_stack).of("e2e-acme").auth0_applications) == 1
 
     send_events([build_event("removed", "e2e-acme")], stack_env)
-    wait_for(lambda: ledger.get_customer("e2e-acme")[0].status == "removed", what="acme removed")
+    wait_until(lambda: customer_status(ledger, "e2e-acme") == "removed", timeout=30, what="acme removed")
     view = view_customers(local_stack, ["e2e-acme"])
     assert not view.of("e2e-acme").live and view.unattributed == []
 
     bad = build_event("invalid", "e2e-hooli")
     send_events([bad], stack_env)
-    dead = wait_for(lambda: [m for m in _dead_letters(stack_env) if m.message_id == bad["id"]], timeout=60,
-                    what="the bad event in the dead-letter queue")
+    dead = wait_until(lambda: [m for m in _dead_letters(stack_env) if m.message_id == bad["id"]], timeout=60,
+                      what="the bad event in the dead-letter queue")
     assert dead[0].dead_letter_reason == "MaxDeliveryCountExceeded"
     audit = [a for a in ledger.list_audit("e2e-hooli") if a.event_id == bad["id"]]
     assert audit and audit[0].outcome == "rejected" and audit[0].reason == "data.profile: is required"

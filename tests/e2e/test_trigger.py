@@ -35,15 +35,20 @@ def _message(event: dict | bytes, delivery_count: int = 1, **props) -> ServiceBu
     customer = event.get("data", {}).get("customerId") if isinstance(event, dict) else None
     return ServiceBusMessage(
         body=body, message_id=str(uuid.uuid4()), delivery_count=delivery_count, session_id=customer,
-        sequence_number=42, enqueued_time_utc=dt.datetime.now(dt.timezone.utc), content_type="application/cloudevents+json",
+        sequence_number=42, enqueued_time_utc=dt.datetime.now(dt.timezone.utc),
+        content_type="application/cloudevents+json",
         correlation_id="corr-1", application_properties=props, user_properties={}, trigger_metadata={})
 
 
 @pytest.fixture
 def trigger(stack_env):
     """The user function behind the registered Service Bus trigger, from a freshly imported app."""
-    for name in [m for m in sys.modules if m == "function_app" or m.startswith(("functions", "shared.bootstrap"))]:
-        del sys.modules[name]
+    def forget_app():
+        # get_functions() may be called once per app: leave no indexed app behind for the next importer.
+        for name in [m for m in sys.modules if m == "function_app" or m.startswith(("functions", "shared.bootstrap"))]:
+            del sys.modules[name]
+
+    forget_app()
     from shared.bootstrap import reset_service
     reset_service()
     app = importlib.import_module("function_app").app
@@ -54,6 +59,7 @@ def trigger(stack_env):
     assert binding["queueName"] == "%CUSTOMER_EVENTS_QUEUE%" and binding["connection"] == "ServiceBusConnection"
     yield fn.get_user_function()
     reset_service()
+    forget_app()
 
 
 def test_created_then_removed_through_the_registered_trigger(trigger, local_stack):

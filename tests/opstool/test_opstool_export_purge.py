@@ -31,7 +31,7 @@ def test_export_writes_each_message_in_full_and_removes_nothing(servicebus, queu
 
     run = tool.run("export", "--queue", queue, "--output", str(path))
     assert run.returncode == 0, run.stderr
-    assert f"exported 3 message(s)" in run.stdout
+    assert "exported 3 message(s)" in run.stdout
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [r["message_id"] for r in lines] == [acme["id"], beta["id"], "bin-1"]
     first = lines[0]

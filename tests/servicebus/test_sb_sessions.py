@@ -13,7 +13,7 @@ from azure.servicebus.exceptions import (
     SessionLockLostError,
 )
 
-from sb_helpers import queue_view, wait_for
+from sb_helpers import queue_view
 
 pytestmark = pytest.mark.timeout(60)
 
