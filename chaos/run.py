@@ -175,9 +175,9 @@ class ChaosRun:
             self.settings = settings
             app_root = ROOT
             if self.o.sessions:
-                # host.json's sessionIdleTimeout (30 s) keeps each of the 8 session slots on a customer for 30 s
-                # after its last event: fine for a few busy customers, minutes for many customers with few
-                # events each (the chaos workload, and a backfill). A short one here; see the report.
+                # host.json's sessionIdleTimeout (5 s) keeps each of the 8 session slots on a customer for 5 s
+                # after its last event; with many customers of few events each (this workload) that adds up to
+                # most of the run, so a shorter one here.
                 app_root = app_root_with(folder / "app", {"sessionIdleTimeout": SESSION_IDLE_TIMEOUT})
             self.host = HostProcess(settings_file, folder / "logs", env=self._child_env(settings),
                                     app_root=app_root)

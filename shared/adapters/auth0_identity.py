@@ -10,10 +10,17 @@
 - Errors: 429 -> TransientError with ``retry_after`` from ``x-ratelimit-reset`` (else ``Retry-After``); 5xx, timeouts
   and connection failures -> TransientError; 404 -> None/False; 409 on a grant create -> None; 401 -> one fresh token
   and one more try, then PermanentError; other 4xx -> PermanentError with Auth0's message (never a request body).
+- Pacing: with ``rate_limit`` set (``AUTH0_RATE_LIMIT``), every HTTP call, the token request included, first takes
+  a slot from a client-side token bucket (``throttle.Throttle``) with the tenant's rate and burst, so a backlog waits
+  its turn in-process instead of meeting 429s (each of which costs the whole event a retry). A paced call that still
+  meets a 429 holds the bucket until ``x-ratelimit-reset`` and is tried again, up to twice (a 429 applied nothing);
+  unpaced calls raise it at once, as above.
 - ``calls`` counts the HTTP calls per operation (``token`` included) for benchmarks and tests.
 """
 from __future__ import annotations
 
+import logging
+import math
 import ssl
 import threading
 import time
@@ -27,21 +34,28 @@ from auth0.management.core.parse_error import ParsingError
 
 from ..domain.errors import PermanentError, ProvisioningError, TransientError
 from ..service_layer.ports import Application, ApplicationSpec, IdentityProvider
+from .throttle import Throttle
 
 SERVICE = "auth0"
 PER_PAGE = 100  # the Management API's maximum
 LIST_FIELDS = "client_id,name,client_metadata,app_type,is_first_party"
 NO_RETRIES = {"max_retries": 0}
+#: a paced call refused with 429 is tried again after the reset at most this many times in-call
+MAX_PACED_429_RETRIES = 2
 _MAX_MESSAGE = 300
 _ABSENT = object()
 
+log = logging.getLogger(__name__)
 
-def _retry_after(headers: Any, now: float | None = None) -> float | None:
-    """Seconds until Auth0's rate-limit bucket refills (x-ratelimit-reset is a UNIX time), else Retry-After."""
+
+def _retry_after(headers: Any, now: float | None = None, *, status: int | None = 429) -> float | None:
+    """For a 429: seconds until Auth0's rate-limit bucket refills (x-ratelimit-reset is a UNIX time). Otherwise,
+    or without it: Retry-After. Auth0 sends x-ratelimit-* on every response, and on a 5xx the bucket's reset says
+    nothing about when the outage ends: following it would spend the whole retry budget in seconds."""
     if not headers:
         return None
     lower = {str(k).lower(): v for k, v in dict(headers).items()}
-    reset = lower.get("x-ratelimit-reset")
+    reset = lower.get("x-ratelimit-reset") if status == 429 else None
     if reset:
         try:
             return max(0.0, float(reset) - (time.time() if now is None else now))
@@ -114,8 +128,8 @@ class ManagementToken:
             code = body.get("error") or ""
             text = " ".join(f"{status} {code}: {detail}".split())[:_MAX_MESSAGE].replace(self._secret, "***")
             if status == 429 or status == 408 or status >= 500:
-                raise TransientError(f"token request: {text}", retry_after=_retry_after(response.headers),
-                                     status=status, **kw)
+                raise TransientError(f"token request: {text}",
+                                     retry_after=_retry_after(response.headers, status=status), status=status, **kw)
             raise PermanentError(f"token request refused (check AUTH0_CLIENT_ID/AUTH0_CLIENT_SECRET and that the "
                                  f"application may call the Management API): {text}", status=status, **kw)
         try:
@@ -132,11 +146,14 @@ class ManagementToken:
 
 class Auth0IdentityProvider(IdentityProvider):
     def __init__(self, domain: str, client_id: str, client_secret: str, *, audience: str | None = None,
-                 timeout: float = 10.0, ca_bundle: str | None = None, http: httpx.Client | None = None):
+                 timeout: float = 10.0, ca_bundle: str | None = None, http: httpx.Client | None = None,
+                 rate_limit: float | None = None, rate_limit_burst: int | None = None):
         self.domain = domain
         self.calls: Counter[str] = Counter()
         self._calls_lock = threading.Lock()
         self._secret = client_secret
+        self.throttle = (Throttle(rate_limit, rate_limit_burst or max(1, math.ceil(rate_limit)), service=SERVICE)
+                         if rate_limit else None)
         self._http = http or httpx.Client(verify=_ssl_context(ca_bundle), timeout=timeout)
         self.token = ManagementToken(self._http, domain=domain, client_id=client_id, client_secret=client_secret,
                                      audience=audience or f"https://{domain}/api/v2/",
@@ -147,16 +164,26 @@ class Auth0IdentityProvider(IdentityProvider):
     def from_settings(cls, settings) -> "Auth0IdentityProvider":
         return cls(settings.auth0_domain, settings.auth0_client_id, settings.auth0_client_secret,
                    audience=settings.auth0_audience, timeout=settings.auth0_timeout_seconds,
-                   ca_bundle=settings.local_stack_ca_bundle)
+                   ca_bundle=settings.local_stack_ca_bundle, rate_limit=settings.auth0_rate_limit or None,
+                   rate_limit_burst=settings.auth0_rate_limit_burst or None)
 
     # -- plumbing ------------------------------------------------------------------------------------------------
     def _count(self, operation: str) -> None:
+        """Count one HTTP call, after waiting for its slot when calls are paced."""
+        if self.throttle is not None:
+            self.throttle.acquire(operation)
         with self._calls_lock:
             self.calls[operation] += 1
 
     def _call(self, operation: str, fn: Callable[[], Any], *, absent_on: tuple[int, ...] = ()) -> Any:
         """Run one SDK call; returns ``_ABSENT`` for a status in ``absent_on``, raises only our error kinds."""
-        for attempt in (1, 2):
+        refreshed = False
+        rate_limited = 0
+        while True:
+            if self.throttle is not None:
+                # A token fetch inside fn() would hold this call's slot while it waits for its own, and the call
+                # would then go out bunched with others: fetch first, so the slot is used the moment it comes.
+                self.token()
             used = self.token.current
             self._count(operation)
             try:
@@ -166,10 +193,14 @@ class Auth0IdentityProvider(IdentityProvider):
             except ApiError as exc:
                 if exc.status_code in absent_on:
                     return _ABSENT
-                if exc.status_code == 401 and attempt == 1:
+                if exc.status_code == 401 and not refreshed:
                     # Revoked or expired early: a 401 means nothing was applied, so a fresh token and one more
                     # try is safe, even for a create.
+                    refreshed = True
                     self.token.invalidate(used)
+                    continue
+                if exc.status_code == 429 and self._hold_after_429(exc.headers, rate_limited, operation):
+                    rate_limited += 1
                     continue
                 raise self._classify(exc.status_code, exc.headers, exc.body, operation) from None
             except ParsingError as exc:
@@ -186,7 +217,23 @@ class Auth0IdentityProvider(IdentityProvider):
             except httpx.HTTPError as exc:
                 raise PermanentError(f"request failed: {type(exc).__name__}", service=SERVICE,
                                      operation=operation) from None
-        raise AssertionError("unreachable")
+
+    def _hold_after_429(self, headers: Any, earlier: int, operation: str) -> bool:
+        """Paced calls only: the tenant's bucket was emptier than ours (another client shares it, or a call of
+        ours reached it late), so hold every paced call until its reset and try this one again. A 429 is refused
+        before anything is applied, so even a create is safe to repeat. Unpaced calls leave the wait to the
+        message pipeline, as does a reset further away than the throttle's max_wait."""
+        if self.throttle is None or earlier >= MAX_PACED_429_RETRIES:
+            return False
+        wait = _retry_after(headers)
+        wait = 1.0 / self.throttle.rate if wait is None else wait
+        if wait > self.throttle.max_wait:
+            return False
+        self.throttle.hold(wait)
+        # Worth a warning: repeated, it means AUTH0_RATE_LIMIT is above what this process gets of the tenant's limit.
+        log.warning("auth0.%s: 429 from Auth0 although paced at %g/s; paced calls held %.1f s until its reset",
+                    operation, self.throttle.rate, wait)
+        return True
 
     def _classify(self, status: int | None, headers: Any, body: Any, operation: str) -> ProvisioningError:
         if isinstance(body, dict):
@@ -199,7 +246,7 @@ class Auth0IdentityProvider(IdentityProvider):
         text = text.replace(self._secret, "***")
         kw = dict(service=SERVICE, operation=operation, status=status)
         if status is None or status == 429 or status == 408 or status >= 500:
-            return TransientError(text, retry_after=_retry_after(headers), **kw)
+            return TransientError(text, retry_after=_retry_after(headers, status=status), **kw)
         return PermanentError(text, **kw)
 
     @staticmethod

@@ -17,6 +17,11 @@ Settings (name, default, meaning):
     Audience of the Management API token. Set it only for a custom domain setup.
 ``AUTH0_TIMEOUT_SECONDS`` (default 10)
     Timeout of each Auth0 HTTP call.
+``AUTH0_RATE_LIMIT``, ``AUTH0_RATE_LIMIT_BURST`` (default: not set, no pacing; burst default: the rate, rounded up)
+    Requests per second and bucket size this process allows itself on the Auth0 Management API. Set them to the
+    tenant's published Management API limit (e.g. 16 and 50 for an enterprise production tenant), divided by the
+    number of instances that run the app: calls then wait for their turn instead of meeting 429s, each of which
+    costs the event a scheduled retry. Nothing else should use most of the tenant's limit at the same time.
 ``API_AUDIENCE`` (required)
     Identifier of the API the customers' applications are granted (used by the client profiles as ``${API_AUDIENCE}``).
 ``CLIENT_PROFILES_PATH`` (default ``config/client_profiles.toml``)
@@ -97,6 +102,8 @@ class Settings:
     ledger_table_endpoint: str | None = None
     ledger_table: str = "customerledger"
     auth0_timeout_seconds: float = 10.0
+    auth0_rate_limit: float = 0.0  # requests per second; 0: not paced
+    auth0_rate_limit_burst: int = 0  # 0: the rate, rounded up
     client_profiles_path: Path = APP_ROOT / "config" / "client_profiles.toml"
     event_type_prefix: str = ""
     keyvault_purge_deleted: bool = False
@@ -120,6 +127,10 @@ class Settings:
             auth0_client_secret=reader.required("AUTH0_CLIENT_SECRET", secret=True),
             auth0_audience=reader.url("AUTH0_AUDIENCE", default=f"https://{domain}/api/v2/" if domain else ""),
             auth0_timeout_seconds=reader.number("AUTH0_TIMEOUT_SECONDS", 10.0, minimum=1, maximum=120),
+            auth0_rate_limit=reader.number("AUTH0_RATE_LIMIT", 0.0, minimum=0.1, maximum=1000,
+                                           unit="requests per second"),
+            auth0_rate_limit_burst=int(reader.number("AUTH0_RATE_LIMIT_BURST", 0, minimum=1, maximum=10000,
+                                                     unit="requests", whole=True)),
             api_audience=reader.url("API_AUDIENCE", required=True, schemes=("https://", "http://")),
             client_profiles_path=reader.path("CLIENT_PROFILES_PATH", "config/client_profiles.toml"),
             event_type_prefix=reader.optional("EVENT_TYPE_PREFIX") or "",
@@ -215,17 +226,22 @@ class _Reader:
                                      f"00000000-0000-0000-0000-000000000000 (got {value!r})")
         return value
 
-    def number(self, name: str, default: float, *, minimum: float, maximum: float) -> float:
+    def number(self, name: str, default: float, *, minimum: float, maximum: float, unit: str = "seconds",
+               whole: bool = False) -> float:
         value = self.optional(name)
         if value is None:
             return default
         try:
             number = float(value)
         except ValueError:
-            self.problems.append(f"{name}: must be a number of seconds (got {value!r})")
+            self.problems.append(f"{name}: must be a number of {unit} (got {value!r})")
+            return default
+        if whole and not number.is_integer():
+            self.problems.append(f"{name}: must be a whole number of {unit} (got {value})")
             return default
         if not minimum <= number <= maximum:
-            self.problems.append(f"{name}: must be between {minimum:g} and {maximum:g} seconds (got {value})")
+            self.problems.append(f"{name}: must be between {minimum:g} and {maximum:g} {unit} (got {value})")
+            return default if whole else number
         return number
 
     def boolean(self, name: str, default: bool) -> bool:

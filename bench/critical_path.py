@@ -1,0 +1,106 @@
+"""The external calls each flow needs, and which must wait for which: the critical-path floor and the design minimum.
+
+Each flow of docs/DESIGN.md is written down as a graph of external calls (a warm process: the Auth0 Management API
+token, the managed-identity tokens, Key Vault's challenge and the APIM tier are fetched once per process and left
+out). A call lists the calls whose results it needs. From the one graph come
+
+- the **design minimum** per service: how many calls a customer costs when nothing goes wrong;
+- the **critical-path floor**: the largest sum of latencies along a chain of calls that must happen one after
+  another, i.e. the time a customer takes when every call costs its service's latency and nothing else costs
+  anything. With the same latency L on every service on the path this is (calls on the longest chain) x L.
+
+The reasons for each dependency are in docs/BENCHMARKS.md ("How the floor is derived").
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    service: str
+    after: tuple[str, ...] = ()
+
+
+# customer.created, profile "oem" (confidential, with an APIM authorization server), first delivery.
+CREATED = (
+    Call("ledger.get_customer", "ledger"),
+    Call("ledger.claim", "ledger", ("ledger.get_customer",)),
+    Call("apim.list_authorization_servers", "apim", ("ledger.get_customer",)),
+    Call("auth0.create_application", "auth0", ("ledger.claim", "apim.list_authorization_servers")),
+    Call("apim.set_subscription", "apim", ("ledger.claim",)),
+    Call("ledger.record_client_id", "ledger", ("auth0.create_application",)),
+    Call("auth0.create_client_grant", "auth0", ("auth0.create_application",)),
+    Call("keyvault.set_secret", "keyvault", ("auth0.create_application",)),
+    Call("apim.set_authorization_server", "apim", ("auth0.create_application",)),
+    Call("ledger.commit", "ledger", ("ledger.record_client_id", "auth0.create_client_grant", "keyvault.set_secret",
+                                     "apim.set_authorization_server", "apim.set_subscription")),
+)
+
+# customer.removed of a provisioned "oem" customer whose ledger row records every resource id.
+REMOVED = (
+    Call("ledger.get_customer", "ledger"),
+    Call("ledger.claim", "ledger", ("ledger.get_customer",)),
+    Call("apim.delete_subscription", "apim", ("ledger.claim",)),
+    Call("apim.delete_authorization_server", "apim", ("ledger.claim",)),
+    Call("keyvault.delete_secret", "keyvault", ("ledger.claim",)),
+    Call("keyvault.get_deleted_secret", "keyvault", ("keyvault.delete_secret",)),
+    Call("auth0.delete_client_grant", "auth0", ("ledger.claim",)),
+    Call("auth0.delete_application", "auth0", ("auth0.delete_client_grant",)),
+    Call("ledger.commit", "ledger", ("apim.delete_subscription", "apim.delete_authorization_server",
+                                     "keyvault.get_deleted_secret", "auth0.delete_application")),
+)
+
+FLOWS = {"created": CREATED, "removed": REMOVED}
+
+
+def _index(calls) -> dict[str, Call]:
+    index = {c.name: c for c in calls}
+    if len(index) != len(calls):
+        raise ValueError("call names must be unique")
+    for c in calls:
+        missing = [d for d in c.after if d not in index]
+        if missing:
+            raise ValueError(f"{c.name} waits for unknown call(s) {missing}")
+    return index
+
+
+def minimum_calls(calls) -> Counter:
+    """Calls per service."""
+    _index(calls)
+    return Counter(c.service for c in calls)
+
+
+def longest_chain(calls, latency_ms: Mapping[str, float]) -> tuple[float, list[str]]:
+    """(floor in ms, the chain of calls that sets it). ``latency_ms``: per service; a service not named costs 0.
+    Raises ValueError on a cycle."""
+    index = _index(calls)
+    memo: dict[str, tuple[float, list[str]]] = {}
+    visiting: set[str] = set()
+
+    def finish(name: str) -> tuple[float, list[str]]:
+        if name in memo:
+            return memo[name]
+        if name in visiting:
+            raise ValueError(f"cycle through {name}")
+        visiting.add(name)
+        call = index[name]
+        best = (0.0, [])
+        for dep in call.after:
+            candidate = finish(dep)
+            if candidate[0] > best[0] or (candidate[0] == best[0] and len(candidate[1]) > len(best[1])):
+                best = candidate
+        visiting.discard(name)
+        memo[name] = (best[0] + float(latency_ms.get(call.service, 0.0)), best[1] + [name])
+        return memo[name]
+
+    results = [finish(c.name) for c in calls]
+    return max(results, key=lambda r: (r[0], len(r[1]))) if results else (0.0, [])
+
+
+def sequential_calls(calls) -> int:
+    """Calls on the longest chain when every call counts one."""
+    return len(longest_chain(calls, {c.service: 1.0 for c in calls})[1])

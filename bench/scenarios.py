@@ -1,0 +1,321 @@
+"""The measurements of one benchmark run; each returns plain data for the report (bench/report.py)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import critical_path
+from .processes import ROOT, HostProcess, StackProcess, clean_environment
+from .stats import median, percentile
+
+HTTP_SERVICES = ("auth0", "keyvault", "apim", "identity")
+#: the services whose every operation gets the injected latency through the stand-ins' control API
+LATENCY_SERVICES = ("auth0", "keyvault", "apim")
+
+
+@dataclass
+class Latency:
+    samples_ms: list[float]
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.samples_ms, 50)
+
+    @property
+    def p95(self) -> float:
+        return percentile(self.samples_ms, 95)
+
+    def as_dict(self) -> dict:
+        return {"n": len(self.samples_ms), "p50_ms": round(self.p50, 1), "p95_ms": round(self.p95, 1),
+                "min_ms": round(min(self.samples_ms), 1), "max_ms": round(max(self.samples_ms), 1)}
+
+
+@dataclass
+class CallCounts:
+    """Calls per customer by service (and by operation), over ``customers`` customers."""
+    customers: int
+    by_operation: dict[str, Counter] = field(default_factory=dict)  # service -> Counter(op -> calls)
+    keyvault_challenges: int = 0  # of the Key Vault calls, requests answered with the 401 challenge
+
+    def per_customer(self, service: str) -> float:
+        return sum(self.by_operation.get(service, Counter()).values()) / max(1, self.customers)
+
+    def total_per_customer(self) -> float:
+        return sum(self.per_customer(s) for s in self.by_operation)
+
+    def as_dict(self) -> dict:
+        return {"customers": self.customers, "keyvault_challenges": self.keyvault_challenges,
+                "per_customer": {s: round(self.per_customer(s), 2) for s in self.by_operation},
+                "operations": {s: dict(sorted(c.items())) for s, c in self.by_operation.items()}}
+
+
+def server_counters(stack: StackProcess) -> dict[str, Counter]:
+    return {name: Counter(stack.control(name).calls()["calls"]) for name in HTTP_SERVICES}
+
+
+def counter_delta(after: dict[str, Counter], before: dict[str, Counter]) -> dict[str, Counter]:
+    out = {}
+    for name in after:
+        delta = Counter(after[name])
+        delta.subtract(before.get(name, Counter()))
+        out[name] = Counter({k: v for k, v in delta.items() if v})
+    return out
+
+
+def set_latency(stack: StackProcess, latency_ms: float) -> None:
+    for name in LATENCY_SERVICES:
+        stack.control(name).set_faults([{"op": "*", "latency_ms": latency_ms}] if latency_ms else [])
+
+
+def created_event(customer: str) -> dict:
+    from devtools.send import build_event
+    return build_event("created", customer, profile="oem", display_name=f"Bench {customer}")
+
+
+def removed_event(customer: str) -> dict:
+    from devtools.send import build_event
+    return build_event("removed", customer)
+
+
+def sb_message(event: dict):
+    from azure.servicebus import ServiceBusMessage
+    return ServiceBusMessage(json.dumps(event), message_id=event["id"], session_id=event["data"]["customerId"],
+                             content_type="application/cloudevents+json", subject=event["type"])
+
+
+# -- 1 + 2: latency of the service call, and calls per customer -----------------------------------------------------
+def service_call_latency(stack: StackProcess, settings: dict[str, str], customers: int) -> dict:
+    """The service layer called in this process (``ProvisioningService.handle``), one customer at a time."""
+    from shared.adapters.settings import Settings
+    from shared.bootstrap import build_service
+    from shared.domain.events import parse_event
+
+    os.environ.update(settings)  # DefaultAzureCredential reads the managed-identity endpoint from the environment
+    service = build_service(Settings.from_env(settings), worker_id="bench-service-call")
+    ledger = service.ledger
+
+    def handle(event: dict) -> float:
+        parsed = parse_event(json.dumps(event).encode())
+        started = time.perf_counter()
+        outcome = service.handle(parsed, message_id=event["id"])
+        elapsed = (time.perf_counter() - started) * 1000
+        if outcome.result != "applied":
+            raise RuntimeError(f"{event['type']} for {parsed.customer_id}: {outcome.result} {outcome.detail}")
+        return elapsed
+
+    def snapshot():
+        return server_counters(stack), Counter(ledger.calls), sum(service.secrets.calls.values())
+
+    def calls_between(a, b, n) -> CallCounts:
+        delta = counter_delta(b[0], a[0])
+        ledger_delta = Counter(b[1])
+        ledger_delta.subtract(a[1])
+        delta["ledger"] = Counter({k: v for k, v in ledger_delta.items() if v})
+        # Key Vault's stand-in counts every request; the adapter counts each operation once, and a delete's poll
+        # (deleted_secrets.get) is part of its operation: what remains is the unauthenticated first request of the
+        # challenge (or an SDK retry).
+        kv = delta["keyvault"]
+        challenges = sum(kv.values()) - kv.get("deleted_secrets.get", 0) - (b[2] - a[2])
+        return CallCounts(n, delta, keyvault_challenges=challenges)
+
+    # The first customer of a process pays for the tokens, Key Vault's challenge and the APIM tier lookup.
+    s0 = snapshot()
+    cold_created = handle(created_event("bench-warm-0"))
+    s1 = snapshot()
+    cold_removed = handle(removed_event("bench-warm-0"))
+    s2 = snapshot()
+    ids = [f"bench-svc-{i:03d}" for i in range(customers)]
+    created = [handle(created_event(c)) for c in ids]
+    s3 = snapshot()
+    removed = [handle(removed_event(c)) for c in ids]
+    s4 = snapshot()
+    for part in (service.identity, service.secrets, service.gateway, service.ledger):
+        part.close()
+    return {
+        "created": Latency(created), "removed": Latency(removed),
+        "cold_created_ms": cold_created, "cold_removed_ms": cold_removed,
+        "calls_created": calls_between(s2, s3, customers), "calls_removed": calls_between(s3, s4, customers),
+        "calls_first_created": calls_between(s0, s1, 1), "calls_first_removed": calls_between(s1, s2, 1),
+    }
+
+
+# -- 1 (end to end): Service Bus + the local host ---------------------------------------------------------------------
+def end_to_end_latency(host: HostProcess, settings: dict[str, str], customers: int) -> dict:
+    """From just before the send to the host's log line for the applied event, one customer at a time."""
+    from azure.servicebus import ServiceBusClient
+
+    def one(sender, event: dict, prefix: str) -> tuple[float, float | None]:
+        cid = event["data"]["customerId"]
+        seen = len(host.outcomes.get(cid, []))
+        started = time.monotonic()
+        sender.send_messages(sb_message(event))
+        done = host.wait_for(lambda h: next((t for t, o in h.outcomes.get(cid, [])[seen:] if o == "applied"), None),
+                             60, f"{prefix} of {cid}")
+        handler = host.handler_ms.get(cid, [None])[-1]
+        return (done - started) * 1000, handler
+
+    with ServiceBusClient.from_connection_string(settings["ServiceBusConnection"]) as client, \
+            client.get_queue_sender(settings["CUSTOMER_EVENTS_QUEUE"]) as sender:
+        warm = one(sender, created_event("bench-e2e-warm"), "created")  # the host's first event: SDKs, tokens
+        ids = [f"bench-e2e-{i:03d}" for i in range(customers)]
+        created = [one(sender, created_event(c), "created") for c in ids]
+        removed = [one(sender, removed_event(c), "removed") for c in ids]
+    return {
+        "created": Latency([c[0] for c in created]), "removed": Latency([r[0] for r in removed]),
+        "created_handler": Latency([c[1] for c in created if c[1] is not None]),
+        "removed_handler": Latency([r[1] for r in removed if r[1] is not None]),
+        "first_event_ms": warm[0],
+    }
+
+
+# -- 3 + 5: backfill under Auth0's rate limit, and the host's memory ------------------------------------------------
+def backfill(stack: StackProcess, host: HostProcess, settings: dict[str, str], customers: int, *, rate: float,
+             burst: int, timeout: float) -> dict:
+    from azure.servicebus import ServiceBusClient
+
+    # Warm the host up first (SDK imports, tokens) with the limit still generous, so the run starts from a full
+    # bucket and a process that is already serving.
+    with ServiceBusClient.from_connection_string(settings["ServiceBusConnection"]) as client, \
+            client.get_queue_sender(settings["CUSTOMER_EVENTS_QUEUE"]) as sender:
+        sender.send_messages(sb_message(created_event("bench-fill-warm")))
+        host.wait_for(lambda h: h.applied_at("bench-fill-warm"), 120, "the backfill host's warm-up customer")
+        stack.control("auth0").config(rate=rate, burst=burst)  # a new, full bucket
+        for name in HTTP_SERVICES:
+            stack.control(name).clear_calls()
+        errors_before = dict(host.step_errors)
+        retries_before = dict(host.retries)
+        status_before = dict(host.auth0_status)
+        holds_before = host.paced_holds
+        ids = [f"bench-fill-{i:04d}" for i in range(customers)]
+        events = [created_event(c) for c in ids]
+        started = time.monotonic()
+        for i in range(0, len(events), 100):
+            sender.send_messages([sb_message(e) for e in events[i:i + 100]])
+        sent = time.monotonic()
+    wanted = set(ids)
+    try:
+        host.wait_for(lambda h: h.applied_count(wanted) == len(wanted), timeout,
+                      f"{customers} backfill customers to be applied")
+        finished = max(host.applied_at(c) for c in ids)
+        complete = True
+    except TimeoutError:
+        finished = time.monotonic()
+        complete = False
+    memory = host.memory_kib()
+    applied = host.applied_count(wanted)
+    calls = counter_delta(server_counters(stack), {})
+    stack.control("auth0").config(rate=1000, burst=1000)
+    errors = Counter(host.step_errors)
+    errors.subtract(errors_before)
+    retries = Counter(host.retries)
+    retries.subtract(retries_before)
+    statuses = Counter(host.auth0_status)
+    statuses.subtract(status_before)
+    seconds = finished - started
+    from emulators.inspect import view_stack
+    view = view_stack(stack.info)
+    fill_view = {c: r for c, r in view.customers.items() if c in wanted}
+    return {
+        "customers": customers, "applied": applied, "complete": complete, "seconds": seconds,
+        "send_seconds": sent - started, "per_second": applied / seconds if seconds > 0 else 0.0,
+        "auth0_calls": dict(calls["auth0"]), "auth0_calls_per_customer": sum(calls["auth0"].values()) / customers,
+        "http_429": statuses.get("429", 0), "auth0_statuses": {k: v for k, v in statuses.items() if v},
+        "paced_holds": host.paced_holds - holds_before,
+        "failed_on_429": sum(v for k, v in errors.items() if k.endswith(" 429")),
+        "step_errors": {k: v for k, v in errors.items() if v},
+        "retries_scheduled": retries.get("scheduled", 0), "retry_outcomes": {k: v for k, v in retries.items() if v},
+        "dead_lettered": dead_letter_count(settings),
+        "duplicates": {c: apps for c, apps in view.duplicates().items() if c in fill_view},
+        "unattributed": view.unattributed,
+        "incomplete": sorted(c for c in wanted if not _fully_provisioned(view.of(c))),
+        "ledger_provisioned": ledger_provisioned(settings, wanted),
+        "memory_kib": memory,
+    }
+
+
+def _fully_provisioned(r) -> bool:
+    return (len(r.auth0_applications) == 1 and len(r.auth0_grants) == 1 and len(r.secrets) == 1
+            and len(r.authorization_servers) == 1 and list(r.subscriptions.values()) == ["active"])
+
+
+def dead_letter_count(settings: dict[str, str]) -> int:
+    from azure.servicebus import ServiceBusClient, ServiceBusSubQueue
+    with ServiceBusClient.from_connection_string(settings["ServiceBusConnection"]) as client, \
+            client.get_queue_receiver(settings["CUSTOMER_EVENTS_QUEUE"], sub_queue=ServiceBusSubQueue.DEAD_LETTER,
+                                      max_wait_time=2) as receiver:
+        count, seq = 0, 0
+        while True:
+            batch = receiver.peek_messages(max_message_count=250, sequence_number=seq)
+            if not batch:
+                return count
+            count += len(batch)
+            seq = batch[-1].sequence_number + 1
+
+
+def ledger_provisioned(settings: dict[str, str], customers: set[str]) -> int:
+    from shared.adapters.settings import Settings
+    from shared.adapters.table_ledger import TableLedger
+    ledger = TableLedger.from_settings(Settings.from_env(settings), None)
+    try:
+        return sum(1 for r in ledger.list_customers() if r.customer_id in customers and r.status == "provisioned")
+    finally:
+        ledger.close()
+
+
+# -- 4: cold start -------------------------------------------------------------------------------------------------
+IMPORT_SNIPPET = ("import time; t = time.perf_counter(); import {module}; "
+                  "print(round((time.perf_counter() - t) * 1000, 3))")
+
+
+def import_times(settings: dict[str, str], repetitions: int) -> dict:
+    """``import function_app`` and a bare ``import azure.functions``, each in a fresh interpreter, interleaved;
+    the first of each is left out (it may compile .pyc files or fill the page cache)."""
+    env = clean_environment()
+    env.update(settings)
+    samples: dict[str, list[float]] = {"function_app": [], "azure.functions": []}
+    for i in range(repetitions + 1):
+        for module in samples:
+            out = subprocess.run([sys.executable, "-c", IMPORT_SNIPPET.format(module=module)], cwd=ROOT, env=env,
+                                 capture_output=True, text=True, timeout=60)
+            if out.returncode != 0:
+                raise RuntimeError(f"import {module} failed: {out.stderr[-500:]}")
+            if i:
+                samples[module].append(float(out.stdout.strip().splitlines()[-1]))
+    return {m: {"median_ms": median(v), "samples_ms": v} for m, v in samples.items()}
+
+
+def first_event_times(settings: dict[str, str], folder: Path, repetitions: int) -> dict:
+    """A fresh host process with one created event waiting in the queue: process start -> host ready -> the
+    event applied (the app's first event builds the SDK clients and fetches its tokens)."""
+    from azure.servicebus import ServiceBusClient
+    ready, first = [], []
+    for i in range(repetitions):
+        cid = f"bench-cold-{i:02d}"
+        with ServiceBusClient.from_connection_string(settings["ServiceBusConnection"]) as client, \
+                client.get_queue_sender(settings["CUSTOMER_EVENTS_QUEUE"]) as sender:
+            sender.send_messages(sb_message(created_event(cid)))
+        host = HostProcess(settings, folder, name=f"host-cold-{i:02d}").start()
+        try:
+            done = host.wait_for(lambda h: h.applied_at(cid), 120, f"cold start {i}")
+            ready.append((host.started_at - host.spawned_at) * 1000)
+            first.append((done - host.spawned_at) * 1000)
+        finally:
+            host.stop()
+    return {"ready_ms": median(ready), "first_event_ms": median(first), "ready_samples_ms": ready,
+            "first_event_samples_ms": first}
+
+
+def floors(latency_ms: float, latency_services) -> dict:
+    per_service = {s: latency_ms for s in latency_services}
+    out = {}
+    for flow, calls in critical_path.FLOWS.items():
+        floor, chain = critical_path.longest_chain(calls, per_service)
+        out[flow] = {"floor_ms": floor, "chain": chain, "sequential": len(chain),
+                     "minimum": dict(critical_path.minimum_calls(calls))}
+    return out

@@ -1,0 +1,68 @@
+"""Percentiles, and the delay proxy the benchmark puts in front of the ledger."""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+
+from bench.delay_proxy import DelayProxy, proxied_connection_string
+from bench.stats import median, percentile, ratio
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_percentiles_interpolate_between_ranks():
+    values = [10, 20, 30, 40, 50]
+    assert percentile(values, 50) == 30 and median([4, 1, 3, 2]) == 2.5
+    assert percentile(values, 95) == pytest.approx(48.0)
+    assert percentile(values, 0) == 10 and percentile(values, 100) == 50
+    assert percentile([7], 95) == 7
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    assert ratio(3, 2) == 1.5
+
+
+def test_only_the_table_endpoint_is_redirected():
+    cs = ("DefaultEndpointsProtocol=http;AccountName=dev;AccountKey=a2V5==;BlobEndpoint=http://127.0.0.1:1/dev;"
+          "TableEndpoint=http://127.0.0.1:2/dev;")
+    out = proxied_connection_string(cs, 9999)
+    assert "TableEndpoint=http://127.0.0.1:9999/dev;" in out
+    assert "BlobEndpoint=http://127.0.0.1:1/dev;" in out and "AccountKey=a2V5==;" in out
+
+
+def _echo_server():
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+
+    def serve():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            with conn:
+                while data := conn.recv(4096):
+                    conn.sendall(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv
+
+
+def test_each_request_reaches_the_server_after_the_delay_and_in_order():
+    srv = _echo_server()
+    proxy = DelayProxy("127.0.0.1", srv.getsockname()[1], 0.05).start()
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port)) as c:
+            times = []
+            for word in (b"one", b"two", b"three"):
+                started = time.monotonic()
+                c.sendall(word)
+                assert c.recv(100) == word
+                times.append(time.monotonic() - started)
+        assert all(0.045 <= t < 0.5 for t in times)  # each round trip pays the delay once
+    finally:
+        proxy.stop()
+        srv.close()
