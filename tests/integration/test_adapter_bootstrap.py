@@ -48,3 +48,36 @@ def test_a_customer_is_provisioned_and_removed_through_every_adapter(settings, s
     apim = stack.apim.dump_state()
     assert naming.authorization_server_id(customer).lower() not in apim["authorizationServers"]
     assert naming.subscription_id(customer).lower() not in apim["subscriptions"]
+
+
+@pytest.mark.parametrize("purge", [False, True], ids=["recover", "purge"])
+def test_re_provisioning_after_removal_reuses_the_soft_deleted_secret_name(settings, stack, purge):
+    """The removal leaves the secret soft-deleted; a later created for the same customer must not end at Key Vault's
+    409 ObjectIsDeletedButRecoverable: the name is recovered (or purged, when configured) and set again."""
+    from dataclasses import replace
+
+    with stack.apim.lock:
+        stack.apim.reset()
+    service = build_service(replace(settings, keyvault_purge_deleted=purge), worker_id="integration-test")
+    customer = "phoenix-" + uuid.uuid4().hex[:8]
+    name = naming.secret_name(customer).lower()
+
+    service.handle(event("created", customer, displayName="Phoenix", profile="oem"))
+    first_client = service.ledger.get_customer(customer)[0].auth0_client_id
+    service.handle(event("removed", customer))
+    if not purge:
+        assert name in stack.keyvault.dump_state()["deleted"]  # soft-deleted, recoverable: the 409 case
+    else:
+        assert name not in stack.keyvault.dump_state()["deleted"]  # purged at removal
+
+    outcome = service.handle(event("created", customer, displayName="Phoenix", profile="oem"))
+    assert outcome.status == PROVISIONED
+    record = service.ledger.get_customer(customer)[0]
+    assert record.auth0_client_id != first_client  # a new application; the old one is gone
+    vault = stack.keyvault.dump_state()
+    assert name in vault["secrets"] and name not in vault["deleted"]
+    latest = vault["secrets"][name]["versions"][-1]
+    assert latest["tags"]["client_id"] == record.auth0_client_id
+    assert latest["version"] == record.keyvault_secret_version
+    # Key Vault holds the new application's secret, not the recovered old one.
+    assert latest["value"] == stack.auth0.clients[record.auth0_client_id]["client_secret"]
