@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import socket
 import threading
@@ -165,7 +166,8 @@ class HttpStandIn:
 
     def persist(self) -> None:
         if self.state_file:
-            tmp = self.state_file.with_suffix(".tmp")
+            # A name of its own: two stand-ins may share a state file (a restart test), and may persist at once.
+            tmp = self.state_file.with_suffix(f".{os.getpid()}-{id(self):x}.tmp")
             tmp.write_text(json.dumps(self.dump_state(), indent=1, sort_keys=True))
             tmp.replace(self.state_file)
 
