@@ -160,25 +160,26 @@ def _message_text(msg) -> str:
                        "subject": msg.subject, "correlation_id": msg.correlation_id}, default=str)
 
 
-def from_queue(connection_string: str, queue: str, *, dead_letter: bool = True) -> list[Haystack]:
-    """Every message of the dead-letter queue (or of the queue itself), browsed: nothing is locked."""
+def browse(connection_string: str, queue: str, *, dead_letter: bool = True):
+    """Every message of the dead-letter queue (or of the queue itself), peeked page by page: nothing is locked."""
     from azure.servicebus import ServiceBusClient, ServiceBusSubQueue
 
     kwargs = {"sub_queue": ServiceBusSubQueue.DEAD_LETTER} if dead_letter else {}
-    label = "dead-lettered message" if dead_letter else "queued message"
-    out: list[Haystack] = []
     with ServiceBusClient.from_connection_string(connection_string) as client:
         with client.get_queue_receiver(queue, **kwargs) as receiver:
             seq = 0
             while True:
                 page = receiver.peek_messages(max_message_count=100, sequence_number=seq + 1)
                 if not page:
-                    break
-                for msg in page:
-                    out.append(Haystack(f"{label} seq={msg.sequence_number} id={msg.message_id}",
-                                        _message_text(msg)))
+                    return
+                yield from page
                 seq = max(m.sequence_number for m in page)
-    return out
+
+
+def from_queue(connection_string: str, queue: str, *, dead_letter: bool = True) -> list[Haystack]:
+    label = "dead-lettered message" if dead_letter else "queued message"
+    return [Haystack(f"{label} seq={msg.sequence_number} id={msg.message_id}", _message_text(msg))
+            for msg in browse(connection_string, queue, dead_letter=dead_letter)]
 
 
 def from_events(bodies: Iterable) -> list[Haystack]:

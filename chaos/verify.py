@@ -47,27 +47,19 @@ class Verdict:
 
 
 def dead_letters(connection_string: str, queue: str) -> list[DeadLetter]:
-    from azure.servicebus import ServiceBusClient, ServiceBusSubQueue
+    from .leak_scan import browse
 
     out: list[DeadLetter] = []
-    with ServiceBusClient.from_connection_string(connection_string) as client:
-        with client.get_queue_receiver(queue, sub_queue=ServiceBusSubQueue.DEAD_LETTER) as receiver:
-            seq = 0
-            while True:
-                page = receiver.peek_messages(max_message_count=100, sequence_number=seq + 1)
-                if not page:
-                    break
-                for msg in page:
-                    event_id = customer_id = None
-                    try:
-                        doc = json.loads(b"".join(msg.body))
-                        event_id = doc.get("id")
-                        customer_id = (doc.get("data") or {}).get("customerId")
-                    except (ValueError, TypeError, AttributeError):
-                        pass
-                    out.append(DeadLetter(msg.sequence_number, msg.message_id, event_id, customer_id,
-                                          msg.dead_letter_reason, msg.dead_letter_error_description))
-                seq = max(m.sequence_number for m in page)
+    for msg in browse(connection_string, queue, dead_letter=True):
+        event_id = customer_id = None
+        try:
+            doc = json.loads(b"".join(msg.body))
+            event_id = doc.get("id")
+            customer_id = (doc.get("data") or {}).get("customerId")
+        except (ValueError, TypeError, AttributeError):
+            pass
+        out.append(DeadLetter(msg.sequence_number, msg.message_id, event_id, customer_id,
+                              msg.dead_letter_reason, msg.dead_letter_error_description))
     return out
 
 

@@ -1145,8 +1145,7 @@ class Broker(Handler):
         _LOG.info("%s: lock on message %d expired", msg.sq.path if msg.sq else "?", msg.seq)
         self._unlock(msg, count=True)
 
-    def _unlock(self, msg: StoredMessage, count: bool) -> None:
-        """End a lock. ``count``: the delivery failed (abandon, lock expiry) rather than released."""
+    def _drop_lock(self, msg: StoredMessage) -> None:
         if msg.lock_token is not None:
             self.locks.pop(msg.lock_token, None)
         if msg.lock_timer is not None:
@@ -1155,6 +1154,10 @@ class Broker(Handler):
         msg.lock_token = None
         msg.locked_until = None
         msg.lock_link = None
+
+    def _unlock(self, msg: StoredMessage, count: bool) -> None:
+        """End a lock. ``count``: the delivery failed (abandon, lock expiry) rather than released."""
+        self._drop_lock(msg)
         sq = msg.sq
         if sq is None or sq.messages.get(msg.seq) is not msg:
             return
@@ -1242,14 +1245,7 @@ class Broker(Handler):
         msg.state = STATE_DEFERRED
 
     def _unlock_keep(self, msg: StoredMessage) -> None:
-        if msg.lock_token is not None:
-            self.locks.pop(msg.lock_token, None)
-        if msg.lock_timer is not None:
-            msg.lock_timer.cancel()
-            msg.lock_timer = None
-        msg.lock_token = None
-        msg.locked_until = None
-        msg.lock_link = None
+        self._drop_lock(msg)
         msg.queued = False
 
     # ------------------------------------------------------------------ CBS
