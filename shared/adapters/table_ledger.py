@@ -144,6 +144,17 @@ class TableLedger(Ledger):
         self._count(operation)
         return fn()
 
+    def _read(self, operation: str, fn) -> list:
+        """Run a query; a table that does not exist yet holds no rows. Reads never create it: the ops tool reads
+        the ledger with a read-only role."""
+        self._count(operation)
+        try:
+            return fn()
+        except HttpResponseError as exc:
+            if exc.status_code == 404 and _error_code(exc) == "TableNotFound":
+                return []
+            raise
+
     def _create_table(self) -> None:
         self._count("create_table")
         try:
@@ -167,7 +178,7 @@ class TableLedger(Ledger):
             query = "PartitionKey eq @pk and ( RowKey eq 'state' or RowKey eq @rk )"
             parameters = {"pk": customer_id, "rk": audit_row_key(event_id)}
         try:
-            rows = self._run("get_customer", lambda: list(self._client.query_entities(query, parameters=parameters)))
+            rows = self._read("get_customer", lambda: list(self._client.query_entities(query, parameters=parameters)))
         except Exception as exc:
             raise self._error(exc, "get_customer") from None
         record = audit = None
@@ -226,7 +237,7 @@ class TableLedger(Ledger):
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         parameters = {"pk": customer_id, "lo": AUDIT_PREFIX, "hi": AUDIT_END}
         try:
-            rows = self._run("list_audit", lambda: list(self._client.query_entities(query, parameters=parameters)))
+            rows = self._read("list_audit", lambda: list(self._client.query_entities(query, parameters=parameters)))
         except Exception as exc:
             raise self._error(exc, "list_audit") from None
         entries = [_audit(row) for row in rows]
@@ -235,7 +246,7 @@ class TableLedger(Ledger):
 
     def list_customers(self) -> list[CustomerRecord]:
         try:
-            rows = self._run("list_customers", lambda: list(self._client.query_entities(
+            rows = self._read("list_customers", lambda: list(self._client.query_entities(
                 "RowKey eq @rk", parameters={"rk": STATE_ROW})))
         except Exception as exc:
             raise self._error(exc, "list_customers") from None

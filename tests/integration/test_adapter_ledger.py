@@ -61,10 +61,14 @@ def table_client(settings, ledger) -> TableClient:
     return TableClient.from_connection_string(settings.ledger_connection, ledger.table_name)
 
 
-def test_the_table_is_created_at_first_use(ledger):
+def test_reads_never_create_the_table_and_the_first_write_does(ledger):
+    # A read-only reader (the ops tool) must not need the right to create it; a missing table holds no rows.
     assert ledger.get_customer(new_customer()) == (None, None)
+    assert ledger.list_audit(new_customer()) == [] and ledger.list_customers() == []
+    assert ledger.calls["create_table"] == 0
+    ledger.create_customer(record(new_customer()))
     assert ledger.calls["create_table"] == 1
-    ledger.get_customer(new_customer())
+    ledger.create_customer(record(new_customer()))
     assert ledger.calls["create_table"] == 1
 
 
