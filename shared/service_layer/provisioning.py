@@ -26,8 +26,8 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from ..domain import naming
-from ..domain.errors import (CustomerBusy, InvalidEvent, LedgerConflict, PermanentError, TransientError,
-                             UnknownProfile)
+from ..domain.errors import (CustomerBusy, InvalidEvent, LedgerConflict, PermanentError, ProvisioningError,
+                             TransientError, UnknownProfile)
 from ..domain.events import CREATED, REMOVED as REMOVED_EVENT, CustomerCreated, CustomerEvent, CustomerRemoved
 from ..domain.profiles import ClientProfile
 from ..domain.records import (APPLIED, DUPLICATE, FAILED, PROVISIONED, PROVISIONING, REJECTED, REMOVED, REMOVING,
@@ -88,6 +88,7 @@ class _Attempt:
     audit: AuditEntry | None = None  # this event's audit row from an earlier delivery
     claimed: bool = False
     client_id: str | None = None  # an application created or adopted in this attempt
+    create_refused: bool = False  # Auth0 refused the create (429 or another 4xx): it made nothing
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -316,7 +317,14 @@ class ProvisioningService:
                 return app, False
         spec = self._application_spec(a.event, profile)  # type: ignore[arg-type]
         with step(a.customer_id, a.event_id, "auth0.create_application", message_id=a.message_id) as s:
-            app = self.identity.create_application(spec)
+            try:
+                app = self.identity.create_application(spec)
+            except ProvisioningError as exc:
+                # A 429 or a validation error is an answer to a request Auth0 did not apply. A 5xx, a timeout or a
+                # dropped connection may hide a create that happened: only those leave the intent standing.
+                a.create_refused = exc.status is not None and (exc.status == 429 or 400 <= exc.status < 500
+                                                               and exc.status != 408)
+                raise
             s.detail = f"client_id={app.client_id}"
         a.client_id = app.client_id
         if profile.confidential and not app.client_secret:
@@ -673,6 +681,10 @@ class ProvisioningService:
             changes = dict(last_error=reason, claim_owner=None, claim_expires=None, updated_at=self._clock())
             if a.client_id and not rec.auth0_client_id:
                 changes["auth0_client_id"] = a.client_id  # saves the next attempt a search
+            elif a.create_refused and not rec.auth0_client_id:
+                # Nothing exists: an earlier intent was searched for before this create, and Auth0 applied none
+                # of it. The next attempt need not list the whole tenant's applications to be sure.
+                changes["auth0_create_intent"] = None
             return rec.copy(**changes)
 
         try:

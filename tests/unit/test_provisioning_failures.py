@@ -52,6 +52,23 @@ def test_transient_failure_while_creating_is_recorded_then_retried(fake, method,
     assert len(w.identity.apps) == 1 and w.orphans() == []
 
 
+@pytest.mark.parametrize("status,refused", [(429, True), (400, True), (503, False), (408, False), (None, False)],
+                         ids=["429", "400", "503", "408", "dropped"])
+def test_a_refused_create_drops_the_intent_so_the_retry_does_not_search(status, refused):
+    w = World()
+    kind = PermanentError if status == 400 else TransientError
+    w.identity.fail("create_application", kind("Auth0 said no", service="auth0", operation="create_application",
+                                               status=status))
+    with pytest.raises(kind):
+        w.service().handle(created(), message_id="m1")
+    # A 429 or a 400 is an answer to a create Auth0 did not apply; a 5xx, 408 or a dropped connection may hide one.
+    assert (w.ledger.record("acme").auth0_create_intent is None) is refused
+
+    w.service().handle(created(), message_id="m2")
+    assert (w.identity.calls["find_applications"] == 0) is refused
+    assert len(w.identity.apps) == 1 and w.orphans() == []
+
+
 def test_failed_audit_counts_attempts():
     w = World()
     w.identity.fail("create_application", "transient", times=2)
