@@ -1300,15 +1300,20 @@ class Broker(Handler):
             raise _MgmtError(410, _SESSION_LOCK_LOST_TEXT, E_SESSION_LOCK_LOST)
         return s
 
-    def op_renew_lock(self, link, target, req, body) -> bytes:
-        sq = self._mgmt_subqueue(target)
-        tokens = body.get(b"lock-tokens") or []
-        expirations = []
-        for t in tokens:
+    def _locked(self, sq, body):
+        """Yield (token, message) for each lock token of a request, in order; a lock not held on this entity
+        raises when its turn comes."""
+        for t in body.get(b"lock-tokens") or []:
             token = t if isinstance(t, uuid.UUID) else uuid.UUID(str(_text(t)))
             msg = self.locks.get(token)
             if not self._lock_valid(msg, token) or msg.sq.owner is not sq.owner:
                 raise _MgmtError(410, _LOCK_LOST_TEXT, E_LOCK_LOST)
+            yield token, msg
+
+    def op_renew_lock(self, link, target, req, body) -> bytes:
+        sq = self._mgmt_subqueue(target)
+        expirations = []
+        for token, msg in self._locked(sq, body):
             if sq.session_enabled:
                 raise _MgmtError(400, "Renewing message lock is not valid for session messages; renew the session lock.", A_NOT_ALLOWED)
             until = _now() + sq.settings.lock_duration
@@ -1371,15 +1376,9 @@ class Broker(Handler):
     def op_update_disposition(self, link, target, req, body) -> bytes:
         sq = self._mgmt_subqueue(target)
         status = (_text(body.get(b"disposition-status")) or "").lower()
-        tokens = body.get(b"lock-tokens") or []
-        s = self._session_for_request(link, sq, body, required=False) if sq.session_enabled else None
-        msgs = []
-        for t in tokens:
-            token = t if isinstance(t, uuid.UUID) else uuid.UUID(str(_text(t)))
-            msg = self.locks.get(token)
-            if not self._lock_valid(msg, token) or msg.sq.owner is not sq.owner:
-                raise _MgmtError(410, _LOCK_LOST_TEXT, E_LOCK_LOST)
-            msgs.append(msg)
+        if sq.session_enabled:
+            self._session_for_request(link, sq, body, required=False)  # refuses a request without the session lock
+        msgs = [msg for _, msg in self._locked(sq, body)]
         for msg in msgs:
             if status == "completed":
                 self._complete(msg)

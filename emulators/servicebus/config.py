@@ -151,6 +151,24 @@ class EntitySettings:
         )
 
 
+def queue_entry(name: str, **properties: Any) -> Dict[str, Any]:
+    """A queue as Config.json lists it: every property the official emulator's file carries, ``properties``
+    overriding (tests build their configs with it)."""
+    base: Dict[str, Any] = {
+        "DeadLetteringOnMessageExpiration": False,
+        "DefaultMessageTimeToLive": "PT1H",
+        "DuplicateDetectionHistoryTimeWindow": "PT10M",
+        "ForwardDeadLetteredMessagesTo": "",
+        "ForwardTo": "",
+        "LockDuration": "PT5S",
+        "MaxDeliveryCount": DEFAULT_MAX_DELIVERY_COUNT,
+        "RequiresDuplicateDetection": False,
+        "RequiresSession": False,
+    }
+    base.update(properties)
+    return {"Name": name, "Properties": base}
+
+
 def default_config_path() -> str:
     import os
 

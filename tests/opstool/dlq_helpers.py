@@ -12,25 +12,15 @@ from pathlib import Path
 
 from azure.servicebus import ServiceBusClient, ServiceBusMessage, ServiceBusSubQueue
 
+from emulators.servicebus.config import queue_entry
+
 ROOT = Path(__file__).resolve().parents[2]
 #: queues per kind in the shared stand-in: each test takes fresh ones
 POOL = 60
 
 
 def _queue(name: str, **props) -> dict:
-    base = {
-        "DeadLetteringOnMessageExpiration": False,
-        "DefaultMessageTimeToLive": "PT1H",
-        "DuplicateDetectionHistoryTimeWindow": "PT10M",
-        "ForwardDeadLetteredMessagesTo": "",
-        "ForwardTo": "",
-        "LockDuration": "PT5S",
-        "MaxDeliveryCount": 2,
-        "RequiresDuplicateDetection": True,
-        "RequiresSession": False,
-    }
-    base.update(props)
-    return {"Name": name, "Properties": base}
+    return queue_entry(name, **{"MaxDeliveryCount": 2, "RequiresDuplicateDetection": True, **props})
 
 
 KINDS = {

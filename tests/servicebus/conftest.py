@@ -17,22 +17,7 @@ for _path in (ROOT, HERE):  # the repo (for ``emulators``) and this folder (for 
 from azure.servicebus import ServiceBusClient  # noqa: E402
 
 from emulators.servicebus import ServiceBusStandIn  # noqa: E402
-
-
-def _queue(name, **props):
-    base = {
-        "DeadLetteringOnMessageExpiration": False,
-        "DefaultMessageTimeToLive": "PT1H",
-        "DuplicateDetectionHistoryTimeWindow": "PT10M",
-        "ForwardDeadLetteredMessagesTo": "",
-        "ForwardTo": "",
-        "LockDuration": "PT5S",
-        "MaxDeliveryCount": 10,
-        "RequiresDuplicateDetection": False,
-        "RequiresSession": False,
-    }
-    base.update(props)
-    return {"Name": name, "Properties": base}
+from emulators.servicebus.config import queue_entry  # noqa: E402
 
 
 # Each test owns its queue so tests never see each other's messages.
@@ -42,37 +27,37 @@ TEST_CONFIG = {
             {
                 "Name": "sbemulatorns",
                 "Queues": [
-                    _queue("basic"),
-                    _queue("batch"),
-                    _queue("recv-delete"),
-                    _queue("abandon", MaxDeliveryCount=3),
-                    _queue("deadletter"),
-                    _queue("defer"),
-                    _queue("lock-expiry", LockDuration="PT2S"),
-                    _queue("renew", LockDuration="PT2S"),
-                    _queue("mdc-expiry", LockDuration="PT1S", MaxDeliveryCount=2),
-                    _queue("peek"),
-                    _queue("schedule"),
-                    _queue("ttl-dlq", DefaultMessageTimeToLive="PT1S", DeadLetteringOnMessageExpiration=True),
-                    _queue("ttl-drop", DefaultMessageTimeToLive="PT1S", DeadLetteringOnMessageExpiration=False),
-                    _queue("ttl-msg", DefaultMessageTimeToLive="PT1H", DeadLetteringOnMessageExpiration=True),
-                    _queue("dedupe", RequiresDuplicateDetection=True, DuplicateDetectionHistoryTimeWindow="PT10M"),
-                    _queue("prefetch"),
-                    _queue("drop", LockDuration="PT2S"),
-                    _queue("sessions", RequiresSession=True),
-                    _queue("sessions-next", RequiresSession=True),
-                    _queue("sessions-order", RequiresSession=True),
-                    _queue("sessions-lock", RequiresSession=True, LockDuration="PT2S"),
-                    _queue("fwd-source", ForwardDeadLetteredMessagesTo="fwd-target"),
-                    _queue("fwd-target"),
-                    _queue("fwd-chain", ForwardTo="fwd-chain-target"),
-                    _queue("fwd-chain-target"),
-                    _queue("loop-a", ForwardTo="loop-b"),
-                    _queue("loop-b", ForwardTo="loop-a"),
-                    _queue("misc"),
-                    _queue("robust"),
-                    _queue("values"),
-                    _queue("snapshot"),
+                    queue_entry("basic"),
+                    queue_entry("batch"),
+                    queue_entry("recv-delete"),
+                    queue_entry("abandon", MaxDeliveryCount=3),
+                    queue_entry("deadletter"),
+                    queue_entry("defer"),
+                    queue_entry("lock-expiry", LockDuration="PT2S"),
+                    queue_entry("renew", LockDuration="PT2S"),
+                    queue_entry("mdc-expiry", LockDuration="PT1S", MaxDeliveryCount=2),
+                    queue_entry("peek"),
+                    queue_entry("schedule"),
+                    queue_entry("ttl-dlq", DefaultMessageTimeToLive="PT1S", DeadLetteringOnMessageExpiration=True),
+                    queue_entry("ttl-drop", DefaultMessageTimeToLive="PT1S", DeadLetteringOnMessageExpiration=False),
+                    queue_entry("ttl-msg", DefaultMessageTimeToLive="PT1H", DeadLetteringOnMessageExpiration=True),
+                    queue_entry("dedupe", RequiresDuplicateDetection=True, DuplicateDetectionHistoryTimeWindow="PT10M"),
+                    queue_entry("prefetch"),
+                    queue_entry("drop", LockDuration="PT2S"),
+                    queue_entry("sessions", RequiresSession=True),
+                    queue_entry("sessions-next", RequiresSession=True),
+                    queue_entry("sessions-order", RequiresSession=True),
+                    queue_entry("sessions-lock", RequiresSession=True, LockDuration="PT2S"),
+                    queue_entry("fwd-source", ForwardDeadLetteredMessagesTo="fwd-target"),
+                    queue_entry("fwd-target"),
+                    queue_entry("fwd-chain", ForwardTo="fwd-chain-target"),
+                    queue_entry("fwd-chain-target"),
+                    queue_entry("loop-a", ForwardTo="loop-b"),
+                    queue_entry("loop-b", ForwardTo="loop-a"),
+                    queue_entry("misc"),
+                    queue_entry("robust"),
+                    queue_entry("values"),
+                    queue_entry("snapshot"),
                 ],
                 "Topics": [
                     {
