@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import importlib
+import importlib.util
 import json
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from azure.functions.servicebus import ServiceBusMessage
@@ -14,6 +15,7 @@ from azure.functions.servicebus import ServiceBusMessage
 from emulators.inspect import view_customers, view_stack
 from shared.domain.errors import InvalidEvent, PermanentError
 
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
 
 
@@ -51,7 +53,12 @@ def trigger(stack_env):
     forget_app()
     from shared.bootstrap import reset_service
     reset_service()
-    app = importlib.import_module("function_app").app
+    # By path: another test's host may have put a different app's folder first on sys.path.
+    spec = importlib.util.spec_from_file_location("function_app", ROOT / "function_app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["function_app"] = module
+    spec.loader.exec_module(module)
+    app = module.app
     functions = {fn.get_function_name(): fn for fn in app.get_functions()}
     fn = functions["customer_events"]
     binding = json.loads(fn.get_function_json())["bindings"][0]
