@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
 
-.PHONY: setup test test-fast run up down demo send chaos bench clean help
+.PHONY: setup test run up down demo chaos bench clean help
 
 help:
 	@echo "make run    set up, start the local stack and the local Functions host (Ctrl-C stops both)"

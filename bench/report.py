@@ -226,7 +226,7 @@ application, its grant, a Key Vault secret, an APIM authorization server and sub
   applied (read from the host's stdout as it is written), one customer at a time, {customers} of each. "In the
   handler" is the app's own `duration_ms` of the same events.
 - **External calls**: counted by the stand-ins themselves (every HTTP request, Key Vault's 401 challenge and the
-  Auth0 token request included) and, for the ledger, by the adapter's `calls` counter; over the {customers}
+  Auth0 token request included) and, for the ledger, by an azure-core response hook on its client; over the {customers}
   customers after the warm-up, divided by {customers}. Identity = token requests to the managed-identity endpoint.
 - **Backfill**: a fresh host process takes one warm-up customer, then the Auth0 stand-in's bucket is set to
   {rate} requests/s with a burst of {burst} (a new, full bucket) and {backfill} `customer.created` events are sent

@@ -92,13 +92,32 @@ def sb_message(event: dict):
 # -- 1 + 2: latency of the service call, and calls per customer -----------------------------------------------------
 def service_call_latency(stack: StackProcess, settings: dict[str, str], customers: int) -> dict:
     """The service layer called in this process (``ProvisioningService.handle``), one customer at a time."""
-    from shared.adapters.settings import Settings
+    from shared.settings import AppSettings
     from shared.bootstrap import build_service
     from shared.domain.events import parse_event
 
+    from shared.adapters.credentials import get_credential
+    from shared.adapters.keyvault_secrets import KeyVaultSecretStore
+    from shared.adapters.table_ledger import TableLedger
+
     os.environ.update(settings)  # DefaultAzureCredential reads the managed-identity endpoint from the environment
-    service = build_service(Settings.from_env(settings), worker_id="bench-service-call")
-    ledger = service.ledger
+    app_settings = AppSettings.load(settings)
+    service = build_service(app_settings, worker_id="bench-service-call")
+    # Counted from outside the app: azure-core's response hook sees every HTTP answer of these two clients (the
+    # other services count their own requests in the stand-ins).
+    answers: Counter = Counter()
+
+    def counting(service_name: str):
+        def hook(response) -> None:
+            request = response.http_request
+            answers[(service_name, request.method, response.http_response.status_code)] += 1
+        return hook
+
+    service.core.ledger.close()
+    service.core.secrets.close()
+    service.core.ledger = TableLedger.from_settings(app_settings, raw_response_hook=counting("ledger"))
+    service.core.secrets = KeyVaultSecretStore.from_settings(app_settings, get_credential(None),
+                                                            raw_response_hook=counting("keyvault"))
 
     def handle(event: dict) -> float:
         parsed = parse_event(json.dumps(event).encode())
@@ -110,18 +129,17 @@ def service_call_latency(stack: StackProcess, settings: dict[str, str], customer
         return elapsed
 
     def snapshot():
-        return server_counters(stack), Counter(ledger.calls), sum(service.secrets.calls.values())
+        return server_counters(stack), Counter(answers)
 
     def calls_between(a, b, n) -> CallCounts:
         delta = counter_delta(b[0], a[0])
-        ledger_delta = Counter(b[1])
-        ledger_delta.subtract(a[1])
-        delta["ledger"] = Counter({k: v for k, v in ledger_delta.items() if v})
-        # Key Vault's stand-in counts every request; the adapter counts each operation once, and a delete's poll
-        # (deleted_secrets.get) is part of its operation: what remains is the unauthenticated first request of the
-        # challenge (or an SDK retry).
-        kv = delta["keyvault"]
-        challenges = sum(kv.values()) - kv.get("deleted_secrets.get", 0) - (b[2] - a[2])
+        seen = Counter(b[1])
+        seen.subtract(a[1])
+        delta["ledger"] = Counter({f"{method} {status}": v for (svc, method, status), v in seen.items()
+                                   if svc == "ledger" and v})
+        # Key Vault's stand-in counts every request; the unauthenticated first request of the challenge is the
+        # one answered 401.
+        challenges = sum(v for (svc, _, status), v in seen.items() if svc == "keyvault" and status == 401)
         return CallCounts(n, delta, keyvault_challenges=challenges)
 
     # The first customer of a process pays for the tokens, Key Vault's challenge and the APIM tier lookup.
@@ -259,9 +277,9 @@ def dead_letter_count(settings: dict[str, str]) -> int:
 
 
 def ledger_provisioned(settings: dict[str, str], customers: set[str]) -> int:
-    from shared.adapters.settings import Settings
+    from shared.settings import LedgerSettings
     from shared.adapters.table_ledger import TableLedger
-    ledger = TableLedger.from_settings(Settings.from_env(settings), None)
+    ledger = TableLedger.from_settings(LedgerSettings.load(settings))
     try:
         return sum(1 for r in ledger.list_customers() if r.customer_id in customers and r.status == "provisioned")
     finally:

@@ -394,9 +394,9 @@ class ChaosRun:
                 ctl.clear_faults()
 
     def _ledger(self):
-        from shared.adapters.settings import Settings
+        from shared.settings import LedgerSettings
         from shared.adapters.table_ledger import TableLedger
-        return TableLedger.from_settings(Settings.from_env(self.settings), None)
+        return TableLedger.from_settings(LedgerSettings.load(self.settings))
 
     @staticmethod
     def _child_env(settings: dict) -> dict[str, str]:

@@ -30,7 +30,7 @@ def run_demo() -> int:
     from emulators.inspect import view_customers
     from emulators.stack import LocalStack, StackOptions
     from funchost import LocalFunctionsHost
-    from shared.adapters.settings import Settings
+    from shared.settings import LedgerSettings
     from shared.adapters.table_ledger import TableLedger
 
     folder = Path(tempfile.mkdtemp(prefix="demo-stack-"))
@@ -40,7 +40,7 @@ def run_demo() -> int:
     settings["RETRY_BASE_SECONDS"] = "0.5"
     host = LocalFunctionsHost(str(ROOT), settings, functions=["customer_events"])
     host.start()
-    ledger = TableLedger.from_settings(Settings.from_env(settings), None)
+    ledger = TableLedger.from_settings(LedgerSettings.load(settings))
     customers = ["acme", "initech", "hooli"]
 
     def show(*only: str) -> None:

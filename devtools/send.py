@@ -18,10 +18,11 @@ import json
 import sys
 import uuid
 from pathlib import Path
+from typing import Mapping
 
-from .settings_file import ROOT, load_settings
+from shared.settings import APP_ROOT, ServiceBusSettings, SettingsError, tool_values
 
-SAMPLES = ROOT / "schemas" / "samples"
+SAMPLES = APP_ROOT / "schemas" / "samples"
 
 
 def now_iso() -> str:
@@ -47,27 +48,15 @@ def build_event(kind: str, customer: str, profile: str = "oem", display_name: st
     return event
 
 
-def service_bus_client(settings: dict[str, str]):
-    """The namespace the app listens to: ServiceBusConnection (a connection string), or
-    ServiceBusConnection__fullyQualifiedNamespace with DefaultAzureCredential, as the Functions host reads them."""
-    from azure.servicebus import ServiceBusClient
-
-    if settings.get("ServiceBusConnection"):
-        return ServiceBusClient.from_connection_string(settings["ServiceBusConnection"])
-    namespace = settings.get("ServiceBusConnection__fullyQualifiedNamespace")
-    if not namespace:
-        raise SystemExit("neither ServiceBusConnection nor ServiceBusConnection__fullyQualifiedNamespace is set: "
-                         "start the local stack (`make up`) or set one in the environment")
-    from azure.identity import DefaultAzureCredential
-    return ServiceBusClient(namespace, DefaultAzureCredential())
-
-
-def send_events(events: list[dict], settings: dict[str, str], queue: str | None = None) -> None:
+def send_events(events: list[dict], values: Mapping[str, str], queue: str | None = None) -> None:
+    """Send ``events`` to the app's queue, resolved from ``values`` by the app's own settings code."""
     from azure.servicebus import ServiceBusMessage
 
-    queue = queue or settings.get("CUSTOMER_EVENTS_QUEUE", "customer-events")
-    with service_bus_client(settings) as client:
-        with client.get_queue_sender(queue) as sender:
+    from shared.adapters.servicebus_client import service_bus_client
+
+    settings = ServiceBusSettings.load({**values, **({"CUSTOMER_EVENTS_QUEUE": queue} if queue else {})})
+    with service_bus_client(settings.service_bus, default_client_id=values.get("AZURE_CLIENT_ID")) as client:
+        with client.get_queue_sender(settings.customer_events_queue) as sender:
             for event in events:
                 customer = (event.get("data") or {}).get("customerId")
                 sender.send_messages(ServiceBusMessage(
@@ -93,8 +82,12 @@ def main(argv=None) -> int:
     sp.add_argument("path", type=Path)
     sp.add_argument("--keep", action="store_true", help="keep the file's id and time")
     args = p.parse_args(argv)
-    settings = load_settings(args.settings)
-    prefix = settings.get("EVENT_TYPE_PREFIX", "")
+    try:
+        settings = tool_values(args.settings)
+        prefix = ServiceBusSettings.load(settings).event_type_prefix
+    except (SettingsError, ValueError) as exc:
+        print(f"cannot send: {exc}\nstart the local stack (`make up`) or set ServiceBusConnection", file=sys.stderr)
+        return 2
     if args.kind == "file":
         doc = json.loads(args.path.read_text())
         events = doc if isinstance(doc, list) else [doc]

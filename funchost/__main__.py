@@ -67,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         log.exception("Host failed to start")
         return 1
+    if host.index_error:
+        # func start would idle with no function; a local host with nothing to run says so and stops.
+        host.stop(0)
+        return 1
     log.info("Application started. Press Ctrl+C to shut down.")
     while not stop_requested.wait(1.0):
         pass

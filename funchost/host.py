@@ -45,6 +45,7 @@ class LocalFunctionsHost:
         self.poll_interval = poll_interval
         self.config: HostConfig | None = None
         self.function_errors: dict[str, str] = {}  # functions "in error" at start-up, with the reason
+        self.index_error: str | None = None  # the app could not be indexed (it raised on import): no function runs
         self.listeners: list[ServiceBusListener | TimerListener] = []
         self._stopping = threading.Event()
         self._abort = threading.Event()
@@ -73,7 +74,7 @@ class LocalFunctionsHost:
             self.config = HostConfig.from_dict(
                 self.host_json if self.host_json is not None else load_host_json(self.app_root))
             script = self.script_file or os.environ.get("PYTHON_SCRIPT_FILE_NAME") or DEFAULT_SCRIPT_FILE
-            triggers = describe_functions(index_app(self.app_root, script))
+            triggers = self._index(script)
             self._invoker = Invoker(self.config.function_timeout, worker_thread_count(), str(self.app_root),
                                     self._abort)
             for trigger in self._select(triggers):
@@ -118,6 +119,20 @@ class LocalFunctionsHost:
         self.stop()
 
     # -- internals -------------------------------------------------------------------------------------------
+    def _index(self, script: str) -> list[FunctionTrigger]:
+        """The worker's indexing: an app that raises while it is imported indexes no function (the host says so,
+        with the app's own message, and consumes nothing)."""
+        try:
+            return describe_functions(index_app(self.app_root, script))
+        except FileNotFoundError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever the app raised is the reason the host reports
+            self.index_error = f"{type(exc).__name__}: {exc}"
+            log.error("Worker failed to index functions\nResult: Failure\nException: %s", self.index_error)
+            log.error("No job functions found. The app raised while it was imported; fix the cause above and "
+                      "start again.")
+            return []
+
     def _select(self, triggers: list[FunctionTrigger]) -> list[FunctionTrigger]:
         wanted = None
         if self.config.functions is not None:

@@ -12,56 +12,32 @@ after the queue's MaxDeliveryCount moves it to the dead-letter queue). So:
 """
 from __future__ import annotations
 
-import os
-import threading
-
 import azure.functions as func
 
-from shared.adapters.settings import APP_ROOT
-from shared.domain.profiles import load_profiles
+from shared.bootstrap import get_handler, startup_settings
+from shared.service_layer.messages import InboundMessage
+from shared.settings import SERVICE_BUS_CONNECTION
+
+# Every setting and the client profiles are checked while the host indexes the functions: a mistake raises here,
+# listing every problem, and the host indexes no function, so no event is consumed by a misconfigured app.
+SETTINGS = startup_settings()
 
 bp = func.Blueprint()
 
-# Validated at start-up (indexing), so a broken profiles file fails the deployment loudly instead of the first
-# customer. Cheap: a small TOML file, no SDK.
-load_profiles(APP_ROOT / os.environ.get("CLIENT_PROFILES_PATH", "config/client_profiles.toml"))
+
+def inbound(msg: func.ServiceBusMessage) -> InboundMessage:
+    return InboundMessage(
+        body=msg.get_body(), message_id=msg.message_id, delivery_count=msg.delivery_count,
+        session_id=msg.session_id, enqueued_time=msg.enqueued_time_utc,
+        application_properties=dict(msg.application_properties or {}), correlation_id=msg.correlation_id,
+        content_type=msg.content_type, subject=getattr(msg, "subject", None) or getattr(msg, "label", None))
+
 
 # Sessions (SessionId = customer id) give per-customer ordering; the queue itself must be created with
-# RequiresSession. Read at indexing time, like every binding: one function, configured by a setting, so the same
-# code serves a session-enabled queue and a plain one (where the ledger's stale guard keeps the outcome right).
-SESSIONS = os.environ.get("CUSTOMER_EVENTS_SESSIONS", "false").strip().lower() in ("1", "true", "yes")
-
-_scheduler_lock = threading.Lock()
-_scheduler = None
-
-
-def _get_scheduler():
-    global _scheduler
-    with _scheduler_lock:
-        if _scheduler is None:
-            from shared.adapters.servicebus_retry import ServiceBusRetryScheduler
-            _scheduler = ServiceBusRetryScheduler.from_environment(os.environ)
-        return _scheduler
-
-
+# RequiresSession. One function, configured by a setting, so the same code serves a session-enabled queue and a
+# plain one (where the ledger's stale guard keeps the outcome right).
 @bp.function_name("customer_events")
-@bp.service_bus_queue_trigger(arg_name="msg", queue_name="%CUSTOMER_EVENTS_QUEUE%",
-                              connection="ServiceBusConnection", is_sessions_enabled=SESSIONS)
+@bp.service_bus_queue_trigger(arg_name="msg", queue_name=SETTINGS.customer_events_queue,
+                              connection=SERVICE_BUS_CONNECTION, is_sessions_enabled=SETTINGS.customer_events_sessions)
 def customer_events(msg: func.ServiceBusMessage) -> None:
-    from shared.bootstrap import get_service
-    from shared.domain.retry_policy import RetryPolicy
-    from shared.service_layer.messages import InboundMessage, handle_message
-
-    inbound = InboundMessage(
-        body=msg.get_body(),
-        message_id=msg.message_id,
-        delivery_count=msg.delivery_count,
-        session_id=msg.session_id,
-        enqueued_time=msg.enqueued_time_utc,
-        application_properties=dict(msg.application_properties or {}),
-        correlation_id=msg.correlation_id,
-        content_type=msg.content_type,
-        subject=getattr(msg, "subject", None) or getattr(msg, "label", None),
-    )
-    handle_message(get_service(), inbound, type_prefix=os.environ.get("EVENT_TYPE_PREFIX", ""),
-                   scheduler=_get_scheduler(), policy=RetryPolicy.from_settings(os.environ))
+    get_handler()(inbound(msg))

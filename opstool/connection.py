@@ -1,58 +1,31 @@
 """Where the tool connects: the Service Bus namespace and queue, and (optionally) the app's ledger.
 
-Settings are looked up in the environment first, then in local.settings.json's ``Values`` (the file the local
-stack writes), as the Functions host does.
+Settings come from the environment first, then local.settings.json's ``Values`` (the file the local stack writes),
+as the Functions host reads them; the queue, the Service Bus connection and the ledger are resolved by the app's
+own settings code (``shared.settings``), so the tool always looks at the queue and ledger the app uses, including
+the identity-based forms (``ServiceBusConnection__fullyQualifiedNamespace``, ``LEDGER_TABLE_ENDPOINT``).
 """
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from devtools.settings_file import load_settings
+from shared.settings import (ConnectionSettingError, LedgerSettings, LocalSettingsError, ServiceBusSettings,
+                             SettingsError, namespace_fqdn, tool_values)
 
 from .errors import UsageError
 
-DEFAULT_QUEUE = "customer-events"
-DEFAULT_LEDGER_TABLE = "customerledger"
 #: the SDK's default retries take minutes against a namespace that does not answer; an operator wants to know soon
 RETRY_TOTAL = 2
 LEDGER_TIMEOUT_SECONDS = 10.0
 
 
-class Settings:
-    """Environment first, then the settings file's Values."""
-
-    def __init__(self, path: str | None = None, environ=None):
-        self._environ = os.environ if environ is None else environ
-        try:
-            self._file = load_settings(path)
-        except (OSError, ValueError) as exc:
-            raise UsageError(f"cannot read the settings file {path or 'local.settings.json'}: {exc}") from None
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        value = self._environ.get(name)
-        if value:
-            return value
-        value = self._file.get(name)
-        return value if value else default
-
-
-def namespace_fqdn(name: str) -> str:
-    name = name.strip().rstrip("/")
-    name = re.sub(r"^(sb|amqps?|https?)://", "", name)
-    if not name:
-        raise UsageError("--namespace is empty")
-    return name if "." in name or ":" in name else f"{name}.servicebus.windows.net"
-
-
-def _endpoint_of(connection_string: str) -> str:
-    for part in connection_string.split(";"):
-        key, _, value = part.partition("=")
-        if key.strip().lower() == "endpoint":
-            return re.sub(r"^sb://", "", value.strip()).rstrip("/")
-    raise UsageError("the Service Bus connection string has no Endpoint=sb://...")
+def load_values(path: str | None = None) -> dict[str, str]:
+    """The settings the app would see: the environment over local.settings.json's Values."""
+    try:
+        return tool_values(path)
+    except (OSError, LocalSettingsError) as exc:
+        raise UsageError(f"cannot read the settings file {path or 'local.settings.json'}: {exc}") from None
 
 
 @dataclass
@@ -66,49 +39,51 @@ class ServiceBusTarget:
 
 
 def resolve_target(*, connection_string: str | None, namespace: str | None, queue: str | None,
-                   settings: Settings) -> ServiceBusTarget:
-    from azure.servicebus import ServiceBusClient
+                   values: Mapping[str, str]) -> ServiceBusTarget:
+    """The app's queue and namespace; ``--connection-string``/``--namespace``/``--queue`` override the settings."""
+    from shared.adapters.servicebus_client import service_bus_client
 
-    queue = queue or settings.get("CUSTOMER_EVENTS_QUEUE") or DEFAULT_QUEUE
     if connection_string and namespace:
         raise UsageError("give --connection-string or --namespace, not both")
-    if not connection_string and not namespace:
-        connection_string = settings.get("ServiceBusConnection")
-        if not connection_string:
-            namespace = settings.get("ServiceBusConnection__fullyQualifiedNamespace")
-    if connection_string:
-        host = _endpoint_of(connection_string)
-        return ServiceBusTarget(queue, host, lambda: ServiceBusClient.from_connection_string(
-            connection_string, retry_total=RETRY_TOTAL))
-    if namespace:
-        fqdn = namespace_fqdn(namespace)
+    values = dict(values)
+    if connection_string or namespace:
+        for key in ("ServiceBusConnection", "ServiceBusConnection__fullyQualifiedNamespace"):
+            values.pop(key, None)
+        if connection_string:
+            values["ServiceBusConnection"] = connection_string
+        else:
+            try:
+                values["ServiceBusConnection__fullyQualifiedNamespace"] = namespace_fqdn(namespace)
+            except ConnectionSettingError as exc:
+                raise UsageError(f"--namespace: {exc}") from None
+    if queue:
+        values["CUSTOMER_EVENTS_QUEUE"] = queue
+    try:
+        settings = ServiceBusSettings.load(values)
+    except SettingsError as exc:
+        raise UsageError("no Service Bus connection: pass --connection-string or --namespace, or fix the "
+                         "settings (environment or local.settings.json):\n" + "\n".join(f"  - {p}" for p in
+                                                                                       exc.problems)) from None
+    connection = settings.service_bus
+    client_id = values.get("AZURE_CLIENT_ID") or None
+    return ServiceBusTarget(settings.customer_events_queue, connection.namespace,
+                            lambda: service_bus_client(connection, default_client_id=client_id,
+                                                       retry_total=RETRY_TOTAL))
 
-        def with_identity() -> Any:
-            from shared.adapters.credentials import get_credential
-            return ServiceBusClient(fqdn, get_credential(settings.get("AZURE_CLIENT_ID")), retry_total=RETRY_TOTAL)
 
-        return ServiceBusTarget(queue, fqdn, with_identity)
-    raise UsageError("no Service Bus connection: pass --connection-string or --namespace, or set "
-                     "ServiceBusConnection (environment or local.settings.json)")
-
-
-def resolve_ledger(settings: Settings, *, disabled: bool) -> tuple[Any | None, str | None]:
+def resolve_ledger(values: Mapping[str, str], *, disabled: bool) -> tuple[Any | None, str | None]:
     """(the ledger, or None; why there is none). Read only: the tool never writes to it."""
     if disabled:
         return None, "--no-ledger"
-    table = settings.get("LEDGER_TABLE", DEFAULT_LEDGER_TABLE)
-    connection = settings.get("LEDGER_CONNECTION") or settings.get("AzureWebJobsStorage")
-    endpoint = settings.get("LEDGER_TABLE_ENDPOINT")
-    if not connection and not endpoint:
-        return None, "no ledger configured (LEDGER_CONNECTION, AzureWebJobsStorage or LEDGER_TABLE_ENDPOINT)"
+    try:
+        settings = LedgerSettings.load({**values, "AZURE_TIMEOUT_SECONDS": str(LEDGER_TIMEOUT_SECONDS)})
+    except SettingsError as exc:
+        return None, "the ledger settings are not usable (" + "; ".join(exc.problems) + ")"
+    from shared.adapters.credentials import get_credential
     from shared.adapters.table_ledger import TableLedger
 
-    common = dict(ca_bundle=settings.get("LOCAL_STACK_CA_BUNDLE"), timeout=LEDGER_TIMEOUT_SECONDS)
+    credential = None if settings.ledger.connection_string else get_credential(settings.azure_client_id)
     try:
-        if connection:
-            return TableLedger(table, connection_string=connection, **common), None
-        from shared.adapters.credentials import get_credential
-        return TableLedger(table, endpoint=endpoint, credential=get_credential(settings.get("AZURE_CLIENT_ID")),
-                           **common), None
+        return TableLedger.from_settings(settings, credential), None
     except ValueError as exc:  # a malformed connection string
         return None, f"the ledger settings are not usable ({exc})"

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from .connection import Settings, resolve_ledger, resolve_target
+from .connection import load_values, resolve_ledger, resolve_target
 from .dead_letters import DeadLetter, peek_pages
 from .errors import UsageError
 from .ledger_view import LedgerView
@@ -21,10 +21,10 @@ class Context:
     err: TextIO
 
     def __post_init__(self):
-        self.settings = Settings(self.args.settings)
+        self.values = load_values(self.args.settings)
         self.target = resolve_target(connection_string=self.args.connection_string, namespace=self.args.namespace,
-                                     queue=self.args.queue, settings=self.settings)
-        ledger, why_not = resolve_ledger(self.settings, disabled=self.args.no_ledger)
+                                     queue=self.args.queue, values=self.values)
+        ledger, why_not = resolve_ledger(self.values, disabled=self.args.no_ledger)
         self.ledger = LedgerView(ledger, warn=self.err)
         self.why_no_ledger = why_not
         if ledger is None and not self.args.no_ledger:

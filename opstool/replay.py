@@ -32,7 +32,7 @@ import datetime as dt
 import os
 import sys
 import uuid
-from typing import Any
+from typing import Any, Mapping
 
 from shared.domain import retry_policy as rp
 
@@ -96,8 +96,8 @@ def build_copy(dl: DeadLetter, queue: str, *, fresh_retry_budget: bool = True) -
 class CrashHook:
     """Simulates the process dying between the send and the complete (a test hook, see the runbook)."""
 
-    def __init__(self, environ=os.environ):
-        raw = environ.get(CRASH_ENV, "").strip()
+    def __init__(self, values: Mapping[str, str]):
+        raw = (values.get(CRASH_ENV) or "").strip()
         self.after = int(raw) if raw.isdigit() and int(raw) > 0 else None
         self.sent = 0
 
@@ -120,7 +120,7 @@ class Replayer:
         self.fresh_retry_budget = fresh_retry_budget
         self.report = report           # called with each Result
         self.streak = FailureStreak()  # re-raises the errors that end the run
-        self.crash = crash or CrashHook()
+        self.crash = crash or CrashHook({})
 
     def __call__(self, msg: Any, received_at: dt.datetime) -> str:
         if not keep_lock(self.receiver, msg, received_at):

@@ -1,9 +1,9 @@
-"""Wiring: settings -> adapters -> ProvisioningService, once per process.
+"""The composition root: settings -> adapters -> service -> the message handler, once per process.
 
-Cold start: importing this module imports no Azure or Auth0 SDK (nor the adapter modules that do). The Functions
-host imports ``function_app.py`` (and so this module) to index the functions before any message arrives; the SDKs,
-the credential and the clients are built by the first :func:`get_service` call, then reused by every invocation the
-process serves.
+Start-up (the host indexing the functions) calls :func:`startup_settings`: it validates every setting and the client
+profiles, and raises one :class:`SettingsError` listing every problem, so a misconfigured app indexes no function
+and consumes nothing. It imports pydantic and no service SDK. The SDKs, the credential and the clients are built by
+the first :func:`get_handler` call (the first message), then reused by every invocation the process serves.
 """
 from __future__ import annotations
 
@@ -13,24 +13,55 @@ import threading
 import uuid
 from typing import TYPE_CHECKING
 
-from .adapters.settings import Settings
-from .domain.profiles import load_profiles
+from .domain.profiles import ProfileConfigError, load_profiles
+from .settings import AppSettings, SettingsError, process_environment
 
 if TYPE_CHECKING:  # for readers and type checkers only: not imported at run time
+    from .service_layer.messages import MessageHandler
     from .service_layer.provisioning import ProvisioningService
 
 _lock = threading.Lock()
-_service: "ProvisioningService | None" = None
+_settings: AppSettings | None = None
+_handler: "MessageHandler | None" = None
 
 
-def default_worker_id() -> str:
+def load_app_settings(values=None) -> AppSettings:
+    """The app's settings from ``values`` (default: the process environment), the client profiles checked too:
+    one SettingsError lists every problem."""
+    values = process_environment() if values is None else values
+    problems: list[str] = []
+    settings = None
+    try:
+        settings = AppSettings.load(values)
+    except SettingsError as exc:
+        problems.extend(exc.problems)
+    if settings is not None:
+        try:
+            load_profiles(settings.client_profiles_path, env=settings.values)
+        except ProfileConfigError as exc:
+            problems.append(f"CLIENT_PROFILES_PATH: {exc}")
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def startup_settings() -> AppSettings:
+    """The process's settings, validated once (at indexing); raises SettingsError with every problem."""
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = load_app_settings()
+        return _settings
+
+
+def default_worker_id(settings: AppSettings) -> str:
     """Names this process as the owner of its claims: instance (App Service sets WEBSITE_INSTANCE_ID), pid, and a
     random tail so that a restarted process never mistakes an older claim for its own."""
-    instance = os.environ.get("WEBSITE_INSTANCE_ID", "")[:12] or socket.gethostname()
+    instance = (settings.website_instance_id or "")[:12] or socket.gethostname()
     return f"{instance}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-def build_service(settings: Settings, worker_id: str | None = None) -> "ProvisioningService":
+def build_service(settings: AppSettings, worker_id: str | None = None) -> "ProvisioningService":
     """A ProvisioningService over the real adapters, configured by ``settings``."""
     from .adapters.apim_gateway import ApimGateway
     from .adapters.auth0_identity import Auth0IdentityProvider
@@ -39,36 +70,47 @@ def build_service(settings: Settings, worker_id: str | None = None) -> "Provisio
     from .adapters.table_ledger import TableLedger
     from .service_layer.provisioning import ProvisioningOptions, ProvisioningService
 
-    profiles = load_profiles(settings.client_profiles_path, env=settings.environ)
+    profiles = load_profiles(settings.client_profiles_path, env=settings.values)
     credential = get_credential(settings.azure_client_id)
-    identity = Auth0IdentityProvider.from_settings(settings)
-    secrets = KeyVaultSecretStore.from_settings(settings, credential)
-    gateway = ApimGateway.from_settings(settings, credential)
-    ledger = TableLedger.from_settings(settings, credential)
     options = ProvisioningOptions(
         auth0_domain=settings.auth0_domain,
         purge_deleted_secrets=settings.keyvault_purge_deleted,
         claim_ttl=settings.claim_ttl_seconds,
         apim_client_registration_endpoint=settings.apim_client_registration_endpoint,
     )
-    return ProvisioningService(identity=identity, secrets=secrets, gateway=gateway, ledger=ledger,
-                               profiles=profiles, options=options, worker_id=worker_id or default_worker_id())
+    return ProvisioningService(identity=Auth0IdentityProvider.from_settings(settings),
+                               secrets=KeyVaultSecretStore.from_settings(settings, credential),
+                               gateway=ApimGateway.from_settings(settings, credential),
+                               ledger=TableLedger.from_settings(settings, credential),
+                               profiles=profiles, options=options,
+                               worker_id=worker_id or default_worker_id(settings))
 
 
-def get_service() -> "ProvisioningService":
-    """The process's service, built from the environment on first use (settings errors surface here, listed)."""
-    global _service
-    service = _service
-    if service is not None:
-        return service
+def build_handler(settings: AppSettings, worker_id: str | None = None) -> "MessageHandler":
+    """The whole handler of one message: service, retry scheduler, retry policy and event type prefix."""
+    from .adapters.servicebus_retry import ServiceBusRetryScheduler
+    from .service_layer.messages import MessageHandler
+
+    return MessageHandler(build_service(settings, worker_id),
+                          scheduler=ServiceBusRetryScheduler.from_settings(settings),
+                          policy=settings.retry_policy, type_prefix=settings.event_type_prefix)
+
+
+def get_handler() -> "MessageHandler":
+    """The process's handler, built on first use from the start-up settings."""
+    global _handler
+    handler = _handler
+    if handler is not None:
+        return handler
+    settings = startup_settings()
     with _lock:
-        if _service is None:
-            _service = build_service(Settings.from_env())
-        return _service
+        if _handler is None:
+            _handler = build_handler(settings)
+        return _handler
 
 
-def reset_service() -> None:
-    """Forget the process's service (tests that change the environment)."""
-    global _service
+def reset() -> None:
+    """Forget the process's settings and handler (tests that change the environment)."""
+    global _settings, _handler
     with _lock:
-        _service = None
+        _settings = _handler = None

@@ -84,7 +84,7 @@ def app_host(stack_env):
     """The unchanged function app under the local Functions host, in this process, on the local stack, with short
     retry delays. The app's service is rebuilt for the test, since the host runs it in this process."""
     from funchost import LocalFunctionsHost
-    from shared.bootstrap import reset_service
+    from shared.bootstrap import reset as reset_service
 
     reset_service()
     host = LocalFunctionsHost(str(ROOT), {**stack_env, "RETRY_BASE_SECONDS": "0.2", "RETRY_MAX_DELAY_SECONDS": "1"},
@@ -98,10 +98,10 @@ def app_host(stack_env):
 @pytest.fixture
 def ledger(stack_env):
     """The app's own ledger adapter, reading what the app wrote."""
-    from shared.adapters.settings import Settings
+    from shared.settings import LedgerSettings
     from shared.adapters.table_ledger import TableLedger
 
-    return TableLedger.from_settings(Settings.from_env(stack_env), None)
+    return TableLedger.from_settings(LedgerSettings.load(stack_env))
 
 
 def customer_status(ledger, customer_id: str) -> str | None:

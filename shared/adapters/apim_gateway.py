@@ -7,15 +7,13 @@ limits" page). The tier is read once per process (it changes only with a redeplo
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
 from azure.mgmt.apimanagement import ApiManagementClient
 from azure.mgmt.apimanagement.models import AuthorizationServerContract, SubscriptionCreateParameters
 
 from ..service_layer.ports import ApiGateway, AuthorizationServerSpec, Capacity
-from .azure_errors import ShortRetryPolicy, classify, client_kwargs
+from .azure_errors import ABSENT, ShortRetryPolicy, azure_call, client_kwargs
 
 SERVICE = "apim"
 
@@ -36,14 +34,12 @@ def authorization_server_limit(sku: str) -> int | None:
 class ApimGateway(ApiGateway):
     def __init__(self, credential: Any, subscription_id: str, resource_group: str, service_name: str, *,
                  management_endpoint: str = "https://management.azure.com", ca_bundle: str | None = None,
-                 timeout: float = 30.0, client: ApiManagementClient | None = None):
+                 timeout: float = 30.0):
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         self.service_name = service_name
         self.management_endpoint = management_endpoint.rstrip("/")
-        self.calls: Counter[str] = Counter()
-        self._calls_lock = threading.Lock()
-        self._client = client or ApiManagementClient(
+        self._client = ApiManagementClient(
             credential, subscription_id, base_url=self.management_endpoint,
             retry_policy=ShortRetryPolicy(), **client_kwargs(ca_bundle=ca_bundle, timeout=timeout))
 
@@ -53,12 +49,8 @@ class ApimGateway(ApiGateway):
                    settings.apim_service_name, management_endpoint=settings.apim_management_endpoint,
                    ca_bundle=settings.local_stack_ca_bundle, timeout=settings.azure_timeout_seconds)
 
-    def _count(self, operation: str) -> None:
-        with self._calls_lock:
-            self.calls[operation] += 1
-
-    def _error(self, exc: Exception, operation: str, secrets=()):
-        return classify(exc, service=SERVICE, operation=operation, secrets=secrets)
+    def _call(self, operation: str, fn, *, absent_on: tuple[int, ...] = (), secrets=()):
+        return azure_call(SERVICE, operation, fn, absent_on=absent_on, secrets=secrets)
 
     # -- capacity ----------------------------------------------------------------------------------------------------
     def get_sku(self) -> str:
@@ -66,11 +58,8 @@ class ApimGateway(ApiGateway):
         sku = _sku_cache.get(key)
         if sku is not None:
             return sku
-        self._count("get_service")
-        try:
-            service = self._client.api_management_service.get(self.resource_group, self.service_name)
-        except Exception as exc:
-            raise self._error(exc, "get_service") from None
+        service = self._call("get_service", lambda: self._client.api_management_service.get(
+            self.resource_group, self.service_name))
         sku = str(getattr(service.sku, "name", "") or "")
         sku = getattr(sku, "value", sku)
         with _sku_lock:
@@ -79,24 +68,14 @@ class ApimGateway(ApiGateway):
 
     def get_authorization_server_capacity(self) -> Capacity:
         sku = self.get_sku()
-        self._count("list_authorization_servers")
-        try:
-            used = sum(1 for _ in self._client.authorization_server.list_by_service(
-                self.resource_group, self.service_name))
-        except Exception as exc:
-            raise self._error(exc, "list_authorization_servers") from None
+        used = self._call("list_authorization_servers", lambda: sum(
+            1 for _ in self._client.authorization_server.list_by_service(self.resource_group, self.service_name)))
         return Capacity(used=used, limit=authorization_server_limit(sku), sku=sku)
 
     # -- authorization servers ---------------------------------------------------------------------------------------
     def has_authorization_server(self, server_id: str) -> bool:
-        self._count("get_authorization_server")
-        try:
-            self._client.authorization_server.get(self.resource_group, self.service_name, server_id)
-        except ResourceNotFoundError:
-            return False
-        except Exception as exc:
-            raise self._error(exc, "get_authorization_server") from None
-        return True
+        return self._call("get_authorization_server", lambda: self._client.authorization_server.get(
+            self.resource_group, self.service_name, server_id), absent_on=(404,)) is not ABSENT
 
     def set_authorization_server(self, server_id: str, spec: AuthorizationServerSpec) -> None:
         contract = AuthorizationServerContract(
@@ -114,45 +93,24 @@ class ApimGateway(ApiGateway):
         )
         if spec.client_secret:  # a public client (PKCE) has none; the property is left out, not sent empty
             contract.client_secret = spec.client_secret
-        self._count("set_authorization_server")
-        try:
-            self._client.authorization_server.create_or_update(
-                self.resource_group, self.service_name, server_id, contract)
-        except Exception as exc:
-            raise self._error(exc, "set_authorization_server", secrets=(spec.client_secret,)) from None
+        self._call("set_authorization_server", lambda: self._client.authorization_server.create_or_update(
+            self.resource_group, self.service_name, server_id, contract), secrets=(spec.client_secret,))
 
     def delete_authorization_server(self, server_id: str) -> bool:
-        self._count("delete_authorization_server")
-        try:
-            self._client.authorization_server.delete(self.resource_group, self.service_name, server_id,
-                                                     if_match="*")
-        except ResourceNotFoundError:
-            return False
-        except Exception as exc:
-            raise self._error(exc, "delete_authorization_server") from None
-        return True
+        return self._call("delete_authorization_server", lambda: self._client.authorization_server.delete(
+            self.resource_group, self.service_name, server_id, if_match="*"), absent_on=(404,)) is not ABSENT
 
     # -- subscriptions -----------------------------------------------------------------------------------------------
     def set_subscription(self, subscription_id: str, *, display_name: str, product_id: str) -> None:
         # state must be given: a PUT without it creates the subscription "submitted", not active.
         parameters = SubscriptionCreateParameters(scope=f"/products/{product_id}", display_name=display_name[:100],
                                                   state="active")
-        self._count("set_subscription")
-        try:
-            self._client.subscription.create_or_update(self.resource_group, self.service_name, subscription_id,
-                                                       parameters)
-        except Exception as exc:
-            raise self._error(exc, "set_subscription") from None
+        self._call("set_subscription", lambda: self._client.subscription.create_or_update(
+            self.resource_group, self.service_name, subscription_id, parameters))
 
     def delete_subscription(self, subscription_id: str) -> bool:
-        self._count("delete_subscription")
-        try:
-            self._client.subscription.delete(self.resource_group, self.service_name, subscription_id, if_match="*")
-        except ResourceNotFoundError:
-            return False
-        except Exception as exc:
-            raise self._error(exc, "delete_subscription") from None
-        return True
+        return self._call("delete_subscription", lambda: self._client.subscription.delete(
+            self.resource_group, self.service_name, subscription_id, if_match="*"), absent_on=(404,)) is not ABSENT
 
     def close(self) -> None:
         self._client.close()

@@ -15,7 +15,6 @@
   its turn in-process instead of meeting 429s (each of which costs the whole event a retry). A paced call that still
   meets a 429 holds the bucket until ``x-ratelimit-reset`` and is tried again, up to twice (a 429 applied nothing);
   unpaced calls raise it at once, as above.
-- ``calls`` counts the HTTP calls per operation (``token`` included) for benchmarks and tests.
 """
 from __future__ import annotations
 
@@ -24,7 +23,6 @@ import math
 import ssl
 import threading
 import time
-from collections import Counter
 from typing import Any, Callable
 
 import httpx
@@ -34,6 +32,7 @@ from auth0.management.core.parse_error import ParsingError
 
 from ..domain.errors import PermanentError, ProvisioningError, TransientError
 from ..service_layer.ports import Application, ApplicationSpec, IdentityProvider
+from .failure_rules import is_transient_status, redact, retry_after_seconds
 from .throttle import Throttle
 
 SERVICE = "auth0"
@@ -42,32 +41,9 @@ LIST_FIELDS = "client_id,name,client_metadata,app_type,is_first_party"
 NO_RETRIES = {"max_retries": 0}
 #: a paced call refused with 429 is tried again after the reset at most this many times in-call
 MAX_PACED_429_RETRIES = 2
-_MAX_MESSAGE = 300
 _ABSENT = object()
 
 log = logging.getLogger(__name__)
-
-
-def _retry_after(headers: Any, now: float | None = None, *, status: int | None = 429) -> float | None:
-    """For a 429: seconds until Auth0's rate-limit bucket refills (x-ratelimit-reset is a UNIX time). Otherwise,
-    or without it: Retry-After. Auth0 sends x-ratelimit-* on every response, and on a 5xx the bucket's reset says
-    nothing about when the outage ends: following it would spend the whole retry budget in seconds."""
-    if not headers:
-        return None
-    lower = {str(k).lower(): v for k, v in dict(headers).items()}
-    reset = lower.get("x-ratelimit-reset") if status == 429 else None
-    if reset:
-        try:
-            return max(0.0, float(reset) - (time.time() if now is None else now))
-        except ValueError:
-            pass
-    after = lower.get("retry-after")
-    if after:
-        try:
-            return max(0.0, float(after))
-        except ValueError:
-            pass
-    return None
 
 
 def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext | bool:
@@ -126,10 +102,11 @@ class ManagementToken:
             body = body if isinstance(body, dict) else {}
             detail = body.get("error_description") or body.get("message") or response.reason_phrase
             code = body.get("error") or ""
-            text = " ".join(f"{status} {code}: {detail}".split())[:_MAX_MESSAGE].replace(self._secret, "***")
-            if status == 429 or status == 408 or status >= 500:
+            text = redact(f"{status} {code}: {detail}", (self._secret,))
+            if is_transient_status(status):
                 raise TransientError(f"token request: {text}",
-                                     retry_after=_retry_after(response.headers, status=status), status=status, **kw)
+                                     retry_after=retry_after_seconds(response.headers, status=status), status=status,
+                                     **kw)
             raise PermanentError(f"token request refused (check AUTH0_CLIENT_ID/AUTH0_CLIENT_SECRET and that the "
                                  f"application may call the Management API): {text}", status=status, **kw)
         try:
@@ -149,31 +126,27 @@ class Auth0IdentityProvider(IdentityProvider):
                  timeout: float = 10.0, ca_bundle: str | None = None, http: httpx.Client | None = None,
                  rate_limit: float | None = None, rate_limit_burst: int | None = None):
         self.domain = domain
-        self.calls: Counter[str] = Counter()
-        self._calls_lock = threading.Lock()
         self._secret = client_secret
         self.throttle = (Throttle(rate_limit, rate_limit_burst or max(1, math.ceil(rate_limit)), service=SERVICE)
                          if rate_limit else None)
         self._http = http or httpx.Client(verify=_ssl_context(ca_bundle), timeout=timeout)
         self.token = ManagementToken(self._http, domain=domain, client_id=client_id, client_secret=client_secret,
                                      audience=audience or f"https://{domain}/api/v2/",
-                                     on_fetch=lambda: self._count("token"))
+                                     on_fetch=lambda: self._pace("token"))
         self._mgmt = ManagementClient(domain=domain, token=self.token, httpx_client=self._http)
 
     @classmethod
     def from_settings(cls, settings) -> "Auth0IdentityProvider":
         return cls(settings.auth0_domain, settings.auth0_client_id, settings.auth0_client_secret,
-                   audience=settings.auth0_audience, timeout=settings.auth0_timeout_seconds,
+                   audience=settings.auth0_management_audience, timeout=settings.auth0_timeout_seconds,
                    ca_bundle=settings.local_stack_ca_bundle, rate_limit=settings.auth0_rate_limit or None,
                    rate_limit_burst=settings.auth0_rate_limit_burst or None)
 
     # -- plumbing ------------------------------------------------------------------------------------------------
-    def _count(self, operation: str) -> None:
-        """Count one HTTP call, after waiting for its slot when calls are paced."""
+    def _pace(self, operation: str) -> None:
+        """Wait for this HTTP call's slot when calls are paced."""
         if self.throttle is not None:
             self.throttle.acquire(operation)
-        with self._calls_lock:
-            self.calls[operation] += 1
 
     def _call(self, operation: str, fn: Callable[[], Any], *, absent_on: tuple[int, ...] = ()) -> Any:
         """Run one SDK call; returns ``_ABSENT`` for a status in ``absent_on``, raises only our error kinds."""
@@ -185,7 +158,7 @@ class Auth0IdentityProvider(IdentityProvider):
                 # would then go out bunched with others: fetch first, so the slot is used the moment it comes.
                 self.token()
             used = self.token.current
-            self._count(operation)
+            self._pace(operation)
             try:
                 return fn()
             except ProvisioningError:  # from the token fetch, already classified
@@ -225,7 +198,7 @@ class Auth0IdentityProvider(IdentityProvider):
         message pipeline, as does a reset further away than the throttle's max_wait."""
         if self.throttle is None or earlier >= MAX_PACED_429_RETRIES:
             return False
-        wait = _retry_after(headers)
+        wait = retry_after_seconds(headers, status=429)
         wait = 1.0 / self.throttle.rate if wait is None else wait
         if wait > self.throttle.max_wait:
             return False
@@ -242,11 +215,10 @@ class Auth0IdentityProvider(IdentityProvider):
         else:
             message, code = "", ""
         head = " ".join(str(p) for p in (status, code) if p)
-        text = " ".join(f"{head}: {message or 'no message'}".split())[:_MAX_MESSAGE]
-        text = text.replace(self._secret, "***")
+        text = redact(f"{head}: {message or 'no message'}", (self._secret,))
         kw = dict(service=SERVICE, operation=operation, status=status)
-        if status is None or status == 429 or status == 408 or status >= 500:
-            return TransientError(text, retry_after=_retry_after(headers, status=status), **kw)
+        if is_transient_status(status):
+            return TransientError(text, retry_after=retry_after_seconds(headers, status=status), **kw)
         return PermanentError(text, **kw)
 
     @staticmethod
@@ -289,26 +261,26 @@ class Auth0IdentityProvider(IdentityProvider):
                            absent_on=(404,))
         return None if found is _ABSENT else self._application(found, with_secret=with_secret)
 
-    def find_applications(self, customer_id: str, *, is_first_party: bool | None = None) -> list[Application]:
+    def find_applications(self, customer_id: str) -> list[Application]:
         # The Management API cannot filter on client_metadata (the /clients search endpoint is eventually
         # consistent), so read every page. include_totals=True: auth0-python 6.8 fails to parse the bare-array answer
         # of include_totals=False (auth0-python issue 856), and the total tells where to stop without the extra
         # empty page the SDK's pager asks for. Offset paging shifts when clients are deleted meanwhile and could skip
         # one, so a scan during which the total changed is done again.
         for _ in range(3):
-            found, stable = self._scan(customer_id, is_first_party)
+            found, stable = self._scan(customer_id)
             if stable:
                 break
         return found
 
-    def _scan(self, customer_id: str, is_first_party: bool | None) -> tuple[list[Application], bool]:
+    def _scan(self, customer_id: str) -> tuple[list[Application], bool]:
         found: list[Application] = []
         first_total = None
         page = 0
         while True:
             pager = self._call("list_applications",
                                lambda p=page: self._mgmt.clients.list(
-                                   page=p, per_page=PER_PAGE, include_totals=True, is_first_party=is_first_party,
+                                   page=p, per_page=PER_PAGE, include_totals=True,
                                    fields=LIST_FIELDS, include_fields=True, request_options=NO_RETRIES))
             items = pager.items or []
             for client in items:

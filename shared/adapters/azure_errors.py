@@ -12,15 +12,14 @@ one more version of the same value, which is harmless.
 """
 from __future__ import annotations
 
-import email.utils
-import time
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 from azure.core.exceptions import (AzureError, ClientAuthenticationError, HttpResponseError, ServiceRequestError,
                                    ServiceResponseError)
 from azure.core.pipeline.policies import RetryPolicy
 
 from ..domain.errors import PermanentError, ProvisioningError, TransientError
+from .failure_rules import MAX_MESSAGE, is_transient_status, redact, retry_after_seconds
 
 RETRY_TOTAL = 2
 RETRY_BACKOFF_FACTOR = 0.2
@@ -28,7 +27,8 @@ RETRY_BACKOFF_MAX = 2
 #: a Retry-After longer than this is left to the message pipeline
 MAX_IN_CALL_WAIT = 2.0
 CONNECTION_TIMEOUT = 5.0
-_MAX_MESSAGE = 300
+#: what :func:`azure_call` returns for an answer listed in ``absent_on`` (the thing does not exist)
+ABSENT = object()
 
 
 def retry_kwargs() -> dict:
@@ -61,36 +61,6 @@ def client_kwargs(*, ca_bundle: str | None, timeout: float) -> dict:
     return kwargs
 
 
-def retry_after_seconds(headers) -> float | None:
-    """Seconds a response asks us to wait: retry-after-ms, x-ms-retry-after-ms or Retry-After (seconds or date)."""
-    if not headers:
-        return None
-    lower = {str(k).lower(): v for k, v in headers.items()}
-    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
-        if lower.get(name):
-            try:
-                return max(0.0, float(lower[name]) / 1000.0)
-            except ValueError:
-                pass
-    value = lower.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_tz(value)
-        if parsed is None:
-            return None
-        return max(0.0, email.utils.mktime_tz(parsed) - time.time())
-
-
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return text
-
-
 def error_code(exc: HttpResponseError) -> str:
     err = getattr(exc, "error", None)
     code = getattr(err, "code", None) or getattr(exc, "error_code", None) or ""
@@ -115,7 +85,7 @@ def _describe(exc: HttpResponseError) -> str:
         message = reason or type(exc).__name__
     head = " ".join(str(p) for p in (status, code) if p)
     text = f"{head}: {message}" if head else str(message)
-    return " ".join(text.split())[:_MAX_MESSAGE]
+    return " ".join(text.split())[:MAX_MESSAGE]
 
 
 def classify(exc: Exception, *, service: str, operation: str, secrets: Iterable[str | None] = ()
@@ -130,7 +100,7 @@ def classify(exc: Exception, *, service: str, operation: str, secrets: Iterable[
         # deployment fault); anything else (the identity endpoint timed out, answered 5xx...) passes.
         from azure.identity import CredentialUnavailableError
 
-        text = redact(" ".join(str(exc.message or exc).split())[:_MAX_MESSAGE], secrets)
+        text = redact(str(exc.message or exc), secrets)
         if isinstance(exc, CredentialUnavailableError):
             return PermanentError(f"no Azure credential is available: {text}", **kw)
         return TransientError(f"getting an Azure token failed: {text}", **kw)
@@ -138,8 +108,8 @@ def classify(exc: Exception, *, service: str, operation: str, secrets: Iterable[
         status = exc.status_code
         text = redact(_describe(exc), secrets)
         headers = getattr(exc.response, "headers", None)
-        if status == 429 or status == 408 or status >= 500:
-            return TransientError(text, retry_after=retry_after_seconds(headers), status=status, **kw)
+        if is_transient_status(status):
+            return TransientError(text, retry_after=retry_after_seconds(headers, status=status), status=status, **kw)
         if status in (409, 412):
             # A concurrent change of the same entity (ARM's "another operation is in progress", an ETag race):
             # the next delivery sees the settled state.
@@ -150,6 +120,25 @@ def classify(exc: Exception, *, service: str, operation: str, secrets: Iterable[
         # call here is safe to repeat.
         return TransientError(f"{type(exc).__name__}: no response from the service", **kw)
     if isinstance(exc, AzureError):
-        text = redact(" ".join(str(getattr(exc, "message", exc)).split())[:_MAX_MESSAGE], secrets)
+        text = redact(str(getattr(exc, "message", exc)), secrets)
         return PermanentError(f"{type(exc).__name__}: {text}", **kw)
     raise exc
+
+
+def azure_call(service: str, operation: str, fn: Callable[[], Any], *, absent_on: tuple[int, ...] = (),
+               secrets: Iterable[str | None] = (), translate: Callable[[Exception], Exception | None] | None = None
+               ) -> Any:
+    """The one call path of the Azure adapters: run one SDK call, return :data:`ABSENT` for a status in
+    ``absent_on`` ("not there" is an answer, not an error), and raise only TransientError/PermanentError (or what
+    ``translate`` makes of an exception it recognises), never with one of ``secrets`` in the message."""
+    try:
+        return fn()
+    except ProvisioningError:
+        raise
+    except Exception as exc:
+        if isinstance(exc, HttpResponseError) and exc.status_code in absent_on:
+            return ABSENT
+        special = translate(exc) if translate is not None else None
+        if special is not None:
+            raise special from None
+        raise classify(exc, service=service, operation=operation, secrets=secrets) from None

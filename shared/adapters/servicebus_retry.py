@@ -9,48 +9,30 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from typing import Mapping
 
 from ..domain.errors import TransientError
 from ..service_layer.ports import RetryScheduler
+from ..settings import ServiceBusConnection
+from .servicebus_client import service_bus_client
 
 
 class ServiceBusRetryScheduler(RetryScheduler):
-    def __init__(self, queue: str, *, connection_string: str | None = None,
-                 fully_qualified_namespace: str | None = None, credential=None):
-        if not (connection_string or fully_qualified_namespace):
-            raise ValueError("a connection string or a fully qualified namespace is required")
+    def __init__(self, queue: str, connection: ServiceBusConnection, *, default_client_id: str | None = None):
         self.queue = queue
-        self._connection_string = connection_string
-        self._namespace = fully_qualified_namespace
-        self._credential = credential
+        self._connection = connection
+        self._default_client_id = default_client_id
         self._lock = threading.Lock()  # a ServiceBusSender is not thread-safe
         self._client = None
         self._sender = None
 
     @classmethod
-    def from_environment(cls, env: Mapping[str, str], connection: str = "ServiceBusConnection",
-                         credential_factory=None) -> "ServiceBusRetryScheduler":
-        """Reads the trigger's own connection setting, as the Functions host does: ``<connection>`` is a connection
-        string, or ``<connection>__fullyQualifiedNamespace`` (+ ``__clientId``) means identity-based access."""
-        queue = env.get("CUSTOMER_EVENTS_QUEUE") or "customer-events"
-        if env.get(connection):
-            return cls(queue, connection_string=env[connection])
-        namespace = env.get(f"{connection}__fullyQualifiedNamespace")
-        if not namespace:
-            raise ValueError(f"neither {connection} nor {connection}__fullyQualifiedNamespace is set")
-        from .credentials import get_credential
-        client_id = env.get(f"{connection}__clientId") or env.get("AZURE_CLIENT_ID") or None
-        return cls(queue, fully_qualified_namespace=namespace,
-                   credential=(credential_factory or get_credential)(client_id))
+    def from_settings(cls, settings) -> "ServiceBusRetryScheduler":
+        """The trigger's own queue and connection, as the Functions host resolves them."""
+        return cls(settings.customer_events_queue, settings.service_bus, default_client_id=settings.azure_client_id)
 
     def _get_sender(self):
         if self._sender is None:
-            from azure.servicebus import ServiceBusClient
-            if self._connection_string:
-                self._client = ServiceBusClient.from_connection_string(self._connection_string)
-            else:
-                self._client = ServiceBusClient(self._namespace, self._credential)
+            self._client = service_bus_client(self._connection, default_client_id=self._default_client_id)
             self._sender = self._client.get_queue_sender(self.queue)
         return self._sender
 

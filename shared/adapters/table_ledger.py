@@ -13,9 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import threading
-from collections import Counter
-from typing import Any
+from typing import Any, Callable
 
 from azure.core import MatchConditions
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceModifiedError
@@ -99,64 +97,63 @@ def _error_code(exc: HttpResponseError) -> str:
 
 class TableLedger(Ledger):
     def __init__(self, table_name: str, *, connection_string: str | None = None, endpoint: str | None = None,
-                 credential: Any = None, ca_bundle: str | None = None, timeout: float = 30.0,
-                 client: TableClient | None = None, **client_options: Any):
-        """``client_options`` go to the TableClient as they are (e.g. ``raw_request_hook``)."""
-        if client is None:
-            kwargs = {**retry_kwargs(), **client_kwargs(ca_bundle=ca_bundle, timeout=timeout), **client_options}
-            if connection_string:
-                client = TableClient.from_connection_string(connection_string, table_name, **kwargs)
-            elif endpoint and credential is not None:
-                client = TableClient(endpoint, table_name, credential=credential, **kwargs)
-            else:
-                raise ValueError("TableLedger needs a connection string, or an endpoint and a credential")
-        self._client = client
+                 credential: Any = None, ca_bundle: str | None = None, timeout: float = 30.0, **client_options: Any):
+        """``client_options`` go to the TableClient as they are (azure-core's, e.g. ``raw_request_hook``)."""
+        kwargs = {**retry_kwargs(), **client_kwargs(ca_bundle=ca_bundle, timeout=timeout), **client_options}
+        if connection_string:
+            self._client = TableClient.from_connection_string(connection_string, table_name, **kwargs)
+        elif endpoint and credential is not None:
+            self._client = TableClient(endpoint, table_name, credential=credential, **kwargs)
+        else:
+            raise ValueError("TableLedger needs a connection string, or an endpoint and a credential")
         self.table_name = table_name
-        self.calls: Counter[str] = Counter()
-        self._lock = threading.Lock()
         self._table_ready = False
 
     @classmethod
-    def from_settings(cls, settings, credential: Any = None, *, table_name: str | None = None,
-                      **client_options: Any) -> "TableLedger":
-        """A connection string when one is set, else the endpoint with the app's identity (``credential``)."""
-        table = table_name or settings.ledger_table
+    def from_settings(cls, settings, credential: Any = None, **client_options: Any) -> "TableLedger":
+        """The ledger the settings name (``settings.ledger``: the one rule the app and the ops tool share): a
+        connection string, or an endpoint reached with the app's identity (``credential``)."""
+        where = settings.ledger
         common = dict(ca_bundle=settings.local_stack_ca_bundle, timeout=settings.azure_timeout_seconds,
                       **client_options)
-        if settings.ledger_connection:
-            return cls(table, connection_string=settings.ledger_connection, **common)
-        return cls(table, endpoint=settings.ledger_table_endpoint, credential=credential, **common)
+        if where.connection_string:
+            return cls(where.table, connection_string=where.connection_string, **common)
+        return cls(where.table, endpoint=where.endpoint, credential=credential, **common)
 
     # -- plumbing ------------------------------------------------------------------------------------------------
-    def _count(self, operation: str) -> None:
-        with self._lock:
-            self.calls[operation] += 1
-
-    def _run(self, operation: str, fn):
-        """Run ``fn``; on the first "table not found" create the table and run it once more."""
-        self._count(operation)
+    def _write(self, operation: str, fn, *, conflict: Callable[[HttpResponseError], bool] = lambda exc: False):
+        """Run one write; the first "table not found" creates the table and runs it once more. An ETag or existence
+        conflict (``conflict``) is a LedgerConflict; everything else is classified once, here."""
         try:
+            try:
+                return fn()
+            except HttpResponseError as exc:
+                if exc.status_code != 404 or _error_code(exc) != "TableNotFound" or self._table_ready:
+                    raise
+            self._create_table()
             return fn()
         except HttpResponseError as exc:
-            if exc.status_code != 404 or _error_code(exc) != "TableNotFound" or self._table_ready:
-                raise
-        self._create_table()
-        self._count(operation)
-        return fn()
+            if conflict(exc):
+                what = "already exists" if exc.status_code == 409 else "changed since it was read"
+                raise LedgerConflict(f"the customer's state row {what}", service=SERVICE, operation=operation,
+                                     status=exc.status_code) from None
+            raise classify(exc, service=SERVICE, operation=operation) from None
+        except Exception as exc:
+            raise classify(exc, service=SERVICE, operation=operation) from None
 
     def _read(self, operation: str, fn) -> list:
         """Run a query; a table that does not exist yet holds no rows. Reads never create it: the ops tool reads
         the ledger with a read-only role."""
-        self._count(operation)
         try:
             return fn()
         except HttpResponseError as exc:
             if exc.status_code == 404 and _error_code(exc) == "TableNotFound":
                 return []
-            raise
+            raise classify(exc, service=SERVICE, operation=operation) from None
+        except Exception as exc:
+            raise classify(exc, service=SERVICE, operation=operation) from None
 
     def _create_table(self) -> None:
-        self._count("create_table")
         try:
             self._client.create_table()
         except ResourceExistsError:
@@ -164,9 +161,6 @@ class TableLedger(Ledger):
         except Exception as exc:
             raise classify(exc, service=SERVICE, operation="create_table") from None
         self._table_ready = True
-
-    def _error(self, exc: Exception, operation: str):
-        return classify(exc, service=SERVICE, operation=operation)
 
     # -- state and audit -----------------------------------------------------------------------------------------
     def get_customer(self, customer_id: str, event_id: str | None = None
@@ -177,10 +171,7 @@ class TableLedger(Ledger):
             # Spaces around the parameters: the SDK's @name substitution reads up to the next space.
             query = "PartitionKey eq @pk and ( RowKey eq 'state' or RowKey eq @rk )"
             parameters = {"pk": customer_id, "rk": audit_row_key(event_id)}
-        try:
-            rows = self._read("get_customer", lambda: list(self._client.query_entities(query, parameters=parameters)))
-        except Exception as exc:
-            raise self._error(exc, "get_customer") from None
+        rows = self._read("get_customer", lambda: list(self._client.query_entities(query, parameters=parameters)))
         record = audit = None
         for row in rows:
             if row["RowKey"] == STATE_ROW:
@@ -190,13 +181,8 @@ class TableLedger(Ledger):
         return record, audit
 
     def create_customer(self, record: CustomerRecord) -> CustomerRecord:
-        try:
-            meta = self._run("create_customer", lambda: self._client.create_entity(_state_entity(record)))
-        except ResourceExistsError:
-            raise LedgerConflict("the customer's state row already exists", service=SERVICE,
-                                 operation="create_customer", status=409) from None
-        except Exception as exc:
-            raise self._error(exc, "create_customer") from None
+        meta = self._write("create_customer", lambda: self._client.create_entity(_state_entity(record)),
+                           conflict=lambda exc: isinstance(exc, ResourceExistsError))
         return record.copy(etag=meta["etag"])
 
     def update_customer(self, record: CustomerRecord, audit: AuditEntry | None = None) -> CustomerRecord:
@@ -205,53 +191,40 @@ class TableLedger(Ledger):
                                  operation="update_customer")
         if_match = {"mode": UpdateMode.REPLACE, "etag": record.etag, "match_condition": MatchConditions.IfNotModified}
         state = _state_entity(record)
-        try:
-            if audit is not None and audit.customer_id == record.customer_id:
-                results = self._run("update_customer", lambda: self._client.submit_transaction(
-                    [("update", state, if_match), ("upsert", _audit_entity(audit), {"mode": UpdateMode.REPLACE})]))
-                etag = results[0]["etag"]
-            else:
-                etag = self._run("update_customer", lambda: self._client.update_entity(
-                    state, mode=UpdateMode.REPLACE, etag=record.etag,
-                    match_condition=MatchConditions.IfNotModified))["etag"]
-        except HttpResponseError as exc:
-            if isinstance(exc, ResourceModifiedError) or exc.status_code == 412 or \
-                    (exc.status_code == 404 and _error_code(exc) != "TableNotFound"):
-                # Changed (412) or deleted (404) since it was read: read again and decide again.
-                raise LedgerConflict("the customer's state row changed since it was read", service=SERVICE,
-                                     operation="update_customer", status=exc.status_code) from None
-            raise self._error(exc, "update_customer") from None
-        except Exception as exc:
-            raise self._error(exc, "update_customer") from None
+
+        def changed(exc: HttpResponseError) -> bool:
+            # Changed (412) or deleted (404) since it was read: read again and decide again.
+            return isinstance(exc, ResourceModifiedError) or exc.status_code == 412 or \
+                (exc.status_code == 404 and _error_code(exc) != "TableNotFound")
+
+        if audit is not None and audit.customer_id == record.customer_id:
+            results = self._write("update_customer", lambda: self._client.submit_transaction(
+                [("update", state, if_match), ("upsert", _audit_entity(audit), {"mode": UpdateMode.REPLACE})]),
+                conflict=changed)
+            etag = results[0]["etag"]
+        else:
+            etag = self._write("update_customer", lambda: self._client.update_entity(
+                state, mode=UpdateMode.REPLACE, etag=record.etag, match_condition=MatchConditions.IfNotModified),
+                conflict=changed)["etag"]
         if audit is not None and audit.customer_id != record.customer_id:
             self.set_audit(audit)  # another partition: no transaction can span both
         return record.copy(etag=etag)
 
     def set_audit(self, entry: AuditEntry) -> None:
-        try:
-            self._run("set_audit", lambda: self._client.upsert_entity(_audit_entity(entry), mode=UpdateMode.REPLACE))
-        except Exception as exc:
-            raise self._error(exc, "set_audit") from None
+        self._write("set_audit", lambda: self._client.upsert_entity(_audit_entity(entry), mode=UpdateMode.REPLACE))
 
     def list_audit(self, customer_id: str) -> list[AuditEntry]:
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
         parameters = {"pk": customer_id, "lo": AUDIT_PREFIX, "hi": AUDIT_END}
-        try:
-            rows = self._read("list_audit", lambda: list(self._client.query_entities(query, parameters=parameters)))
-        except Exception as exc:
-            raise self._error(exc, "list_audit") from None
+        rows = self._read("list_audit", lambda: list(self._client.query_entities(query, parameters=parameters)))
         entries = [_audit(row) for row in rows]
         epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
         return sorted(entries, key=lambda e: (e.recorded_at or epoch, e.event_time or epoch))
 
     def list_customers(self) -> list[CustomerRecord]:
-        try:
-            rows = self._read("list_customers", lambda: list(self._client.query_entities(
-                "RowKey eq @rk", parameters={"rk": STATE_ROW})))
-        except Exception as exc:
-            raise self._error(exc, "list_customers") from None
+        rows = self._read("list_customers", lambda: list(self._client.query_entities(
+            "RowKey eq @rk", parameters={"rk": STATE_ROW})))
         return [_record(row) for row in rows]
 
     def close(self) -> None:
         self._client.close()
-

@@ -7,7 +7,6 @@ client_credentials needs a confidential client (https://auth0.com/docs/get-start
 """
 from __future__ import annotations
 
-import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -129,8 +128,8 @@ def _validate(name: str, raw: dict, env: Mapping[str, str]) -> ClientProfile:
                          redirect_uris=redirects)
 
 
-def parse_profiles(text: str, env: Mapping[str, str] | None = None) -> dict[str, ClientProfile]:
-    env = os.environ if env is None else env
+def parse_profiles(text: str, env: Mapping[str, str]) -> dict[str, ClientProfile]:
+    """``env``: the app settings that ``${NAME}`` takes values from."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -144,7 +143,7 @@ def parse_profiles(text: str, env: Mapping[str, str] | None = None) -> dict[str,
     return {name: _validate(name, raw, env) for name, raw in profiles.items()}
 
 
-def load_profiles(path: str | Path, env: Mapping[str, str] | None = None) -> dict[str, ClientProfile]:
+def load_profiles(path: str | Path, env: Mapping[str, str]) -> dict[str, ClientProfile]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -1,7 +1,9 @@
-"""Ledger records: what the app knows about each customer and each event it handled.
+"""Ledger records: what the app knows about each customer and each event it handled, and the rules of change.
 
 One :class:`CustomerRecord` per customer (the state row) and one :class:`AuditEntry` per handled event id. Neither
-ever holds a secret: only ids, names, versions and reasons.
+ever holds a secret: only ids, names, versions and reasons. Every change of a customer's state is a method here
+(claim, release, provisioned, removed, tombstone...), so the rules of what each step keeps, sets and clears live in
+one place; the service layer decides *when* a transition happens, the record decides *what* it means.
 """
 from __future__ import annotations
 
@@ -13,7 +15,6 @@ PROVISIONING = "provisioning"   # a created event is being applied (or failed pa
 PROVISIONED = "provisioned"
 REMOVING = "removing"           # a removed event is being applied (or failed part-way)
 REMOVED = "removed"             # also the tombstone of a removal that arrived before any creation
-STATUSES = (PROVISIONING, PROVISIONED, REMOVING, REMOVED)
 
 # Audit outcomes
 APPLIED = "applied"
@@ -21,9 +22,17 @@ DUPLICATE = "duplicate"
 STALE = "stale"
 REJECTED = "rejected"
 FAILED = "failed"
-OUTCOMES = (APPLIED, DUPLICATE, STALE, REJECTED, FAILED)
-#: outcomes after which a redelivery of the same event id changes nothing
-FINAL_OUTCOMES = (APPLIED, STALE, REJECTED)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The ids of what a provisioned customer has in each service."""
+    auth0_client_id: str
+    auth0_client_grant_id: str | None
+    keyvault_secret_name: str | None
+    keyvault_secret_version: str | None
+    apim_authorization_server_id: str | None
+    apim_subscription_id: str | None
 
 
 @dataclass
@@ -57,9 +66,86 @@ class CustomerRecord:
     def copy(self, **changes) -> "CustomerRecord":
         return replace(self, **changes)
 
+    # ---- questions ----------------------------------------------------------------------------------------------
     def claimed_by_other(self, worker: str, now: dt.datetime) -> bool:
         return bool(self.claim_owner and self.claim_owner != worker and self.claim_expires
                     and self.claim_expires > now)
+
+    def is_newer_than(self, event_time: dt.datetime) -> bool:
+        """The last applied event is later than ``event_time``: an event of that time is stale."""
+        return self.last_event_time is not None and self.last_event_time > event_time
+
+    @property
+    def create_pending(self) -> bool:
+        """A create may have happened whose client id was never recorded."""
+        return bool(self.auth0_create_intent and not self.auth0_client_id)
+
+    # ---- transitions --------------------------------------------------------------------------------------------
+    @classmethod
+    def new(cls, customer_id: str) -> "CustomerRecord":
+        return cls(customer_id=customer_id)
+
+    @classmethod
+    def tombstone(cls, customer_id: str, event_id: str, event_type: str, event_time: dt.datetime,
+                  now: dt.datetime) -> "CustomerRecord":
+        """A removal of a customer never seen: its time makes a created sent earlier but delivered later stale."""
+        return cls(customer_id=customer_id, status=REMOVED, last_event_id=event_id, last_event_type=event_type,
+                   last_event_time=event_time, updated_at=now)
+
+    def claim(self, worker: str, event_id: str, status: str, now: dt.datetime, ttl: dt.timedelta,
+              *, profile: str | None = None, display_name: str | None = None) -> "CustomerRecord":
+        """``worker`` applies ``event_id`` until ``now + ttl``. A create claim names the profile and, when no
+        application is recorded yet, records the intent to create one before anything is created."""
+        changes: dict = dict(status=status, pending_event_id=event_id, claim_owner=worker, claim_expires=now + ttl,
+                             updated_at=now)
+        if profile is not None:
+            changes.update(profile=profile, display_name=display_name)
+            if not self.auth0_client_id:
+                changes["auth0_create_intent"] = event_id
+        return replace(self, **changes)
+
+    def application_gone(self, event_id: str) -> "CustomerRecord":
+        """The recorded application no longer exists: forget it and intend a new create, as for a first one."""
+        return replace(self, auth0_client_id=None, auth0_client_grant_id=None, auth0_create_intent=event_id)
+
+    def with_client_id(self, client_id: str) -> "CustomerRecord":
+        return replace(self, auth0_client_id=client_id)
+
+    def released(self, reason: str, now: dt.datetime, *, client_id: str | None = None,
+                 create_refused: bool = False) -> "CustomerRecord":
+        """The attempt failed: keep what exists, say why, free the customer for the next attempt."""
+        changes: dict = dict(last_error=reason, claim_owner=None, claim_expires=None, updated_at=now)
+        if client_id and not self.auth0_client_id:
+            changes["auth0_client_id"] = client_id  # saves the next attempt a search
+        elif create_refused and not self.auth0_client_id:
+            # Auth0 applied none of the create (and an earlier intent was searched for before it): the next
+            # attempt need not list the whole tenant's applications to be sure.
+            changes["auth0_create_intent"] = None
+        return replace(self, **changes)
+
+    def provisioned(self, event_id: str, event_type: str, event_time: dt.datetime, *, profile: str,
+                    display_name: str, resources: Resources, now: dt.datetime) -> "CustomerRecord":
+        return replace(self, status=PROVISIONED, profile=profile, display_name=display_name,
+                       auth0_client_id=resources.auth0_client_id,
+                       auth0_client_grant_id=resources.auth0_client_grant_id,
+                       keyvault_secret_name=resources.keyvault_secret_name,
+                       keyvault_secret_version=resources.keyvault_secret_version,
+                       apim_authorization_server_id=resources.apim_authorization_server_id,
+                       apim_subscription_id=resources.apim_subscription_id,
+                       **self._applied(event_id, event_type, event_time, now))
+
+    def removed(self, event_id: str, event_type: str, event_time: dt.datetime, now: dt.datetime
+                ) -> "CustomerRecord":
+        return replace(self, status=REMOVED, auth0_client_id=None, auth0_client_grant_id=None,
+                       keyvault_secret_name=None, keyvault_secret_version=None, apim_authorization_server_id=None,
+                       apim_subscription_id=None, **self._applied(event_id, event_type, event_time, now))
+
+    @staticmethod
+    def _applied(event_id: str, event_type: str, event_time: dt.datetime, now: dt.datetime) -> dict:
+        """What every applied event leaves: it is the last one, nothing is pending, the customer is free."""
+        return dict(auth0_create_intent=None, pending_event_id=None, last_event_id=event_id,
+                    last_event_type=event_type, last_event_time=event_time, last_error=None, claim_owner=None,
+                    claim_expires=None, updated_at=now)
 
 
 @dataclass

@@ -39,21 +39,3 @@ class RetryPolicy:
         if elapsed + delay > self.max_total_seconds:
             return None
         return delay
-
-    @classmethod
-    def from_settings(cls, env) -> "RetryPolicy":
-        def num(key, default, kind=float):
-            raw = env.get(key)
-            if raw in (None, ""):
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise ValueError(f"{key} must be a number, not {raw!r}") from None
-            if value < 0:
-                raise ValueError(f"{key} must not be negative")
-            return value
-        return cls(max_attempts=num("RETRY_MAX_ATTEMPTS", cls.max_attempts, int),
-                   max_total_seconds=num("RETRY_MAX_TOTAL_SECONDS", cls.max_total_seconds),
-                   base_seconds=num("RETRY_BASE_SECONDS", cls.base_seconds),
-                   max_delay_seconds=num("RETRY_MAX_DELAY_SECONDS", cls.max_delay_seconds))

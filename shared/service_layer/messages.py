@@ -15,8 +15,7 @@ from typing import Any
 from ..domain import retry_policy as rp
 from ..domain.errors import InvalidEvent, ProvisioningError, TransientError
 from ..domain.events import CUSTOMER_ID, parse_event
-
-log = logging.getLogger("customer_provisioning.messages")
+from .step_log import StepLog
 
 
 @dataclass(frozen=True)
@@ -73,47 +72,57 @@ def handle_message(service, message: InboundMessage, *, type_prefix: str = "", s
         customer_id, event_id, event_type = _peek(message.body)
         service.record_rejection(reason=exc.message, message_id=message.message_id, customer_id=customer_id,
                                  event_id=event_id, event_type=event_type)
-        log.warning("message=%s customer=%s event=%s step=parse outcome=rejected reason=%s",
-                    message.message_id, customer_id or "-", event_id or "-", exc.message,
-                    extra={"message_id": message.message_id, "customer_id": customer_id, "event_id": event_id,
-                           "step": "parse", "outcome": "rejected", "reason": exc.message})
+        StepLog(customer_id, event_id, message.message_id).emit("event", "rejected", level=logging.WARNING,
+                                                                 detail=f"reason={exc.message!r}")
         raise
+    log = StepLog(event.customer_id, event.event_id, message.message_id)
     if message.session_id and message.session_id != event.customer_id:
         # Ordering per customer relies on SessionId = customerId; say so, but the ledger's stale guard still
         # keeps the outcome right.
-        log.warning("message=%s customer=%s event=%s session id %r is not the customer id",
-                    message.message_id, event.customer_id, event.event_id, message.session_id)
-    fields = {"message_id": message.message_id, "customer_id": event.customer_id, "event_id": event.event_id}
+        log.emit("event", "session-mismatch", level=logging.WARNING,
+                 detail=f"session id {message.session_id!r} is not the customer id")
     try:
         outcome = service.handle(event, message_id=message.message_id)
     except ProvisioningError as exc:
-        duration = (time.monotonic() - started) * 1000
         kind = "transient" if exc.transient else "permanent"
-        log.error("message=%s customer=%s event=%s step=event outcome=failed kind=%s duration_ms=%.0f reason=%s",
-                  message.message_id, event.customer_id, event.event_id, kind, duration, exc.reason,
-                  extra={**fields, "step": "event", "outcome": "failed", "kind": kind,
-                         "duration_ms": round(duration), "reason": exc.reason})
+        log.emit("event", "failed", _ms(started), level=logging.WARNING if exc.transient else logging.ERROR,
+                 detail=f"type={event.type} kind={kind} reason={exc.reason!r}", kind=kind)
         if isinstance(exc, TransientError) and scheduler is not None:
-            return _schedule_retry(scheduler, policy or rp.RetryPolicy(), message, exc, fields,
+            return _schedule_retry(scheduler, policy or rp.RetryPolicy(), message, exc, log,
                                    now or dt.datetime.now(dt.timezone.utc))
         raise
     except Exception as exc:
         # A bug, not a service's answer: let the host abandon (and, repeated, dead-letter) the message, and say
         # where. The type only: an unexpected exception's text is not known to be free of secrets.
-        log.exception("message=%s customer=%s event=%s step=event outcome=error error=%s",
-                      message.message_id, event.customer_id, event.event_id, type(exc).__name__,
-                      extra={**fields, "step": "event", "outcome": "error"})
+        log.emit("event", "error", _ms(started), level=logging.ERROR, exc_info=True,
+                 detail=f"type={event.type} error={type(exc).__name__}")
         raise
-    duration = (time.monotonic() - started) * 1000
-    log.info("message=%s customer=%s event=%s step=event outcome=%s status=%s duration_ms=%.0f",
-             message.message_id, event.customer_id, event.event_id, outcome.result, outcome.status, duration,
-             extra={**fields, "step": "event", "outcome": outcome.result, "status": outcome.status,
-                    "duration_ms": round(duration)})
+    log.emit("event", outcome.result, _ms(started),
+             detail=f"type={event.type} status={outcome.status or '-'}" + (f" {outcome.detail}" if outcome.detail
+                                                                              else ""))
     return outcome
 
 
+def _ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+class MessageHandler:
+    """Everything one message needs, put together once by the composition root (``shared.bootstrap``)."""
+
+    def __init__(self, service, *, scheduler=None, policy: rp.RetryPolicy | None = None, type_prefix: str = ""):
+        self.service = service
+        self.scheduler = scheduler
+        self.policy = policy or rp.RetryPolicy()
+        self.type_prefix = type_prefix
+
+    def __call__(self, message: InboundMessage):
+        return handle_message(self.service, message, type_prefix=self.type_prefix, scheduler=self.scheduler,
+                              policy=self.policy)
+
+
 def _schedule_retry(scheduler, policy: rp.RetryPolicy, message: InboundMessage, exc: TransientError,
-                    fields: dict, now: dt.datetime) -> RetryScheduled:
+                    log: StepLog, now: dt.datetime) -> RetryScheduled:
     props = message.application_properties or {}
     try:
         attempt = int(props.get(rp.ATTEMPT_PROPERTY, 0)) + 1
@@ -122,11 +131,10 @@ def _schedule_retry(scheduler, policy: rp.RetryPolicy, message: InboundMessage, 
     first = _parse_time(props.get(rp.FIRST_ATTEMPT_PROPERTY)) or message.enqueued_time or now
     delay = policy.next_delay(attempt, first, now, retry_after=exc.retry_after)
     if delay is None:
-        log.error("message=%s customer=%s event=%s step=retry outcome=budget-spent attempts=%d reason=%s",
-                  message.message_id, fields["customer_id"], fields["event_id"], attempt - 1, exc.reason,
-                  extra={**fields, "step": "retry", "outcome": "budget-spent", "attempt": attempt - 1})
+        log.emit("retry", "budget-spent", level=logging.ERROR, attempt=attempt - 1,
+                 detail=f"attempts={attempt - 1} reason={exc.reason!r}")
         raise exc
-    original = str(props.get(rp.ORIGINAL_ID_PROPERTY) or message.message_id or fields["event_id"])
+    original = str(props.get(rp.ORIGINAL_ID_PROPERTY) or message.message_id or log.event_id)
     # Deterministic per attempt: if we crash after scheduling but before the host completes the message, the
     # redelivery schedules the same id again and duplicate detection drops the second copy.
     retry_id = f"{original[:100]}:retry:{attempt}"
@@ -136,10 +144,9 @@ def _schedule_retry(scheduler, policy: rp.RetryPolicy, message: InboundMessage, 
         rp.ORIGINAL_ID_PROPERTY: original,
         rp.LAST_ERROR_PROPERTY: exc.reason[:500],
     })
-    log.warning("message=%s customer=%s event=%s step=retry outcome=scheduled attempt=%d delay_s=%.1f reason=%s",
-                message.message_id, fields["customer_id"], fields["event_id"], attempt, delay, exc.reason,
-                extra={**fields, "step": "retry", "outcome": "scheduled", "attempt": attempt,
-                       "delay_seconds": round(delay, 1)})
+    log.emit("retry", "scheduled", level=logging.WARNING,
+             detail=f"attempt={attempt} delay_s={delay:.1f} reason={exc.reason!r}", attempt=attempt,
+             delay_seconds=round(delay, 1))
     return RetryScheduled(RETRY_SCHEDULED, attempt, delay, exc.reason)
 
 

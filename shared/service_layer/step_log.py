@@ -2,8 +2,10 @@
 
 Each line carries the fields twice: as ``extra`` attributes for structured sinks (Application Insights turns them
 into custom dimensions) and inside the message text, so a plain console or a grep reads the same thing.
-The event id is the correlation id across a customer's deliveries. Only ids, outcomes and error reasons are
-logged; reasons come from :class:`~shared.domain.errors.ProvisioningError`, whose messages never hold a secret.
+:class:`StepLog` binds the ids of one attempt once, so a use case writes ``log.step("auth0.create_application")``
+and every line of the attempt carries the same customer, event and message ids. Only ids, outcomes and error
+reasons are logged; reasons come from :class:`~shared.domain.errors.ProvisioningError`, whose messages never hold
+a secret.
 """
 from __future__ import annotations
 
@@ -34,31 +36,39 @@ def error_reason(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}"
 
 
-def emit(customer_id: str | None, event_id: str | None, step: str, outcome: str, duration_ms: int | None = None,
-         *, detail: str = "", level: int = logging.INFO, message_id: str | None = None) -> None:
-    parts = [f"customer={customer_id or '-'}", f"event={event_id or '-'}", f"step={step}", f"outcome={outcome}"]
-    if duration_ms is not None:
-        parts.append(f"duration_ms={duration_ms}")
-    if detail:
-        parts.append(detail)
-    extra = {"customer_id": customer_id, "event_id": event_id, "step": step, "outcome": outcome,
-             "duration_ms": duration_ms, "message_id": message_id}
-    # %s keeps the text verbatim even when it holds a '%'.
-    log.log(level, "%s", " ".join(parts), extra=extra)
+@dataclass(frozen=True)
+class StepLog:
+    """The log of one attempt at one event: every line names the same customer, event and message."""
+    customer_id: str | None
+    event_id: str | None
+    message_id: str | None = None
+
+    def emit(self, step: str, outcome: str, duration_ms: int | None = None, *, detail: str = "",
+             level: int = logging.INFO, exc_info: bool = False, **fields) -> None:
+        parts = [f"customer={self.customer_id or '-'}", f"event={self.event_id or '-'}", f"step={step}",
+                 f"outcome={outcome}"]
+        if duration_ms is not None:
+            parts.append(f"duration_ms={duration_ms}")
+        if detail:
+            parts.append(detail)
+        extra = {"customer_id": self.customer_id, "event_id": self.event_id, "step": step, "outcome": outcome,
+                 "duration_ms": duration_ms, "message_id": self.message_id, **fields}
+        # %s keeps the text verbatim even when it holds a '%'.
+        log.log(level, "%s", " ".join(parts), extra=extra, exc_info=exc_info)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[StepResult]:
+        """Time the block and log one line for it; a failure is logged with its reason and re-raised."""
+        result = StepResult()
+        started = time.perf_counter()
+        try:
+            yield result
+        except Exception as exc:
+            self.emit(name, "error", _ms(started), detail=f"error={type(exc).__name__} reason={error_reason(exc)!r}",
+                      level=logging.WARNING)
+            raise
+        self.emit(name, result.outcome, _ms(started), detail=result.detail)
 
 
-@contextmanager
-def step(customer_id: str, event_id: str, name: str, *, message_id: str | None = None) -> Iterator[StepResult]:
-    """Time the block and log one line for it; a failure is logged with its reason and re-raised."""
-    result = StepResult()
-    started = time.perf_counter()
-    try:
-        yield result
-    except Exception as exc:
-        ms = round((time.perf_counter() - started) * 1000)
-        kind = type(exc).__name__
-        emit(customer_id, event_id, name, "error", ms, detail=f"error={kind} reason={error_reason(exc)!r}",
-             level=logging.WARNING, message_id=message_id)
-        raise
-    ms = round((time.perf_counter() - started) * 1000)
-    emit(customer_id, event_id, name, result.outcome, ms, detail=result.detail, message_id=message_id)
+def _ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)

@@ -18,10 +18,10 @@ def _spec(customer_id: str) -> ApplicationSpec:
 
 
 def test_verdict_reports_duplicates_orphans_lost_events_and_mismatches(stack_env, local_stack):
-    from shared.adapters.settings import Settings
+    from shared.settings import AppSettings
     from shared.bootstrap import build_service
 
-    service = build_service(Settings.from_env(stack_env), worker_id="test-verify")
+    service = build_service(AppSettings.load(stack_env), worker_id="test-verify")
     workload = build_workload(4, seed=3)  # plans: create, create-remove, create-remove-recreate, remove-before-create
     created_one = workload.customers[0]   # expected created
     removed_one = workload.customers[1]   # expected removed

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.timeout(180)
 
 def test_session_queue_applies_each_customers_events_in_order(stack_env, local_stack, monkeypatch):
     import sys
-    from shared.bootstrap import reset_service
+    from shared.bootstrap import reset as reset_service
 
     settings = dict(stack_env, CUSTOMER_EVENTS_SESSIONS="true", CUSTOMER_EVENTS_QUEUE="customer-events-sessions")
     for key in ("CUSTOMER_EVENTS_SESSIONS", "CUSTOMER_EVENTS_QUEUE"):
@@ -33,9 +33,9 @@ def test_session_queue_applies_each_customers_events_in_order(stack_env, local_s
         for cid in customers:
             events += [build_event("created", cid, profile="oem"), build_event("removed", cid)]
         send_events(events, settings)
-        from shared.adapters.settings import Settings
+        from shared.settings import LedgerSettings
         from shared.adapters.table_ledger import TableLedger
-        ledger = TableLedger.from_settings(Settings.from_env(settings), None)
+        ledger = TableLedger.from_settings(LedgerSettings.load(settings))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             records = [ledger.get_customer(c)[0] for c in customers]

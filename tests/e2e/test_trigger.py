@@ -51,7 +51,7 @@ def trigger(stack_env):
             del sys.modules[name]
 
     forget_app()
-    from shared.bootstrap import reset_service
+    from shared.bootstrap import reset as reset_service
     reset_service()
     # By path: another test's host may have put a different app's folder first on sys.path.
     spec = importlib.util.spec_from_file_location("function_app", ROOT / "function_app.py")
@@ -63,7 +63,9 @@ def trigger(stack_env):
     fn = functions["customer_events"]
     binding = json.loads(fn.get_function_json())["bindings"][0]
     assert binding["type"] == "serviceBusTrigger"
-    assert binding["queueName"] == "%CUSTOMER_EVENTS_QUEUE%" and binding["connection"] == "ServiceBusConnection"
+    # The queue comes from the settings object (with its default), not from a %NAME% expression without one.
+    assert binding["queueName"] == stack_env["CUSTOMER_EVENTS_QUEUE"]
+    assert binding["connection"] == "ServiceBusConnection"
     yield fn.get_user_function()
     reset_service()
     forget_app()

@@ -13,7 +13,7 @@ import pytest
 from emulators.control import StandInControl
 from emulators.stack import LocalStack
 from shared.adapters.credentials import reset_credentials
-from shared.adapters.settings import Settings
+from shared.settings import AppSettings
 
 # Anything that would make DefaultAzureCredential pick another credential before the managed identity.
 OTHER_CREDENTIAL_ENV = (
@@ -22,6 +22,8 @@ OTHER_CREDENTIAL_ENV = (
     "AZURE_AUTHORITY_HOST", "AZURE_TOKEN_CREDENTIALS", "MSI_ENDPOINT", "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT",
     "IMDS_ENDPOINT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE",
 )
+
+
 @pytest.fixture(scope="session")
 def stack(local_stack) -> LocalStack:
     """The session's local stack (``tests/conftest.py``), shared with the end-to-end tests."""
@@ -52,8 +54,8 @@ def managed_identity_env(app_env):
 
 
 @pytest.fixture(scope="session")
-def settings(app_env) -> Settings:
-    return Settings.from_env(app_env)
+def settings(app_env) -> AppSettings:
+    return AppSettings.load(app_env)
 
 
 def control(stack, service: str) -> StandInControl:

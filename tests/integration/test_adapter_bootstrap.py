@@ -54,11 +54,10 @@ def test_a_customer_is_provisioned_and_removed_through_every_adapter(settings, s
 def test_re_provisioning_after_removal_reuses_the_soft_deleted_secret_name(settings, stack, purge):
     """The removal leaves the secret soft-deleted; a later created for the same customer must not end at Key Vault's
     409 ObjectIsDeletedButRecoverable: the name is recovered (or purged, when configured) and set again."""
-    from dataclasses import replace
 
     with stack.apim.lock:
         stack.apim.reset()
-    service = build_service(replace(settings, keyvault_purge_deleted=purge), worker_id="integration-test")
+    service = build_service(settings.model_copy(update={"keyvault_purge_deleted": purge}), worker_id="integration-test")
     customer = "phoenix-" + uuid.uuid4().hex[:8]
     name = naming.secret_name(customer).lower()
 

@@ -43,7 +43,7 @@ def _wait(predicate, timeout: float, what: str):
 def app(stack_env, local_stack, monkeypatch):
     """The function app under the local Functions host, on the local stack, with a small retry budget."""
     from funchost import LocalFunctionsHost
-    from shared.bootstrap import reset_service
+    from shared.bootstrap import reset as reset_service
 
     reset_service()  # the host runs the app in this process: no service (nor ledger table state) from another test
     for key, value in FAST_RETRIES.items():

@@ -274,15 +274,16 @@ def test_namespace_names_become_host_names():
 
 
 def test_settings_come_from_the_environment_before_the_settings_file(tmp_path):
-    from opstool.connection import Settings, resolve_target
+    from opstool.connection import resolve_target
+    from shared.settings import tool_values
 
     path = tmp_path / "local.settings.json"
     path.write_text(json.dumps({"Values": {"ServiceBusConnection": "Endpoint=sb://file-host:5672;SharedAccessKeyName=k;"
                                                                  "SharedAccessKey=secret-value",
                                            "CUSTOMER_EVENTS_QUEUE": "from-file"}}))
-    settings = Settings(str(path), environ={"CUSTOMER_EVENTS_QUEUE": "from-env"})
-    target = resolve_target(connection_string=None, namespace=None, queue=None, settings=settings)
+    values = tool_values(str(path), environ={"CUSTOMER_EVENTS_QUEUE": "from-env"})
+    target = resolve_target(connection_string=None, namespace=None, queue=None, values=values)
     assert (target.queue, target.namespace) == ("from-env", "file-host:5672")
     assert "secret-value" not in repr(target)
-    explicit = resolve_target(connection_string=None, namespace="prod-ns", queue="q", settings=settings)
+    explicit = resolve_target(connection_string=None, namespace="prod-ns", queue="q", values=values)
     assert (explicit.queue, explicit.namespace) == ("q", "prod-ns.servicebus.windows.net")

@@ -9,8 +9,8 @@ from azure.core.exceptions import (ClientAuthenticationError, HttpResponseError,
 from azure.core.rest import HttpRequest
 from azure.identity import CredentialUnavailableError
 
-from shared.adapters.auth0_identity import _retry_after
-from shared.adapters.azure_errors import ShortRetryPolicy, classify, retry_after_seconds
+from shared.adapters.azure_errors import ShortRetryPolicy, classify
+from shared.adapters.failure_rules import is_transient_status, redact, retry_after_seconds
 from shared.domain.errors import PermanentError, TransientError
 
 
@@ -97,9 +97,23 @@ def test_the_in_call_retry_is_short_and_never_sleeps_a_long_retry_after():
     assert not policy.is_retry(settings, _PipelineResponse(400, {}))
 
 
-def test_auth0_retry_after_prefers_the_rate_limit_reset():
+def test_a_429_prefers_the_rate_limit_reset():
     now = 1_000_000.0
-    assert _retry_after({"x-ratelimit-reset": str(int(now) + 4), "retry-after": "9"}, now=now) == 4.0
-    assert _retry_after({"X-RateLimit-Reset": str(int(now) - 5)}, now=now) == 0.0
-    assert _retry_after({"Retry-After": "9"}, now=now) == 9.0
-    assert _retry_after({}, now=now) is None
+    assert retry_after_seconds({"x-ratelimit-reset": str(int(now) + 4), "retry-after": "9"}, status=429,
+                               now=now) == 4.0
+    assert retry_after_seconds({"X-RateLimit-Reset": str(int(now) - 5)}, status=429, now=now) == 0.0
+    assert retry_after_seconds({"Retry-After": "9"}, status=429, now=now) == 9.0
+    assert retry_after_seconds({}, status=429, now=now) is None
+
+
+def test_a_5xx_ignores_the_rate_limit_reset_that_auth0_sends_on_every_answer():
+    now = 1_000_000.0
+    assert retry_after_seconds({"x-ratelimit-reset": str(int(now) + 4)}, status=503, now=now) is None
+    assert retry_after_seconds({"x-ratelimit-reset": str(int(now) + 4), "Retry-After": "30"}, status=503,
+                               now=now) == 30.0
+
+
+def test_one_transient_rule_and_one_redaction():
+    assert [s for s in (None, 200, 400, 404, 408, 409, 429, 500, 503) if is_transient_status(s)] == \
+        [None, 408, 429, 500, 503]
+    assert redact("token hunter2-secret\nsecond   line", ("hunter2-secret", "abc")) == "token *** second line"

@@ -5,22 +5,10 @@ import threading
 
 import pytest
 
-from shared.adapters.settings import Settings, SettingsError
+from shared.settings import AppSettings, SettingsError
 from shared.adapters.throttle import Throttle
 from shared.domain.errors import TransientError
-
-
-def base_env(**overrides) -> dict[str, str]:
-    env = {
-        "AUTH0_DOMAIN": "contoso.eu.auth0.com", "AUTH0_CLIENT_ID": "abc123", "AUTH0_CLIENT_SECRET": "s3cret-value",
-        "API_AUDIENCE": "https://api.contoso.com/", "KEYVAULT_URL": "https://kv-contoso.vault.azure.net/",
-        "APIM_SUBSCRIPTION_ID": "3f2a1c9e-5b7d-4e8f-9a0b-1c2d3e4f5a6b", "APIM_RESOURCE_GROUP": "rg-provisioning",
-        "APIM_SERVICE_NAME": "apim-contoso",
-        "AzureWebJobsStorage": "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=a2V5;"
-                               "EndpointSuffix=core.windows.net",
-    }
-    env.update(overrides)
-    return env
+from tests.unit.test_settings import base_env
 
 
 class FakeTime:
@@ -90,31 +78,31 @@ def test_nonsense_limits_are_refused(rate, burst):
 
 
 def test_rate_limit_settings_default_to_no_pacing():
-    s = Settings.from_env(base_env())
+    s = AppSettings.load(base_env())
     assert s.auth0_rate_limit == 0.0 and s.auth0_rate_limit_burst == 0
 
 
 def test_rate_limit_settings_are_read():
-    s = Settings.from_env(base_env(AUTH0_RATE_LIMIT="16", AUTH0_RATE_LIMIT_BURST="50"))
+    s = AppSettings.load(base_env(AUTH0_RATE_LIMIT="16", AUTH0_RATE_LIMIT_BURST="50"))
     assert s.auth0_rate_limit == 16.0 and s.auth0_rate_limit_burst == 50
 
 
 def test_rate_limit_settings_are_validated():
     with pytest.raises(SettingsError) as info:
-        Settings.from_env(base_env(AUTH0_RATE_LIMIT="fast", AUTH0_RATE_LIMIT_BURST="2.5"))
+        AppSettings.load(base_env(AUTH0_RATE_LIMIT="fast", AUTH0_RATE_LIMIT_BURST="2.5"))
     by_name = {p.split(":")[0]: p for p in info.value.problems}
     assert set(by_name) == {"AUTH0_RATE_LIMIT", "AUTH0_RATE_LIMIT_BURST"}
     assert "requests per second" in by_name["AUTH0_RATE_LIMIT"]
     assert "whole number" in by_name["AUTH0_RATE_LIMIT_BURST"]
     with pytest.raises(SettingsError) as info:
-        Settings.from_env(base_env(AUTH0_RATE_LIMIT="0", AUTH0_RATE_LIMIT_BURST="0"))
+        AppSettings.load(base_env(AUTH0_RATE_LIMIT="0", AUTH0_RATE_LIMIT_BURST="0"))
     assert len(info.value.problems) == 2
 
 
 def test_the_adapter_paces_only_when_a_rate_is_set():
     from shared.adapters.auth0_identity import Auth0IdentityProvider
-    off = Auth0IdentityProvider.from_settings(Settings.from_env(base_env()))
-    on = Auth0IdentityProvider.from_settings(Settings.from_env(base_env(AUTH0_RATE_LIMIT="2.5")))
+    off = Auth0IdentityProvider.from_settings(AppSettings.load(base_env()))
+    on = Auth0IdentityProvider.from_settings(AppSettings.load(base_env(AUTH0_RATE_LIMIT="2.5")))
     try:
         assert off.throttle is None
         assert on.throttle.rate == 2.5 and on.throttle.burst == 3  # burst defaults to the rate, rounded up

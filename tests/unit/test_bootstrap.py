@@ -1,4 +1,5 @@
-"""shared.bootstrap: cheap to import (cold start), wires the adapters from the settings, builds once per process."""
+"""shared.bootstrap: the composition root. Cheap to import (cold start), validates at start-up, wires the adapters
+from the settings, builds the handler once per process."""
 from __future__ import annotations
 
 import subprocess
@@ -7,7 +8,7 @@ import sys
 import pytest
 
 from shared import bootstrap
-from shared.adapters.settings import APP_ROOT, Settings
+from shared.settings import APP_ROOT, AppSettings, SettingsError
 
 ENV = {
     "AUTH0_DOMAIN": "contoso.eu.auth0.com",
@@ -20,16 +21,23 @@ ENV = {
     "APIM_RESOURCE_GROUP": "rg-provisioning",
     "APIM_SERVICE_NAME": "apim-contoso",
     "LEDGER_TABLE_ENDPOINT": "https://acct.table.core.windows.net",
+    "ServiceBusConnection__fullyQualifiedNamespace": "sb-contoso.servicebus.windows.net",
     "CLAIM_TTL_SECONDS": "120",
+    "RETRY_MAX_ATTEMPTS": "3",
+    "EVENT_TYPE_PREFIX": "com.contoso.",
 }
+#: the service SDKs and their HTTP stacks: built on the first message, never while the host indexes the functions
+SERVICE_SDKS = ("auth0", "httpx", "requests", "msal", "azure.identity", "azure.keyvault", "azure.mgmt",
+                "azure.data", "azure.servicebus", "azure.core")
 
 
-def test_importing_bootstrap_imports_no_sdk():
-    code = ("import sys, shared.bootstrap\n"
-            "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('azure', 'auth0', 'httpx', 'pydantic', 'requests', 'msal'))\n"
+@pytest.mark.parametrize("module", ["shared.bootstrap", "function_app"])
+def test_indexing_imports_no_service_sdk(module):
+    code = (f"import sys, {module}\n"
+            f"heavy = sorted(m for m in sys.modules if m.startswith({SERVICE_SDKS!r}))\n"
             "print(','.join(heavy))")
-    out = subprocess.run([sys.executable, "-c", code], cwd=APP_ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", code], cwd=APP_ROOT, capture_output=True, text=True, check=True,
+                         env={**ENV, "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == ""
 
 
@@ -42,13 +50,15 @@ def fresh_credentials():
     reset_credentials()
 
 
-def test_build_service_wires_the_real_adapters_without_calling_anything(fresh_credentials):
+def test_build_handler_wires_the_real_adapters_without_calling_anything(fresh_credentials):
     from shared.adapters.apim_gateway import ApimGateway
     from shared.adapters.auth0_identity import Auth0IdentityProvider
     from shared.adapters.keyvault_secrets import KeyVaultSecretStore
+    from shared.adapters.servicebus_retry import ServiceBusRetryScheduler
     from shared.adapters.table_ledger import TableLedger
 
-    service = bootstrap.build_service(Settings.from_env(ENV), worker_id="w-1")
+    handler = bootstrap.build_handler(AppSettings.load(ENV), worker_id="w-1")
+    service = handler.service
     assert isinstance(service.identity, Auth0IdentityProvider) and service.identity.domain == "contoso.eu.auth0.com"
     assert isinstance(service.secrets, KeyVaultSecretStore)
     assert isinstance(service.gateway, ApimGateway) and service.gateway.service_name == "apim-contoso"
@@ -58,31 +68,39 @@ def test_build_service_wires_the_real_adapters_without_calling_anything(fresh_cr
     assert service.worker_id == "w-1"
     assert service.options.auth0_domain == "contoso.eu.auth0.com"
     assert service.options.purge_deleted_secrets is True and service.options.claim_ttl == 120.0
-    assert sum(service.identity.calls.values()) == 0  # nothing was called while building
+    assert isinstance(handler.scheduler, ServiceBusRetryScheduler) and handler.scheduler.queue == "customer-events"
+    assert handler.policy.max_attempts == 3 and handler.type_prefix == "com.contoso."
+    assert service.identity.token.current is None  # nothing was called while building
 
 
-def test_get_service_builds_once(monkeypatch):
+def test_get_handler_builds_once(monkeypatch):
     built = []
-    monkeypatch.setattr(bootstrap, "build_service", lambda settings, worker_id=None: built.append(settings) or
+    monkeypatch.setattr(bootstrap, "build_handler", lambda settings, worker_id=None: built.append(settings) or
                         object())
-    monkeypatch.setattr(bootstrap.Settings, "from_env", classmethod(lambda cls, env=None: "settings"))
-    bootstrap.reset_service()
+    monkeypatch.setattr(bootstrap, "load_app_settings", lambda values=None: "settings")
+    bootstrap.reset()
     try:
-        first = bootstrap.get_service()
-        assert bootstrap.get_service() is first
+        first = bootstrap.get_handler()
+        assert bootstrap.get_handler() is first
         assert built == ["settings"]
     finally:
-        bootstrap.reset_service()
+        bootstrap.reset()
 
 
-def test_get_service_reports_every_settings_problem(monkeypatch):
-    for key in list(ENV) + ["AzureWebJobsStorage", "LEDGER_CONNECTION"]:
-        monkeypatch.delenv(key, raising=False)
-    bootstrap.reset_service()
-    with pytest.raises(ValueError) as info:
-        bootstrap.get_service()
-    assert "AUTH0_DOMAIN" in str(info.value) and "KEYVAULT_URL" in str(info.value)
+def test_start_up_reports_every_settings_and_profile_problem(tmp_path):
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text("[profiles.oem]\napp_type = \"bogus\"\n")
+    with pytest.raises(SettingsError) as info:
+        bootstrap.load_app_settings({**ENV, "AUTH0_DOMAIN": "", "CLAIM_TTL_SECONDS": "soon"})
+    names = {p.split(":")[0] for p in info.value.problems}
+    assert names == {"AUTH0_DOMAIN", "CLAIM_TTL_SECONDS"}
+    with pytest.raises(SettingsError) as info:
+        bootstrap.load_app_settings({**ENV, "CLIENT_PROFILES_PATH": str(profiles)})
+    assert [p.split(":")[0] for p in info.value.problems] == ["CLIENT_PROFILES_PATH"]
+    assert "oem" in info.value.problems[0]
 
 
 def test_worker_ids_differ_between_processes_and_restarts():
-    assert bootstrap.default_worker_id() != bootstrap.default_worker_id()
+    settings = AppSettings.load({**ENV, "WEBSITE_INSTANCE_ID": "0123456789abcdef"})
+    first, second = bootstrap.default_worker_id(settings), bootstrap.default_worker_id(settings)
+    assert first != second and first.startswith("0123456789ab-")

@@ -139,7 +139,28 @@ class TestRetryPolicy:
         assert policy.next_delay(1, T0, T0 + dt.timedelta(seconds=10)) is not None
 
     def test_settings_are_read_and_checked(self):
-        policy = rp.RetryPolicy.from_settings({"RETRY_MAX_ATTEMPTS": "3", "RETRY_BASE_SECONDS": "0.5"})
+        from shared.settings import AppSettings, SettingsError
+        from tests.unit.test_settings import base_env
+
+        policy = AppSettings.load(base_env(RETRY_MAX_ATTEMPTS="3", RETRY_BASE_SECONDS="0.5")).retry_policy
         assert policy.max_attempts == 3 and policy.base_seconds == 0.5
-        with pytest.raises(ValueError, match="RETRY_MAX_ATTEMPTS"):
-            rp.RetryPolicy.from_settings({"RETRY_MAX_ATTEMPTS": "many"})
+        with pytest.raises(SettingsError, match="RETRY_MAX_ATTEMPTS"):
+            AppSettings.load(base_env(RETRY_MAX_ATTEMPTS="many"))
+
+
+def test_each_outcome_is_logged_once_by_the_handler(caplog):
+    import logging
+
+    world, sched = World(), RecordingScheduler()
+    with caplog.at_level(logging.INFO, logger="customer_provisioning"):
+        handle_message(world.service(), message(body(event_id="e-ok")), scheduler=sched, now=NOW)
+        world.identity.fail("create_application", "transient")
+        handle_message(world.service(), message(body(customer="beta", event_id="e-retry")), scheduler=sched,
+                       now=NOW)
+        with pytest.raises(InvalidEvent):
+            handle_message(world.service(), message(body(customer="gamma", event_id="e-bad", profile=None)),
+                           scheduler=sched, now=NOW)
+    outcomes = [(r.event_id, r.outcome) for r in caplog.records if getattr(r, "step", None) == "event"]
+    assert outcomes == [("e-ok", APPLIED), ("e-retry", "failed"), ("e-bad", "rejected")]
+    rejected = next(r for r in caplog.records if getattr(r, "step", None) == "event" and r.outcome == "rejected")
+    assert not rejected.exc_info  # a rejection is an answer, not a bug: no traceback

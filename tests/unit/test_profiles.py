@@ -127,8 +127,7 @@ def test_missing_file_is_a_config_error(tmp_path):
         load_profiles(tmp_path / "nope.toml", ENV)
 
 
-def test_os_environment_is_the_default(monkeypatch, tmp_path):
+def test_the_settings_given_fill_in_the_variables(tmp_path):
     path = tmp_path / "profiles.toml"
     path.write_text(toml("p"), encoding="utf-8")
-    monkeypatch.setenv("API_AUDIENCE", "https://env.example/")
-    assert load_profiles(path)["p"].audience == "https://env.example/"
+    assert load_profiles(path, {"API_AUDIENCE": "https://env.example/"})["p"].audience == "https://env.example/"

@@ -88,15 +88,15 @@ class World:
                                       products={"oem", "partners"})
         self.ledger = FakeLedger(self.log, clock=self.clock)
         self.profiles = make_profiles()
-        self.options = ProvisioningOptions(auth0_domain=DOMAIN, purge_deleted_secrets=purge, claim_ttl=claim_ttl)
-        self.max_parallel = max_parallel
+        self.options = ProvisioningOptions(auth0_domain=DOMAIN, purge_deleted_secrets=purge, claim_ttl=claim_ttl,
+                                           max_parallel_steps=max_parallel)
 
     def service(self, worker_id: str = "w1", *, max_parallel: int | None = None, **options) -> ProvisioningService:
+        if max_parallel is not None:
+            options["max_parallel_steps"] = max_parallel
         opts = ProvisioningOptions(**{**self.options.__dict__, **options})
         return ProvisioningService(identity=self.identity, secrets=self.secrets, gateway=self.gateway,
-                                   ledger=self.ledger, profiles=self.profiles, options=opts, worker_id=worker_id,
-                                   clock=self.clock,
-                                   max_parallel=self.max_parallel if max_parallel is None else max_parallel)
+                                   ledger=self.ledger, profiles=self.profiles, options=opts, worker_id=worker_id)
 
     def expire_claims(self) -> None:
         self.clock.advance(self.options.claim_ttl + 1)

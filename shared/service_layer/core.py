@@ -1,0 +1,220 @@
+"""What every use case shares: the ports, the attempt at hand, and the claim/audit rules around each event.
+
+- every event is first checked against the ledger: a final audit row makes it a duplicate, an older time than the
+  last applied event makes it stale;
+- one worker at a time per customer: an ETag-checked claim that expires, so a dead worker's claim is taken over;
+- any failure records ``last_error``, releases the claim and audits *failed* before the error goes back to the
+  trigger, which retries a :class:`TransientError` and dead-letters a :class:`PermanentError`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from ..domain.errors import CustomerBusy, InvalidEvent, LedgerConflict, PermanentError, UnknownProfile
+from ..domain.events import CustomerEvent
+from ..domain.profiles import ClientProfile
+from ..domain.records import APPLIED, DUPLICATE, FAILED, REJECTED, STALE, AuditEntry, CustomerRecord
+from .concurrency import run_all
+from .ports import ApiGateway, IdentityProvider, Ledger, SecretStore
+from .step_log import StepLog, error_reason
+
+#: ``client_metadata.managed_by`` of every application this app creates; only these are ever adopted or deleted
+MANAGED_BY = "customer-provisioning"
+REASON_MAX = 1024
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit].rstrip()
+
+
+@dataclass(frozen=True)
+class ProvisioningOptions:
+    auth0_domain: str
+    """Auth0 tenant (or custom) domain, e.g. ``contoso.eu.auth0.com``: API Management's entry points at
+    ``https://{domain}/authorize`` and ``https://{domain}/oauth/token``."""
+    purge_deleted_secrets: bool = False
+    """On removal purge the secret after the soft delete; on re-provisioning purge a soft-deleted name instead of
+    recovering it. Off by default: purge protection refuses purges, and a recovered secret is overwritten anyway."""
+    claim_ttl: float = 300.0
+    """Seconds a worker's claim on a customer lasts; after that another worker may take the customer over."""
+    application_name_prefix: str = ""
+    """Auth0 application name = prefix + the customer's display name."""
+    apim_client_registration_endpoint: str = ""
+    """API Management requires this field; default ``https://{auth0_domain}/``."""
+    max_parallel_steps: int = 4
+    """Independent steps of one event that run at once (1: one after another, in a fixed order)."""
+
+    def __post_init__(self):
+        if not self.auth0_domain or "/" in self.auth0_domain:
+            raise ValueError("auth0_domain must be a host name (and port), without scheme or path")
+        if any(ch in self.application_name_prefix for ch in "<>"):
+            raise ValueError("application_name_prefix must not contain < or > (Auth0 refuses them)")
+        if self.claim_ttl <= 0:
+            raise ValueError("claim_ttl must be positive")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: str  # records.APPLIED | DUPLICATE | STALE
+    customer_id: str
+    event_id: str
+    status: str  # the customer's status after handling; "" when the ledger has no row for the customer
+    detail: str = ""
+
+
+@dataclass
+class Attempt:
+    """What one handling of one event has learnt so far; the failure path needs all of it."""
+    event: CustomerEvent
+    message_id: str | None
+    record: CustomerRecord | None = None  # the latest state row we read or wrote, with its etag
+    audit: AuditEntry | None = None  # this event's audit row from an earlier delivery
+    claimed: bool = False
+    client_id: str | None = None  # an application created or adopted in this attempt
+    create_refused: bool = False  # Auth0 refused the create (429 or another 4xx): it made nothing
+    started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self):
+        self.log = StepLog(self.event.customer_id, self.event.event_id, self.message_id)
+
+    @property
+    def customer_id(self) -> str:
+        return self.event.customer_id
+
+    @property
+    def event_id(self) -> str:
+        return self.event.event_id
+
+    @property
+    def elapsed_ms(self) -> int:
+        return round((time.perf_counter() - self.started) * 1000)
+
+
+@dataclass
+class Core:
+    """The ports and the claim/audit steps every use case runs its own steps between."""
+    identity: IdentityProvider
+    secrets: SecretStore
+    gateway: ApiGateway
+    ledger: Ledger
+    profiles: dict[str, ClientProfile]
+    options: ProvisioningOptions
+    worker_id: str
+
+    def now(self) -> dt.datetime:
+        return self.ledger.now()
+
+    def run(self, tasks: list[Callable]):
+        return run_all(tasks, max_workers=self.options.max_parallel_steps, name="provisioning")
+
+    # ---- before the work ----------------------------------------------------------------------------------------
+    def read(self, a: Attempt) -> None:
+        with a.log.step("ledger.get_customer") as s:
+            a.record, a.audit = self.ledger.get_customer(a.customer_id, a.event_id)
+            s.detail = f"status={a.record.status if a.record else 'none'}" + (
+                f" audit={a.audit.outcome}" if a.audit else "")
+
+    def duplicate_or_stale(self, a: Attempt, *, still_rejected: bool) -> Outcome | None:
+        ev, rec, audit = a.event, a.record, a.audit
+        status = rec.status if rec else ""
+        # A rejection that still holds is not a duplicate: the caller raises it again, so the message keeps failing
+        # until the dead-letter queue takes it (completing it here would drop it with nobody told).
+        if audit is not None and audit.outcome in (APPLIED, STALE):
+            # Keep the final outcome (a redelivery after this must still see it); count the delivery.
+            with a.log.step("ledger.set_audit") as s:
+                s.outcome = DUPLICATE
+                self.ledger.set_audit(replace(audit, attempts=audit.attempts + 1,
+                                              message_id=a.message_id or audit.message_id))
+            return Outcome(DUPLICATE, ev.customer_id, ev.event_id, status, f"already {audit.outcome}")
+        if audit is not None and audit.outcome == REJECTED and not still_rejected:
+            # Rejected by a rule that depends on configuration (an unknown profile): valid now, so apply it.
+            a.log.emit("check_duplicate", "retrying_rejected",
+                       detail="rejected before, valid with the current configuration")
+        if rec is not None and rec.is_newer_than(ev.time):
+            reason = (f"older than the last applied event {rec.last_event_id} "
+                      f"({rec.last_event_time.isoformat()}, {rec.last_event_type})")
+            with a.log.step("ledger.set_audit") as s:
+                s.outcome = STALE
+                self.ledger.set_audit(self.audit_entry(a, STALE, reason))
+            return Outcome(STALE, ev.customer_id, ev.event_id, status, reason)
+        return None
+
+    def check_not_busy(self, a: Attempt) -> None:
+        rec, now = a.record, self.now()
+        if rec is not None and rec.claimed_by_other(self.worker_id, now):
+            wait = max(0.0, (rec.claim_expires - now).total_seconds())
+            raise CustomerBusy(f"worker {rec.claim_owner} is applying event {rec.pending_event_id} to this customer "
+                               f"(claim expires in {wait:.0f} s)", service="ledger", operation="claim",
+                               retry_after=wait)
+
+    def claim(self, a: Attempt, status: str, *, profile: ClientProfile | None = None) -> None:
+        ev = a.event
+        base = a.record or CustomerRecord.new(ev.customer_id)
+        claim = base.claim(self.worker_id, ev.event_id, status, self.now(),
+                           dt.timedelta(seconds=self.options.claim_ttl),
+                           profile=profile.name if profile else None,
+                           display_name=getattr(ev, "display_name", None) if profile else None)
+        with a.log.step("ledger.claim") as s:
+            s.detail = f"status={status} expires={claim.claim_expires.isoformat()}"
+            written = (self.ledger.update_customer(claim) if a.record is not None
+                       else self.ledger.create_customer(claim))
+        a.record, a.claimed = written, True
+
+    # ---- after the work -----------------------------------------------------------------------------------------
+    def commit(self, a: Attempt, final: CustomerRecord, outcome: str = APPLIED, reason: str | None = None) -> None:
+        """The end state and this event's audit row, in one ledger transaction."""
+        with a.log.step("ledger.commit"):
+            a.record = self.ledger.update_customer(final, self.audit_entry(a, outcome, reason))
+
+    def audit_entry(self, a: Attempt, outcome: str, reason: str | None = None) -> AuditEntry:
+        ev = a.event
+        return AuditEntry(customer_id=ev.customer_id, event_id=ev.event_id, event_type=ev.type, event_time=ev.time,
+                          outcome=outcome, reason=clip(reason, REASON_MAX) if reason else None,
+                          attempts=(a.audit.attempts if a.audit else 0) + 1, message_id=a.message_id,
+                          recorded_at=self.now())
+
+    def record_failure(self, a: Attempt, exc: Exception) -> None:
+        """Leave a trace of the failure without ever masking it: errors here are logged, not raised."""
+        reason = clip(error_reason(exc), REASON_MAX)
+        try:
+            if a.claimed:
+                self.release_claim(a, reason)
+            elif isinstance(exc, (InvalidEvent, UnknownProfile)):
+                with a.log.step("ledger.set_audit") as s:
+                    s.outcome = REJECTED
+                    self.ledger.set_audit(self.audit_entry(a, REJECTED, reason))
+            elif isinstance(exc, PermanentError):
+                with a.log.step("ledger.set_audit") as s:
+                    s.outcome = FAILED
+                    self.ledger.set_audit(self.audit_entry(a, FAILED, reason))
+            # A transient failure before the claim (busy, conflict, ledger unreachable) writes nothing: the
+            # worker holding the claim may be applying this very event, and its audit row must not be
+            # overwritten with *failed*.
+        except Exception:  # noqa: BLE001 - the step logged it; the original error is what the trigger must see
+            pass
+
+    def release_claim(self, a: Attempt, reason: str) -> None:
+        def released(rec: CustomerRecord) -> CustomerRecord:
+            return rec.released(reason, self.now(), client_id=a.client_id, create_refused=a.create_refused)
+
+        try:
+            with a.log.step("ledger.release_claim"):
+                a.record = self.ledger.update_customer(released(a.record), self.audit_entry(a, FAILED, reason))
+            return
+        except LedgerConflict:
+            pass
+        # Our last write may have been applied although its answer was lost: look again.
+        with a.log.step("ledger.get_customer") as s:
+            fresh, _ = self.ledger.get_customer(a.customer_id)
+            mine = bool(fresh and fresh.claim_owner == self.worker_id and fresh.pending_event_id == a.event_id)
+            s.outcome = "claim_held" if mine else "claim_lost"
+        if mine:
+            with a.log.step("ledger.release_claim"):
+                a.record = self.ledger.update_customer(released(fresh), self.audit_entry(a, FAILED, reason))
+
+    def warn(self, a: Attempt, step: str, outcome: str, detail: str, level: int = logging.WARNING) -> None:
+        a.log.emit(step, outcome, detail=detail, level=level)

@@ -1,0 +1,311 @@
+"""``customer.created``: give the customer its Auth0 application, grant, secret and API Management entries.
+
+The order and its reasons are in docs/DESIGN.md. What makes the create safe under at-least-once delivery:
+the intent to create an Auth0 application is recorded *before* the create (Auth0 generates the id), so a later
+attempt that finds an intent without an id looks the application up instead of creating a second one; every other
+resource has a name derived from the customer id and is written with an idempotent PUT.
+Secrets pass through here (Auth0 -> Key Vault, Auth0 -> API Management) but are never logged, recorded or put into
+an error message.
+"""
+from __future__ import annotations
+
+import logging
+
+from ..domain import naming
+from ..domain.errors import InvalidEvent, PermanentError, ProvisioningError, TransientError, UnknownProfile
+from ..domain.events import CustomerCreated
+from ..domain.profiles import ClientProfile
+from ..domain.records import APPLIED, PROVISIONED, REMOVED, Resources
+from .core import MANAGED_BY, Attempt, Core, Outcome, clip
+from .ports import Application, ApplicationSpec, AuthorizationServerSpec, SecretDeletedButRecoverable
+from .removed import delete_application
+
+SECRET_CONTENT_TYPE = "application/vnd.auth0.client-secret"
+# Auth0: client_metadata holds at most 10 keys with string values of at most 255 characters; descriptions 140.
+AUTH0_METADATA_MAX_KEYS = 10
+AUTH0_METADATA_MAX_VALUE = 255
+AUTH0_DESCRIPTION_MAX = 140
+# API Management: authorization server display names 1-50 characters, subscription display names 1-100.
+APIM_SERVER_NAME_MAX = 50
+APIM_SUBSCRIPTION_NAME_MAX = 100
+
+
+def apply_created(core: Core, a: Attempt) -> Outcome:
+    ev: CustomerCreated = a.event  # type: ignore[assignment]
+    core.read(a)
+    try:
+        profile, rejection = profile_for(core, ev), None
+    except (UnknownProfile, InvalidEvent) as exc:
+        profile, rejection = None, exc
+    done = core.duplicate_or_stale(a, still_rejected=rejection is not None)
+    if done:
+        return done
+    if rejection is not None:
+        raise rejection
+    assert profile is not None
+    rec = a.record
+    if rec and rec.status != REMOVED and rec.auth0_client_id and rec.profile and rec.profile != profile.name:
+        # The Auth0 application's kind (first party, app type) is fixed at creation.
+        raise PermanentError(f"customer is provisioned with profile {rec.profile!r}; a created event cannot "
+                             f"change it to {profile.name!r}: send customer.removed first",
+                             service="provisioning", operation="profile")
+    core.check_not_busy(a)
+    prior_intent = rec.auth0_create_intent if rec and rec.create_pending else None
+    tasks = [lambda: core.claim(a, "provisioning", profile=profile)]
+    if profile.wants_authorization_server and not (rec and rec.apim_authorization_server_id):
+        tasks.append(lambda: check_capacity(core, a, profile))
+    core.run(tasks)
+
+    found: dict[str, object] = {}
+
+    def application():
+        found["app"], found["created"] = ensure_application(core, a, profile, prior_intent)
+
+    _, subscription = core.run([application, lambda: set_subscription(core, a, profile)])
+    app: Application = found["app"]  # type: ignore[assignment]
+    created_now = bool(found["created"])
+
+    _, grant_id, secret_version, server_id = core.run([
+        lambda: record_client_id(core, a, app),
+        lambda: ensure_grant(core, a, profile, app.client_id, created_now),
+        lambda: store_secret(core, a, profile, app) if profile.confidential else None,
+        lambda: set_authorization_server(core, a, profile, app) if profile.wants_authorization_server else None,
+    ])
+    resources = Resources(
+        auth0_client_id=app.client_id, auth0_client_grant_id=grant_id,
+        keyvault_secret_name=naming.secret_name(ev.customer_id) if profile.confidential else None,
+        keyvault_secret_version=secret_version, apim_authorization_server_id=server_id,
+        apim_subscription_id=subscription)
+    core.commit(a, a.record.provisioned(ev.event_id, ev.type, ev.time, profile=profile.name,
+                                        display_name=ev.display_name, resources=resources, now=core.now()))
+    detail = "created application" if created_now else "application existed"
+    return Outcome(APPLIED, ev.customer_id, ev.event_id, PROVISIONED, f"client_id={app.client_id} ({detail})")
+
+
+def profile_for(core: Core, ev: CustomerCreated) -> ClientProfile:
+    profile = core.profiles.get(ev.profile)
+    if profile is None:
+        raise UnknownProfile(ev.profile, list(core.profiles))
+    if profile.redirect_uris == "required" and not ev.redirect_uris:
+        raise InvalidEvent("data.redirectUris", f"is required by profile {profile.name!r}: send 1 to 20 https URLs")
+    return profile
+
+
+def check_capacity(core: Core, a: Attempt, profile: ClientProfile) -> None:
+    with a.log.step("apim.get_authorization_server_capacity") as s:
+        cap = core.gateway.get_authorization_server_capacity()
+        s.detail = f"used={cap.used} limit={cap.limit if cap.limit is not None else 'none'} sku={cap.sku}"
+    if cap.limit is None or cap.used < cap.limit:
+        return
+    server_id = naming.authorization_server_id(a.customer_id)
+    with a.log.step("apim.has_authorization_server") as s:
+        exists = core.gateway.has_authorization_server(server_id)
+        s.outcome = "found" if exists else "none"
+    if exists:  # left by an earlier attempt: replacing it takes no new slot
+        return
+    raise PermanentError(
+        f"API Management tier {cap.sku} allows {cap.limit} authorization servers; {cap.used} are in use: "
+        f"remove unused ones or use a profile with apim_authorization_server = \"none\" instead of "
+        f"{profile.name!r}", service="apim", operation="authorization_server_capacity")
+
+
+def ensure_application(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str | None
+                       ) -> tuple[Application, bool]:
+    rec = a.record
+    if rec.auth0_client_id:
+        with a.log.step("auth0.get_application") as s:
+            app = core.identity.get_application(rec.auth0_client_id, with_secret=profile.confidential)
+            s.outcome = "found" if app else "gone"
+        if app is not None:
+            return app, False
+        # Deleted behind our back, or by a removal that never finished: record the intent before creating another
+        # one, as for a first create.
+        with a.log.step("ledger.record_intent") as s:
+            s.detail = f"recorded client_id={rec.auth0_client_id} no longer exists"
+            a.record = core.ledger.update_customer(rec.application_gone(a.event_id))
+        prior_intent = a.event_id
+    if prior_intent:
+        app = adopt_application(core, a, profile)
+        if app is not None:
+            return app, False
+    spec = application_spec(core, a.event, profile)  # type: ignore[arg-type]
+    with a.log.step("auth0.create_application") as s:
+        try:
+            app = core.identity.create_application(spec)
+        except ProvisioningError as exc:
+            # A 429 or a validation error is an answer to a request Auth0 did not apply. A 5xx, a timeout or a
+            # dropped connection may hide a create that happened: only those leave the intent standing.
+            a.create_refused = exc.status is not None and (exc.status == 429 or 400 <= exc.status < 500
+                                                           and exc.status != 408)
+            raise
+        s.detail = f"client_id={app.client_id}"
+    a.client_id = app.client_id
+    if profile.confidential and not app.client_secret:
+        raise PermanentError("Auth0 created a confidential application without a client secret",
+                             service="auth0", operation="create_application")
+    return app, True
+
+
+def adopt_application(core: Core, a: Attempt, profile: ClientProfile) -> Application | None:
+    """An earlier attempt recorded the intent to create but not the id: find what it created, if anything."""
+    with a.log.step("auth0.find_applications") as s:
+        found = core.identity.find_applications(a.customer_id)
+        ours = [app for app in found if app.client_metadata.get("managed_by") == MANAGED_BY]
+        s.outcome = "found" if ours else "none"
+        s.detail = f"count={len(ours)}"
+    if len(found) > len(ours):
+        a.log.emit("auth0.find_applications", "ignored", level=logging.WARNING,
+                   detail=f"{len(found) - len(ours)} application(s) carry this customer_id but not "
+                          f"managed_by={MANAGED_BY}: left alone")
+    if not ours:
+        return None
+    keep, extras = ours[0], ours[1:]
+    other = keep.client_metadata.get("profile")
+    if other and other != profile.name:
+        raise PermanentError(f"an application with profile {other!r} (client_id={keep.client_id}) exists from an "
+                             f"earlier attempt; a created event cannot change it to {profile.name!r}: send "
+                             "customer.removed first", service="provisioning", operation="profile")
+    a.client_id = keep.client_id
+    if extras:
+        # Only this app writes managed_by, so these are our own duplicates (a create whose answer was lost, then
+        # repeated). This must not happen; say so loudly.
+        a.log.emit("auth0.adopt_application", "duplicates", level=logging.ERROR,
+                   detail=f"keeping client_id={keep.client_id}, deleting duplicates "
+                          f"{','.join(x.client_id for x in extras)}")
+        core.run([lambda x=x: delete_application(core, a, x.client_id, audience_of(core, x, profile))
+                  for x in extras])
+    a.log.emit("auth0.adopt_application", "ok", detail=f"client_id={keep.client_id}")
+    if profile.confidential and not keep.client_secret:
+        with a.log.step("auth0.get_application") as s:
+            full = core.identity.get_application(keep.client_id, with_secret=True)
+            s.outcome = "found" if full else "gone"
+        if full is None:
+            a.client_id = None
+            return None
+        keep = full
+    return keep
+
+
+def audience_of(core: Core, app: Application, default: ClientProfile) -> str:
+    other = core.profiles.get(app.client_metadata.get("profile", ""))
+    return (other or default).audience
+
+
+def application_spec(core: Core, ev: CustomerCreated, profile: ClientProfile) -> ApplicationSpec:
+    metadata = {"customer_id": ev.customer_id, "profile": profile.name, "managed_by": MANAGED_BY}
+    if ev.plan:
+        metadata["plan"] = ev.plan
+    if len(metadata) > AUTH0_METADATA_MAX_KEYS or any(len(v) > AUTH0_METADATA_MAX_VALUE for v in metadata.values()):
+        raise PermanentError("client_metadata exceeds Auth0's limits (10 keys, 255 characters per value)",
+                             service="auth0", operation="create_application")
+    callbacks = ev.redirect_uris if profile.redirect_uris != "none" else ()
+    return ApplicationSpec(
+        name=core.options.application_name_prefix + ev.display_name, app_type=profile.app_type,
+        grant_types=profile.grant_types, token_endpoint_auth_method=profile.token_endpoint_auth_method,
+        is_first_party=profile.first_party, token_lifetime=profile.token_lifetime, client_metadata=metadata,
+        callbacks=tuple(callbacks),
+        description=clip(f"Customer {ev.customer_id} ({profile.name}), managed by {MANAGED_BY}", AUTH0_DESCRIPTION_MAX))
+
+
+def record_client_id(core: Core, a: Attempt, app: Application) -> None:
+    if a.record.auth0_client_id == app.client_id:
+        return
+    with a.log.step("ledger.record_client_id") as s:
+        s.detail = f"client_id={app.client_id}"
+        a.record = core.ledger.update_customer(a.record.with_client_id(app.client_id))
+
+
+def ensure_grant(core: Core, a: Attempt, profile: ClientProfile, client_id: str, created_now: bool) -> str:
+    if not created_now:  # the grant may exist already: look before creating (a create would answer 409)
+        grant_id = get_grant(core, a, client_id, profile.audience)
+        if grant_id:
+            return grant_id
+    with a.log.step("auth0.create_client_grant") as s:
+        grant_id = core.identity.create_client_grant(client_id, profile.audience, profile.scopes)
+        s.outcome = "ok" if grant_id else "exists"
+        s.detail = f"client_id={client_id}" + (f" id={grant_id}" if grant_id else "")
+    if grant_id is None:
+        grant_id = get_grant(core, a, client_id, profile.audience)
+        if grant_id is None:
+            raise TransientError("the client grant was reported as existing but was not found",
+                                 service="auth0", operation="get_client_grant")
+    return grant_id
+
+
+def get_grant(core: Core, a: Attempt, client_id: str, audience: str) -> str | None:
+    with a.log.step("auth0.get_client_grant") as s:
+        grant_id = core.identity.get_client_grant(client_id, audience)
+        s.outcome = "found" if grant_id else "none"
+    return grant_id
+
+
+def store_secret(core: Core, a: Attempt, profile: ClientProfile, app: Application) -> str:
+    if not app.client_secret:
+        raise PermanentError("Auth0 returned no client secret for a confidential application",
+                             service="auth0", operation="get_application")
+    name = naming.secret_name(a.customer_id)
+    tags = {"customer_id": a.customer_id, "client_id": app.client_id, "profile": profile.name}
+    version = _set_secret(core, a, name, app.client_secret, tags)
+    if version is not None:
+        return version
+    # The name is soft-deleted (a removal, then this re-provisioning): free it, then set again.
+    how = "recover"
+    if core.options.purge_deleted_secrets:
+        try:
+            with a.log.step("keyvault.purge_deleted_secret"):
+                core.secrets.purge_deleted_secret(name)
+            how = "purge"
+        except PermanentError:
+            pass  # purge protection (or no purge permission): recovering is the way that remains
+    if how == "recover":
+        with a.log.step("keyvault.recover_deleted_secret") as s:
+            s.outcome = "ok" if core.secrets.recover_deleted_secret(name) else "none"
+    version = _set_secret(core, a, name, app.client_secret, tags)
+    if version is None:
+        raise TransientError(f"secret {name} is still soft-deleted after {how}", service="keyvault",
+                             operation="set_secret")
+    return version
+
+
+def _set_secret(core: Core, a: Attempt, name: str, value: str, tags: dict[str, str]) -> str | None:
+    with a.log.step("keyvault.set_secret") as s:
+        s.detail = f"name={name}"
+        try:
+            return core.secrets.set_secret(name, value, content_type=SECRET_CONTENT_TYPE, tags=tags)
+        except SecretDeletedButRecoverable:
+            s.outcome = "deleted_but_recoverable"
+            return None
+
+
+def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app: Application) -> str:
+    ev: CustomerCreated = a.event  # type: ignore[assignment]
+    if profile.confidential and not app.client_secret:
+        raise PermanentError("Auth0 returned no client secret for a confidential application",
+                             service="auth0", operation="get_application")
+    domain = core.options.auth0_domain
+    server_id = naming.authorization_server_id(a.customer_id)
+    spec = AuthorizationServerSpec(
+        display_name=clip(ev.display_name, APIM_SERVER_NAME_MAX),
+        authorization_endpoint=f"https://{domain}/authorize",
+        token_endpoint=f"https://{domain}/oauth/token",
+        client_registration_endpoint=core.options.apim_client_registration_endpoint or f"https://{domain}/",
+        client_id=app.client_id,
+        client_secret=app.client_secret if profile.confidential else None,
+        grant_types=profile.apim_grant_types,
+        default_scope=" ".join(profile.scopes),
+        description=f"Auth0 application of customer {a.customer_id} (profile {profile.name}), managed by "
+                    f"{MANAGED_BY}")
+    with a.log.step("apim.set_authorization_server") as s:
+        s.detail = f"id={server_id}"
+        core.gateway.set_authorization_server(server_id, spec)
+    return server_id
+
+
+def set_subscription(core: Core, a: Attempt, profile: ClientProfile) -> str:
+    ev: CustomerCreated = a.event  # type: ignore[assignment]
+    sub_id = naming.subscription_id(a.customer_id)
+    with a.log.step("apim.set_subscription") as s:
+        s.detail = f"id={sub_id} product={profile.apim_product}"
+        core.gateway.set_subscription(sub_id, display_name=clip(ev.display_name, APIM_SUBSCRIPTION_NAME_MAX),
+                                      product_id=profile.apim_product)
+    return sub_id

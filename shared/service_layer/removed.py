@@ -1,0 +1,125 @@
+"""``customer.removed``: delete everything the customer has, found by the ledger's ids and by the derived names.
+
+A removal finds what a crashed create left even when the ledger never recorded it: every resource but the Auth0
+application has a name derived from the customer id, and an application whose create was intended but not recorded
+is looked up by its ``client_metadata``. The grant goes before its application: a grant must never outlive its
+client. A removal of a customer never seen leaves a tombstone, so a create sent earlier but delivered later is stale.
+"""
+from __future__ import annotations
+
+import logging
+
+from ..domain import naming
+from ..domain.errors import PermanentError
+from ..domain.profiles import ClientProfile
+from ..domain.records import APPLIED, REMOVED, REMOVING, CustomerRecord
+from .core import MANAGED_BY, Attempt, Core, Outcome
+
+
+def apply_removed(core: Core, a: Attempt) -> Outcome:
+    ev = a.event
+    core.read(a)
+    done = core.duplicate_or_stale(a, still_rejected=False)
+    if done:
+        return done
+    if a.record is None:
+        return write_tombstone(core, a)
+    core.check_not_busy(a)
+    core.claim(a, REMOVING)
+    rec = a.record
+    profile = core.profiles.get(rec.profile) if rec.profile else None
+    core.run([
+        lambda: delete_subscriptions(core, a, rec),
+        lambda: delete_authorization_servers(core, a, rec),
+        lambda: delete_secrets(core, a, rec),
+        lambda: delete_applications(core, a, rec, profile),
+    ])
+    core.commit(a, a.record.removed(ev.event_id, ev.type, ev.time, core.now()))
+    return Outcome(APPLIED, ev.customer_id, ev.event_id, REMOVED, "resources deleted")
+
+
+def write_tombstone(core: Core, a: Attempt) -> Outcome:
+    ev = a.event
+    tombstone = CustomerRecord.tombstone(ev.customer_id, ev.event_id, ev.type, ev.time, core.now())
+    with a.log.step("ledger.create_tombstone"):
+        a.record = core.ledger.create_customer(tombstone)
+    with a.log.step("ledger.set_audit"):
+        core.ledger.set_audit(core.audit_entry(a, APPLIED, "tombstone: the customer was never provisioned"))
+    return Outcome(APPLIED, ev.customer_id, ev.event_id, REMOVED, "tombstone: never provisioned")
+
+
+def _unique(names) -> list[str]:
+    seen, out = set(), []
+    for name in names:
+        if name and name.lower() not in seen:
+            seen.add(name.lower())
+            out.append(name)
+    return out
+
+
+def delete_subscriptions(core: Core, a: Attempt, rec: CustomerRecord) -> None:
+    for sub_id in _unique([rec.apim_subscription_id, naming.subscription_id(a.customer_id)]):
+        with a.log.step("apim.delete_subscription") as s:
+            s.outcome = "ok" if core.gateway.delete_subscription(sub_id) else "gone"
+            s.detail = f"id={sub_id}"
+
+
+def delete_authorization_servers(core: Core, a: Attempt, rec: CustomerRecord) -> None:
+    for server_id in _unique([rec.apim_authorization_server_id, naming.authorization_server_id(a.customer_id)]):
+        with a.log.step("apim.delete_authorization_server") as s:
+            s.outcome = "ok" if core.gateway.delete_authorization_server(server_id) else "gone"
+            s.detail = f"id={server_id}"
+
+
+def delete_secrets(core: Core, a: Attempt, rec: CustomerRecord) -> None:
+    for name in _unique([rec.keyvault_secret_name, naming.secret_name(a.customer_id)]):
+        with a.log.step("keyvault.delete_secret") as s:
+            s.outcome = "ok" if core.secrets.delete_secret(name) else "gone"
+            s.detail = f"name={name}"
+        if not core.options.purge_deleted_secrets:
+            continue
+        # Purge even when the delete found nothing: an earlier attempt may have deleted without purging.
+        with a.log.step("keyvault.purge_deleted_secret") as s:
+            try:
+                s.outcome = "ok" if core.secrets.purge_deleted_secret(name) else "gone"
+            except PermanentError as exc:
+                # Purge protection or a missing permission: the secret is deleted, only kept for recovery until its
+                # retention ends. Not a reason to fail the removal.
+                s.outcome = "refused"
+                s.detail = f"reason={exc.reason!r}"
+
+
+def delete_applications(core: Core, a: Attempt, rec: CustomerRecord, profile: ClientProfile | None) -> None:
+    client_ids: list[str] = []
+    if rec.auth0_client_id:
+        client_ids.append(rec.auth0_client_id)
+    elif rec.auth0_create_intent:  # a create may have happened without its id being recorded
+        with a.log.step("auth0.find_applications") as s:
+            found = [app for app in core.identity.find_applications(a.customer_id)
+                     if app.client_metadata.get("managed_by") == MANAGED_BY]
+            s.outcome = "found" if found else "none"
+            s.detail = f"count={len(found)}"
+        client_ids.extend(app.client_id for app in found)
+    audience = profile.audience if profile else None
+    for client_id in client_ids:
+        grant_id = rec.auth0_client_grant_id if client_id == rec.auth0_client_id else None
+        delete_application(core, a, client_id, audience, grant_id)
+
+
+def delete_application(core: Core, a: Attempt, client_id: str, audience: str | None,
+                       grant_id: str | None = None) -> None:
+    """The grant first, then the application: a grant must never outlive its client."""
+    if grant_id is None and audience:
+        with a.log.step("auth0.get_client_grant") as s:
+            grant_id = core.identity.get_client_grant(client_id, audience)
+            s.outcome = "found" if grant_id else "none"
+    elif grant_id is None:
+        a.log.emit("auth0.get_client_grant", "skipped", level=logging.WARNING,
+                   detail=f"client_id={client_id}: no grant recorded and the profile is unknown")
+    if grant_id:
+        with a.log.step("auth0.delete_client_grant") as s:
+            s.outcome = "ok" if core.identity.delete_client_grant(grant_id) else "gone"
+            s.detail = f"id={grant_id}"
+    with a.log.step("auth0.delete_application") as s:
+        s.outcome = "ok" if core.identity.delete_application(client_id) else "gone"
+        s.detail = f"client_id={client_id}"
