@@ -66,6 +66,14 @@ param opsPrincipalId string = ''
   'ServicePrincipal'
 ])
 param opsPrincipalType string = 'Group'
+@description('Object id of the CRM\'s (or billing system\'s) identity: it sends the events and reads the result events; empty: none.')
+param crmPrincipalId string = ''
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param crmPrincipalType string = 'ServicePrincipal'
 
 param tags object = {}
 
@@ -133,6 +141,8 @@ module serviceBus 'modules/servicebus.bicep' = {
     appPrincipalId: identity.outputs.principalId
     opsPrincipalId: opsPrincipalId
     opsPrincipalType: opsPrincipalType
+    crmPrincipalId: crmPrincipalId
+    crmPrincipalType: crmPrincipalType
     sessionsEnabled: customerEventsSessions
   }
 }

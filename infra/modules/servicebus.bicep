@@ -16,6 +16,14 @@ param opsPrincipalId string = ''
   'ServicePrincipal'
 ])
 param opsPrincipalType string = 'Group'
+@description('Principal of the CRM (or billing system) that sends the events and reads the result events; empty: none.')
+param crmPrincipalId string = ''
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param crmPrincipalType string = 'ServicePrincipal'
 
 @description('true: a session-enabled queue (the app setting CUSTOMER_EVENTS_SESSIONS=true). RequiresSession cannot change on an existing queue, hence the separate name.')
 param sessionsEnabled bool = false
@@ -145,6 +153,27 @@ resource opsQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = i
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.serviceBusDataSender)
     principalId: opsPrincipalId
     principalType: opsPrincipalType
+  }
+}
+
+// The CRM sends customer events to the queue and reads the result events from its own subscription, nothing more.
+resource crmQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(crmPrincipalId)) {
+  name: guid(queue.id, crmPrincipalId, roleIds.serviceBusDataSender)
+  scope: queue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.serviceBusDataSender)
+    principalId: crmPrincipalId
+    principalType: crmPrincipalType
+  }
+}
+
+resource crmSubscriptionReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(crmPrincipalId)) {
+  name: guid(crmSubscription.id, crmPrincipalId, roleIds.serviceBusDataReceiver)
+  scope: crmSubscription
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.serviceBusDataReceiver)
+    principalId: crmPrincipalId
+    principalType: crmPrincipalType
   }
 }
 

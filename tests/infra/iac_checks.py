@@ -215,6 +215,7 @@ APIM_ACTIONS = frozenset({
 
 _QUEUE = "Microsoft.ServiceBus/namespaces/queues"
 _TOPIC = "Microsoft.ServiceBus/namespaces/topics"
+_SUBSCRIPTION = "Microsoft.ServiceBus/namespaces/topics/subscriptions"
 _CONTAINER = "Microsoft.Storage/storageAccounts/blobServices/containers"
 _TABLE = "Microsoft.Storage/storageAccounts/tableServices/tables"
 _VAULT = "Microsoft.KeyVault/vaults"
@@ -235,10 +236,12 @@ ALLOWED_GRANTS: dict[tuple[str, str], frozenset[str]] = {
     ("Azure Service Bus Data Receiver", "ops"): frozenset({_QUEUE}),
     ("Azure Service Bus Data Sender", "ops"): frozenset({_QUEUE}),
     ("Storage Table Data Reader", "ops"): frozenset({_TABLE}),
+    ("Azure Service Bus Data Sender", "crm"): frozenset({_QUEUE}),
+    ("Azure Service Bus Data Receiver", "crm"): frozenset({_SUBSCRIPTION}),
 }
 
 #: which template parameter names which principal
-PRINCIPALS = {"appPrincipalId": "app", "opsPrincipalId": "ops"}
+PRINCIPALS = {"appPrincipalId": "app", "opsPrincipalId": "ops", "crmPrincipalId": "crm"}
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
@@ -297,8 +300,8 @@ def role_findings(templates: dict[Path, Template]) -> tuple[list[Grant], list[st
             principal_expr = props.get("principalId")
             principal = PRINCIPALS.get(principal_expr) if isinstance(principal_expr, str) else None
             if principal is None:
-                findings.append(f"{where}: principal {json.dumps(principal_expr)[:120]} is neither the app's "
-                                f"identity nor the ops principal")
+                findings.append(f"{where}: principal {json.dumps(principal_expr)[:120]} is not the app's "
+                                f"identity, the ops principal or the CRM's")
             scope = config.get("scope")
             if scope is None:
                 findings.append(f"{where}: no scope, so it applies to the whole resource group of the deployment")

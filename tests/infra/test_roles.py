@@ -32,6 +32,8 @@ EXPECTED = {
     ("Azure Service Bus Data Receiver", "ops", Q): 1,
     ("Azure Service Bus Data Sender", "ops", Q): 1,
     ("Storage Table Data Reader", "ops", TABLE): 1,
+    ("Azure Service Bus Data Sender", "crm", Q): 1,
+    ("Azure Service Bus Data Receiver", "crm", "Microsoft.ServiceBus/namespaces/topics/subscriptions"): 1,
 }
 
 
