@@ -345,7 +345,8 @@ module functionApp 'modules/functionapp.bicep' = {
     maximumInstanceCount: maximumInstanceCount
     appSettings: appSettings
   }
-  // The roles the host needs at its first start are in these modules: wait for them.
+  // The settings reference the other modules' outputs, so the app already waits for their role assignments; the
+  // APIM role is referenced by nothing the app gets, so wait for it explicitly.
   dependsOn: [
     apim
   ]

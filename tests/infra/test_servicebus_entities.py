@@ -43,7 +43,7 @@ def test_the_namespace_is_standard_tier_or_above_without_keys(templates):
      "deadLetteringOnMessageExpiration is False"),
     ("    requiresDuplicateDetection: requiresDuplicateDetection\n", "",
      "requiresDuplicateDetection is None"),
-])
+], ids=["max-delivery-count", "lock-duration", "dead-lettering-on-expiry", "duplicate-detection-dropped"])
 def test_a_drift_from_the_local_stack_is_reported(mutated, old, new, expected):
     templates, _ = mutated("modules/servicebus.bicep", old, new)
     findings = iac_checks.servicebus_findings(iac_checks.named(templates, "servicebus.bicep"), False)
