@@ -75,6 +75,9 @@ param crmPrincipalId string = ''
 ])
 param crmPrincipalType string = 'ServicePrincipal'
 
+@description('Replication of the storage account (host and ledger); Standard_ZRS or Standard_GRS where the region has no GZRS.')
+param storageSkuName string = 'Standard_GZRS'
+
 param tags object = {}
 
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
@@ -129,6 +132,7 @@ module storage 'modules/storage.bicep' = {
     opsPrincipalId: opsPrincipalId
     opsPrincipalType: opsPrincipalType
     ledgerTableName: ledgerTableName
+    skuName: storageSkuName
   }
 }
 

@@ -16,6 +16,15 @@ param opsPrincipalId string = ''
 param opsPrincipalType string = 'Group'
 @description('The ledger table (the app setting LEDGER_TABLE).')
 param ledgerTableName string = 'customerledger'
+@description('Replication. Geo-zone-redundant by default: the ledger is the record of every customer\'s resources. Standard_ZRS or Standard_GRS where a region has no GZRS.')
+@allowed([
+  'Standard_GZRS'
+  'Standard_RAGZRS'
+  'Standard_GRS'
+  'Standard_RAGRS'
+  'Standard_ZRS'
+])
+param skuName string = 'Standard_GZRS'
 @description('Blob container that holds the Flex Consumption deployment package.')
 param deploymentContainerName string = 'app-package'
 
@@ -34,7 +43,7 @@ resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   tags: tags
   kind: 'StorageV2'
   sku: {
-    name: 'Standard_GZRS'
+    name: skuName
   }
   properties: {
     accessTier: 'Hot'
