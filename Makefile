@@ -5,8 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
 STAMP_NPM := node_modules/.installed
+# The offline infrastructure checks (pycep-parser, checkov) get their own venv: checkov's pins clash with the app's.
+VENV_IAC := .venv-iac
+STAMP_IAC := $(VENV_IAC)/.installed
 
-.PHONY: setup test run up down demo chaos bench clean help
+.PHONY: setup setup-iac test test-infra run up down demo chaos bench clean help
 
 help:
 	@echo "make run    set up, start the local stack and the local Functions host (Ctrl-C stops both)"
@@ -14,6 +17,7 @@ help:
 	@echo "make demo   run a whole customer lifecycle unattended and print what each service holds"
 	@echo "make up / make down   start / stop the local stack in the background"
 	@echo "make setup  create .venv and install Python and npm packages (run by the others)"
+	@echo "make test-infra   only the offline checks of infra/ (Bicep parse, checkov, roles, settings, queue)"
 	@echo "make chaos  60 customer lifecycles under 10% faults, an Auth0 outage and 8 worker kills; fails on any"
 	@echo "            duplicate, orphan, lost event or leaked secret (make chaos CHAOS_ARGS=--big: 200 and 16)"
 	@echo "make bench  measure latency, calls per customer, backfill throughput, cold start and memory; writes docs/BENCHMARKS.md"
@@ -29,8 +33,19 @@ $(STAMP_NPM): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-test: setup
+$(STAMP_IAC): requirements-iac.txt
+	test -x $(VENV_IAC)/bin/python || $(PYTHON) -m venv $(VENV_IAC)
+	$(VENV_IAC)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-iac.txt
+	touch $@
+
+setup-iac: $(STAMP_IAC)
+
+# tests/infra runs pycep-parser and checkov from .venv-iac as subprocesses; setup-iac makes sure it exists.
+test: setup setup-iac
 	$(PY) -m pytest tests -q -p no:cacheprovider
+
+test-infra: setup setup-iac
+	$(PY) -m pytest tests/infra -q -p no:cacheprovider
 
 # SERVICEBUS_CONNECTION / SERVICEBUS_NAMESPACE point `make up` and `make run` at the official emulator or a real
 # namespace instead of the stand-in.
@@ -63,4 +78,4 @@ chaos: setup
 
 clean:
 	-$(PY) -m emulators down 2>/dev/null
-	rm -rf $(VENV) node_modules .localstack
+	rm -rf $(VENV) $(VENV_IAC) node_modules .localstack

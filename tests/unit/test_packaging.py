@@ -60,13 +60,17 @@ def test_nothing_in_requirements_is_pinned_for_local_tooling():
 
 
 def test_funcignore_keeps_every_local_tool_out_of_the_package():
-    ignored = {line.strip().rstrip("/") for line in (ROOT / ".funcignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    from fnmatch import fnmatch
+
+    patterns = [line.strip().rstrip("/") for line in (ROOT / ".funcignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+
+    def ignored(name: str) -> bool:
+        return any(fnmatch(name, pattern) for pattern in patterns)
+
     for entry in ROOT.iterdir():
-        if entry.name in DEPLOYED or entry.name.startswith(".") or entry.name == "__pycache__":
+        if entry.name in DEPLOYED or entry.name == "__pycache__" or entry.name in (".git", ".gitignore", ".funcignore"):
             continue
-        if entry.name in ("local.settings.json",):
-            assert entry.name in ignored
-            continue
-        assert entry.name in ignored, f"{entry.name} would be deployed"
-    assert not DEPLOYED & ignored
+        assert ignored(entry.name), f"{entry.name} would be deployed"
+    assert not [name for name in DEPLOYED if ignored(name)]
+    assert ignored("local.settings.json") and ignored(".venv")
