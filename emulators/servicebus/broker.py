@@ -181,6 +181,23 @@ class ParsedMessage:
         m.body_raw = b"".join(body)
         return m
 
+    def ensure_message_id(self) -> None:
+        """Give a message sent without a message-id one, as a string, like Service Bus does.
+
+        The service stamps a MessageId (a GUID, 32 hex digits) on every message that arrives
+        without one, and clients rely on it: @azure/service-bus keys its lock renewal on the
+        received message's id and cannot settle a message that has none.
+        """
+        if self.message_id is not None:
+            return
+        new_id = uuid.uuid4().hex
+        item = codec.encode(typed(AMQPTypes.string, new_id))
+        items = codec.list_items(self.props_raw) if self.props_raw is not None else []
+        items = items or [b"\x40"]
+        items[0] = item
+        self.props_raw = codec.build_list(items)
+        self.message_id = new_id
+
 
 class StoredMessage:
     """A message held by an entity (one copy per queue / subscription)."""
@@ -975,6 +992,7 @@ class Broker(Handler):
 
         ``hops`` counts auto-forwarding steps (ForwardTo / ForwardDeadLetteredMessagesTo).
         """
+        p.ensure_message_id()
         if self._is_duplicate(entity, p):
             return 0  # accepted but dropped (Microsoft docs, "Duplicate detection")
         seq = entity.next_seq()
@@ -1210,12 +1228,18 @@ class Broker(Handler):
             return Released()
         if outcome == "modified":
             fields = (list(state["modified"] or []) + [None] * 3)[:3]
-            delivery_failed, undeliverable_here = bool(fields[0]), bool(fields[1])
+            undeliverable_here = bool(fields[1])
             if undeliverable_here:
-                # The SDK defers with modified(delivery-failed, undeliverable-here) (note table).
+                # Defer: the Python SDK sends modified(delivery-failed, undeliverable-here) (note
+                # table), @azure/service-bus modified(undeliverable-here) alone.
                 self._defer(msg)
             else:
-                self._unlock(msg, count=delivery_failed)
+                # Abandon. Service Bus counts every abandon as a delivery (DeliveryCount +1, then
+                # MaxDeliveryCount dead-letters; Microsoft docs "Message transfers, locks, and
+                # settlement", "Service Bus dead-letter queues"), whatever delivery-failed says:
+                # the Python SDK sets it, @azure/service-bus (rhea) does not. Only `released`
+                # gives a message back without counting.
+                self._unlock(msg, count=True)
             return Modified(delivery_failed=fields[0], undeliverable_here=fields[1], message_annotations=None)
         if outcome == "rejected":
             reason = description = None
@@ -1263,7 +1287,7 @@ class Broker(Handler):
             grants.append(grant)
             conn.app["auth"] = grants
         # CBS uses status-code/status-description (``_pyamqp/cbs.py``); correlation-id echoes the
-        # request's uuid message-id as a uuid (note "CBS authorization").
+        # request's message-id with its AMQP type (``_response``).
         return _response(req, status, text, status_key="status-code", desc_key="status-description")
 
     # ------------------------------------------------------------------ management
@@ -1563,9 +1587,11 @@ class PyRequest:
         body: Any = None
         for code, raw in codec.split_sections(payload):
             if code == codec.SECTION_PROPERTIES:
-                p = (list(codec.decode_value(raw) or []) + [None] * 13)[:13]
-                message_id = p[0]
-                reply_to = _text(p[4])
+                items = codec.list_items(raw)
+                # Kept with its AMQP type: the response's correlation-id must be the same value of the
+                # same type (uuid from the Python SDK, string from rhea-based clients).
+                message_id = codec.message_id_value(items[0]) if items else None
+                reply_to = _text(codec.decode_value(items[4])) if len(items) > 4 else None
             elif code == codec.SECTION_APPLICATION_PROPERTIES:
                 app_props = {bytes(k) if isinstance(k, (bytes, bytearray)) else k: v for k, v in (codec.decode_value(raw) or {}).items()}
             elif code == codec.SECTION_VALUE:
@@ -1588,6 +1614,9 @@ def _response(
     app: Dict[str, Any] = {status_key: typed(AMQPTypes.int, status), desc_key: typed(AMQPTypes.string, description)}
     if condition is not None:
         app["errorCondition"] = typed(AMQPTypes.symbol, condition)
+    # AMQP 1.0 messaging 3.2.4 / Service Bus request-response: the reply's correlation-id is the
+    # request's message-id, same value and same type. The Python SDK sends a uuid and matches it as
+    # a uuid; @azure/core-amqp sends a string and looks it up in a Map, so a binary never matches.
     props = Properties(message_id=uuid.uuid4(), correlation_id=req.message_id)
     out = bytearray()
     encode_payload(out, PyMessage(properties=props, application_properties=app, value=value))
