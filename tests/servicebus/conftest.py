@@ -20,6 +20,19 @@ from emulators.servicebus import ServiceBusStandIn  # noqa: E402
 from emulators.servicebus.config import queue_entry  # noqa: E402
 
 
+# Queues of the @azure/service-bus interop suite, by the key its SB_QUEUE_<KEY> variable uses.
+JS_QUEUES = {
+    "basic": queue_entry("js-basic"),
+    "props": queue_entry("js-props"),
+    "abandon": queue_entry("js-abandon", MaxDeliveryCount=3),
+    "deadletter": queue_entry("js-deadletter"),
+    "peek": queue_entry("js-peek"),
+    "schedule": queue_entry("js-schedule"),
+    "sessions": queue_entry("js-sessions", RequiresSession=True),
+    "renew": queue_entry("js-renew", LockDuration="PT5S"),
+    "defer": queue_entry("js-defer"),
+}
+
 # Each test owns its queue so tests never see each other's messages.
 TEST_CONFIG = {
     "UserConfig": {
@@ -58,6 +71,8 @@ TEST_CONFIG = {
                     queue_entry("robust"),
                     queue_entry("values"),
                     queue_entry("snapshot"),
+                    # The JavaScript client's interop suite (test_sb_js_interop.py, js/interop.test.mjs)
+                    *JS_QUEUES.values(),
                 ],
                 "Topics": [
                     {

@@ -1,0 +1,340 @@
+// Interop suite: Microsoft's JavaScript client (@azure/service-bus 7.x, rhea-based) against the
+// Service Bus stand-in. Run by tests/servicebus/test_sb_js_interop.py, which starts the stand-in and
+// passes the connection string and one queue per test through environment variables:
+//   SERVICEBUS_CONNECTION_STRING, SB_QUEUE_<NAME> (see QUEUES below).
+// Runs with node's own test runner: `node --test tests/servicebus/js/`.
+//
+// What is asserted is Service Bus's documented behaviour (Microsoft docs: "Message transfers, locks,
+// and settlement", "Service Bus dead-letter queues", "Message sessions", "Message deferral",
+// "Scheduled messages", "Message browsing"), not whatever one client tolerates.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { ServiceBusClient } from "@azure/service-bus";
+
+const CONNECTION = process.env.SERVICEBUS_CONNECTION_STRING;
+const QUEUES = {
+  basic: process.env.SB_QUEUE_BASIC,
+  props: process.env.SB_QUEUE_PROPS,
+  abandon: process.env.SB_QUEUE_ABANDON,
+  deadletter: process.env.SB_QUEUE_DEADLETTER,
+  peek: process.env.SB_QUEUE_PEEK,
+  schedule: process.env.SB_QUEUE_SCHEDULE,
+  sessions: process.env.SB_QUEUE_SESSIONS,
+  renew: process.env.SB_QUEUE_RENEW,
+  defer: process.env.SB_QUEUE_DEFER,
+};
+
+const TEST_TIMEOUT_MS = 30_000;
+const WAIT = { maxWaitTimeInMs: 5_000 };
+
+let client;
+
+before(() => {
+  assert.ok(CONNECTION, "SERVICEBUS_CONNECTION_STRING is not set");
+  for (const [key, name] of Object.entries(QUEUES)) {
+    assert.ok(name, `SB_QUEUE_${key.toUpperCase()} is not set`);
+  }
+  // Short operation timeout and no retries: a stand-in that does not answer fails fast instead
+  // of hanging through the SDK's default 60 s x 3 retries.
+  client = new ServiceBusClient(CONNECTION, { retryOptions: { maxRetries: 1, timeoutInMs: 10_000 } });
+});
+
+after(async () => {
+  await client?.close();
+});
+
+async function receiveOne(receiver, options = WAIT) {
+  const messages = await receiver.receiveMessages(1, options);
+  assert.equal(messages.length, 1, "expected exactly one message");
+  return messages[0];
+}
+
+async function assertEmpty(receiver, maxWaitTimeInMs = 500) {
+  const messages = await receiver.receiveMessages(1, { maxWaitTimeInMs });
+  assert.deepEqual(messages.map((m) => m.body), [], "expected no message");
+}
+
+async function withReceiver(receiver, fn) {
+  try {
+    return await fn(receiver);
+  } finally {
+    await receiver.close();
+  }
+}
+
+describe("Service Bus stand-in with @azure/service-bus", { timeout: TEST_TIMEOUT_MS * 10 }, () => {
+  test("send, receive in peek-lock and complete", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const sender = client.createSender(QUEUES.basic);
+    try {
+      await sender.sendMessages({ body: "hello", messageId: "js-basic-1", subject: "greeting", contentType: "text/plain" });
+      await sender.sendMessages([{ body: { n: 2 } }, { body: Buffer.from([1, 2, 3]) }]); // one batch
+    } finally {
+      await sender.close();
+    }
+    await withReceiver(client.createReceiver(QUEUES.basic), async (receiver) => {
+      const first = await receiveOne(receiver);
+      assert.equal(first.body, "hello");
+      assert.equal(first.messageId, "js-basic-1");
+      assert.equal(first.subject, "greeting");
+      assert.equal(first.contentType, "text/plain");
+      assert.equal(first.deliveryCount, 0);
+      assert.equal(first.state, "active");
+      assert.ok(first.lockToken, "a peek-lock message carries a lock token");
+      assert.ok(first.lockedUntilUtc > new Date(Date.now() - 1000), "lockedUntilUtc is in the future");
+      assert.ok(first.enqueuedTimeUtc instanceof Date);
+      assert.ok(first.sequenceNumber.toNumber() >= 1);
+      await receiver.completeMessage(first);
+
+      const rest = [await receiveOne(receiver), await receiveOne(receiver)];
+      assert.deepEqual(rest[0].body, { n: 2 });
+      assert.deepEqual([...rest[1].body], [1, 2, 3]);
+      // Service Bus stamps a MessageId on messages sent without one.
+      for (const m of rest) assert.ok(typeof m.messageId === "string" && m.messageId.length > 0);
+      assert.ok(rest[1].sequenceNumber.greaterThan(rest[0].sequenceNumber));
+      for (const m of rest) await receiver.completeMessage(m);
+      await assertEmpty(receiver);
+    });
+  });
+
+  test("application properties and system properties round-trip with their types", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const when = new Date("2024-05-06T07:08:09.123Z");
+    const sender = client.createSender(QUEUES.props);
+    try {
+      await sender.sendMessages({
+        body: "props",
+        messageId: "js-props-1",
+        correlationId: "corr-7",
+        replyTo: "reply-queue",
+        to: "someone",
+        timeToLive: 3_600_000,
+        applicationProperties: { str: "text", int: 42, negative: -7, dbl: 1.5, yes: true, no: false, when },
+      });
+    } finally {
+      await sender.close();
+    }
+    // skipConvertingDate: by default the SDK turns received timestamps into numbers.
+    await withReceiver(client.createReceiver(QUEUES.props, { skipConvertingDate: true }), async (receiver) => {
+      const m = await receiveOne(receiver);
+      assert.equal(m.correlationId, "corr-7");
+      assert.equal(m.replyTo, "reply-queue");
+      assert.equal(m.to, "someone");
+      assert.equal(m.timeToLive, 3_600_000);
+      const p = m.applicationProperties;
+      assert.equal(p.str, "text");
+      assert.equal(p.int, 42);
+      assert.equal(p.negative, -7);
+      assert.equal(p.dbl, 1.5);
+      assert.equal(p.yes, true);
+      assert.equal(p.no, false);
+      assert.ok(p.when instanceof Date, `a Date property comes back as a Date, got ${typeof p.when}`);
+      assert.equal(p.when.getTime(), when.getTime());
+      await receiver.completeMessage(m);
+    });
+  });
+
+  test("abandon redelivers with deliveryCount 1, then 2; MaxDeliveryCount dead-letters", { timeout: TEST_TIMEOUT_MS }, async () => {
+    // The queue has MaxDeliveryCount 3 (set by the pytest driver).
+    const sender = client.createSender(QUEUES.abandon);
+    try {
+      await sender.sendMessages({ body: "poison", messageId: "js-abandon-1" });
+    } finally {
+      await sender.close();
+    }
+    await withReceiver(client.createReceiver(QUEUES.abandon), async (receiver) => {
+      const counts = [];
+      for (let i = 0; i < 3; i++) {
+        const m = await receiveOne(receiver);
+        assert.equal(m.messageId, "js-abandon-1");
+        counts.push(m.deliveryCount);
+        await receiver.abandonMessage(m);
+      }
+      assert.deepEqual(counts, [0, 1, 2]);
+      await assertEmpty(receiver);
+    });
+    await withReceiver(client.createReceiver(QUEUES.abandon, { subQueueType: "deadLetter" }), async (dlq) => {
+      const m = await receiveOne(dlq);
+      assert.equal(m.messageId, "js-abandon-1");
+      assert.equal(m.deadLetterReason, "MaxDeliveryCountExceeded");
+      assert.equal(m.deliveryCount, 3);
+      await dlq.completeMessage(m);
+    });
+  });
+
+  test("dead-letter with reason and description, read from the dead-letter sub-queue", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const sender = client.createSender(QUEUES.deadletter);
+    try {
+      await sender.sendMessages({ body: "bad", messageId: "js-dl-1", applicationProperties: { kept: "yes" } });
+    } finally {
+      await sender.close();
+    }
+    await withReceiver(client.createReceiver(QUEUES.deadletter), async (receiver) => {
+      const m = await receiveOne(receiver);
+      await receiver.deadLetterMessage(m, { deadLetterReason: "ValidationFailed", deadLetterErrorDescription: "email missing" });
+      await assertEmpty(receiver);
+    });
+    await withReceiver(client.createReceiver(QUEUES.deadletter, { subQueueType: "deadLetter" }), async (dlq) => {
+      const peeked = await dlq.peekMessages(5);
+      assert.deepEqual(peeked.map((m) => m.messageId), ["js-dl-1"]);
+      const m = await receiveOne(dlq);
+      assert.equal(m.messageId, "js-dl-1");
+      assert.equal(m.body, "bad");
+      assert.equal(m.deadLetterReason, "ValidationFailed");
+      assert.equal(m.deadLetterErrorDescription, "email missing");
+      assert.equal(m.applicationProperties.kept, "yes");
+      assert.equal(m.deadLetterSource, undefined, "only set on messages auto-forwarded out of a dead-letter queue");
+      await dlq.completeMessage(m);
+      await assertEmpty(dlq);
+    });
+  });
+
+  test("peekMessages browses without locking, from a sequence number", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const sender = client.createSender(QUEUES.peek);
+    try {
+      await sender.sendMessages([1, 2, 3].map((i) => ({ body: `p${i}`, messageId: `js-peek-${i}` })));
+    } finally {
+      await sender.close();
+    }
+    await withReceiver(client.createReceiver(QUEUES.peek), async (receiver) => {
+      const all = await receiver.peekMessages(10);
+      assert.deepEqual(all.map((m) => m.messageId), ["js-peek-1", "js-peek-2", "js-peek-3"]);
+      for (const m of all) {
+        assert.equal(m.lockToken, undefined, "peeked messages are not locked");
+        assert.equal(m.deliveryCount, 0);
+      }
+      const fromSecond = await receiver.peekMessages(10, { fromSequenceNumber: all[1].sequenceNumber });
+      assert.deepEqual(fromSecond.map((m) => m.messageId), ["js-peek-2", "js-peek-3"]);
+      // Peeking counts no delivery: receiving afterwards still sees deliveryCount 0.
+      const first = await receiveOne(receiver);
+      assert.equal(first.messageId, "js-peek-1");
+      assert.equal(first.deliveryCount, 0);
+      await receiver.completeMessage(first);
+      for (let i = 0; i < 2; i++) await receiver.completeMessage(await receiveOne(receiver));
+      assert.deepEqual(await receiver.peekMessages(10, { fromSequenceNumber: all[0].sequenceNumber }), []);
+    });
+  });
+
+  test("scheduleMessages and cancelScheduledMessages", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const sender = client.createSender(QUEUES.schedule);
+    const at = new Date(Date.now() + 1500);
+    let seqs;
+    try {
+      seqs = await sender.scheduleMessages(
+        [{ body: "cancel me", messageId: "js-sched-1" }, { body: "keep me", messageId: "js-sched-2" }],
+        at,
+      );
+      assert.equal(seqs.length, 2);
+      await withReceiver(client.createReceiver(QUEUES.schedule), async (receiver) => {
+        const peeked = await receiver.peekMessages(10);
+        assert.deepEqual(peeked.map((m) => m.state), ["scheduled", "scheduled"]);
+        assert.equal(peeked[0].scheduledEnqueueTimeUtc.getTime(), at.getTime());
+        // Not deliverable before its time.
+        await assertEmpty(receiver, 300);
+        await sender.cancelScheduledMessages([seqs[0]]);
+        await assert.rejects(sender.cancelScheduledMessages([seqs[0]]), (err) => err.code === "MessageNotFound");
+        const m = await receiveOne(receiver, { maxWaitTimeInMs: 10_000 });
+        assert.equal(m.messageId, "js-sched-2");
+        assert.ok(Date.now() >= at.getTime() - 50, "delivered no earlier than scheduled");
+        assert.equal(m.scheduledEnqueueTimeUtc.getTime(), at.getTime());
+        await receiver.completeMessage(m);
+        await assertEmpty(receiver);
+      });
+    } finally {
+      await sender.close();
+    }
+  });
+
+  test("sessions: acceptSession, session state, renewSessionLock, acceptNextSession", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const sender = client.createSender(QUEUES.sessions);
+    try {
+      await sender.sendMessages([
+        { body: "a1", sessionId: "s-a" },
+        { body: "b1", sessionId: "s-b" },
+        { body: "a2", sessionId: "s-a" },
+      ]);
+      // A session entity refuses messages without a SessionId.
+      await assert.rejects(sender.sendMessages({ body: "no session" }));
+    } finally {
+      await sender.close();
+    }
+    await withReceiver(await client.acceptSession(QUEUES.sessions, "s-a"), async (session) => {
+      assert.equal(session.sessionId, "s-a");
+      assert.ok(session.sessionLockedUntilUtc > new Date(), "session lock in the future");
+      const first = await receiveOne(session);
+      const second = await receiveOne(session);
+      assert.deepEqual([first.body, second.body], ["a1", "a2"]);
+      assert.equal(first.sessionId, "s-a");
+
+      assert.equal(await session.getSessionState(), null);
+      await session.setSessionState({ step: 2 }); // the SDK stores it JSON-encoded
+      assert.deepEqual(await session.getSessionState(), { step: 2 });
+
+      const before = session.sessionLockedUntilUtc;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const renewed = await session.renewSessionLock();
+      assert.ok(renewed instanceof Date && renewed >= before, "renewSessionLock moves the lock forward");
+      assert.equal(session.sessionLockedUntilUtc.getTime(), renewed.getTime());
+
+      await session.completeMessage(first);
+      await session.completeMessage(second);
+      await assertEmpty(session);
+
+      // The session is locked to this receiver: a second acceptSession is refused.
+      await assert.rejects(client.acceptSession(QUEUES.sessions, "s-a", { maxAutoLockRenewalDurationInMs: 0 }), (err) => err.code === "SessionCannotBeLocked");
+    });
+    await withReceiver(await client.acceptNextSession(QUEUES.sessions), async (session) => {
+      assert.equal(session.sessionId, "s-b");
+      const m = await receiveOne(session);
+      assert.equal(m.body, "b1");
+      await session.completeMessage(m);
+    });
+    // The state outlives the session lock.
+    await withReceiver(await client.acceptSession(QUEUES.sessions, "s-a"), async (session) => {
+      assert.deepEqual(await session.getSessionState(), { step: 2 });
+      await session.setSessionState(null);
+    });
+  });
+
+  test("renewMessageLock extends the lock; a settled message's lock is gone", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const sender = client.createSender(QUEUES.renew);
+    try {
+      await sender.sendMessages({ body: "slow", messageId: "js-renew-1" });
+    } finally {
+      await sender.close();
+    }
+    // Auto-renewal off, so only the explicit call renews.
+    await withReceiver(client.createReceiver(QUEUES.renew, { maxAutoLockRenewalDurationInMs: 0 }), async (receiver) => {
+      const m = await receiveOne(receiver);
+      const before = m.lockedUntilUtc;
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      const renewed = await receiver.renewMessageLock(m);
+      assert.ok(renewed.getTime() >= before.getTime() + 1000, `renewed ${renewed.toISOString()} vs ${before.toISOString()}`);
+      assert.equal(m.lockedUntilUtc.getTime(), renewed.getTime());
+      await receiver.completeMessage(m);
+      await assert.rejects(receiver.renewMessageLock(m), (err) => err.code === "MessageLockLost");
+    });
+  });
+
+  test("deferMessage and receiveDeferredMessages", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const sender = client.createSender(QUEUES.defer);
+    try {
+      await sender.sendMessages({ body: "later", messageId: "js-defer-1" });
+    } finally {
+      await sender.close();
+    }
+    await withReceiver(client.createReceiver(QUEUES.defer), async (receiver) => {
+      const m = await receiveOne(receiver);
+      const seq = m.sequenceNumber;
+      await receiver.deferMessage(m);
+      await assertEmpty(receiver);
+      const peeked = await receiver.peekMessages(1, { fromSequenceNumber: seq });
+      assert.equal(peeked[0].state, "deferred");
+      const [deferred] = await receiver.receiveDeferredMessages([seq]);
+      assert.equal(deferred.messageId, "js-defer-1");
+      assert.equal(deferred.state, "deferred");
+      assert.ok(deferred.lockToken);
+      await receiver.completeMessage(deferred);
+      await assert.rejects(receiver.receiveDeferredMessages([seq]), (err) => err.code === "MessageNotFound");
+    });
+  });
+});
