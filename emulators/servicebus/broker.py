@@ -30,7 +30,7 @@ from azure.servicebus._pyamqp.message import Message as PyMessage, Properties
 from azure.servicebus._pyamqp.outcomes import Accepted, Modified, Rejected, Released
 
 from . import codec
-from .amqp import Connection, Handler, IncomingDelivery, Link, OutgoingDelivery
+from .amqp import Connection, Handler, IncomingDelivery, Link, OutgoingDelivery, raw_field
 from .codec import AMQPTypes, typed
 from .config import EntitySettings, RuleSpec, namespaces, parse_duration
 
@@ -257,6 +257,35 @@ class StoredMessage:
             if value is not None:
                 pairs.append((codec.encode(typed(AMQPTypes.string, name)), codec.encode(typed(AMQPTypes.string, value))))
         self.ap_raw = codec.build_map(pairs) if pairs else None
+
+    def modify_properties(self, raw_map: Optional[bytes], skip: Tuple[str, ...] = ()) -> None:
+        """Apply a settlement's ``propertiesToModify`` to the application properties.
+
+        Service Bus stores the properties passed to abandon, defer and dead-letter on the message
+        (Microsoft docs, ServiceBusReceiver.AbandonMessageAsync ``propertiesToModify``; a later
+        receive shows them). They arrive as an encoded map whose keys may be symbols; keys become
+        strings, as application-properties require (AMQP 1.0 messaging 3.2.5), and values keep
+        their encoding. Values that application properties cannot hold (lists, maps, described
+        types) are dropped.
+        """
+        if not raw_map:
+            return
+        try:
+            changes = []
+            for k, v in codec.map_pairs(raw_map):
+                name = _text(codec.decode_value(k))
+                if not name or name in skip or v[0] in (0x00, 0x45, 0xC0, 0xD0, 0xC1, 0xD1, 0xE0, 0xF0):
+                    continue
+                changes.append((name, v))
+        except codec.AmqpDecodeError:
+            _LOG.warning("message %d: ignoring undecodable properties to modify", self.seq)
+            return
+        if not changes:
+            return
+        names = {name for name, _ in changes}
+        pairs = [(k, v) for k, v in codec.map_pairs(self.ap_raw) if _text(codec.decode_value(k)) not in names]
+        pairs += [(codec.encode(typed(AMQPTypes.string, name)), v) for name, v in changes]
+        self.ap_raw = codec.build_map(pairs)
 
     def render(self, locked_until: Optional[float] = None) -> bytes:
         p = self.p
@@ -1206,7 +1235,7 @@ class Broker(Handler):
             and msg.sq.messages.get(msg.seq) is msg
         )
 
-    def on_disposition(self, delivery: OutgoingDelivery, state: Any, settled: bool) -> Any:
+    def on_disposition(self, delivery: OutgoingDelivery, state: Any, settled: bool, raw_state: Optional[bytes] = None) -> Any:
         msg, token = delivery.context if delivery.context else (None, None)
         if msg is None:
             return None
@@ -1229,6 +1258,8 @@ class Broker(Handler):
         if outcome == "modified":
             fields = (list(state["modified"] or []) + [None] * 3)[:3]
             undeliverable_here = bool(fields[1])
+            # propertiesToModify of abandon/defer travel as the outcome's message-annotations.
+            msg.modify_properties(raw_field(raw_state, 2) if raw_state else None)
             if undeliverable_here:
                 # Defer: the Python SDK sends modified(delivery-failed, undeliverable-here) (note
                 # table), @azure/service-bus modified(undeliverable-here) alone.
@@ -1255,6 +1286,9 @@ class Broker(Handler):
                         description = _text(v)
                 if description is None and err[1] is not None:
                     description = _text(err[1])
+                # Other entries of the error's info are the client's propertiesToModify.
+                raw_error = raw_field(raw_state, 0) if raw_state else None
+                msg.modify_properties(raw_field(raw_error, 2) if raw_error else None, skip=(DLQ_REASON, DLQ_DESCRIPTION))
             self.dead_letter(msg, reason, description)
             # A successful dead-letter is echoed as a plain `rejected`: an echoed error would make
             # the SDK raise (``_pyamqp/receiver.py`` check_disposition_outcome).

@@ -31,6 +31,26 @@ JS_QUEUES = {
     "sessions": queue_entry("js-sessions", RequiresSession=True),
     "renew": queue_entry("js-renew", LockDuration="PT5S"),
     "defer": queue_entry("js-defer"),
+    "subscribe": queue_entry("js-subscribe", MaxDeliveryCount=2),
+}
+
+# Topic of the interop suite (SB_TOPIC_EVENTS) with a catch-all and a filtered subscription.
+JS_TOPIC = {
+    "Name": "js-events",
+    "Properties": {"DefaultMessageTimeToLive": "PT1H", "RequiresDuplicateDetection": False},
+    "Subscriptions": [
+        {"Name": "all", "Properties": {"LockDuration": "PT5S", "MaxDeliveryCount": 3}},
+        {
+            "Name": "gold",
+            "Properties": {"LockDuration": "PT5S", "MaxDeliveryCount": 3},
+            "Rules": [
+                {
+                    "Name": "gold",
+                    "Properties": {"FilterType": "Correlation", "CorrelationFilter": {"Properties": {"tier": "gold"}}},
+                }
+            ],
+        },
+    ],
 }
 
 # Each test owns its queue so tests never see each other's messages.
@@ -98,7 +118,8 @@ TEST_CONFIG = {
                                 ],
                             },
                         ],
-                    }
+                    },
+                    JS_TOPIC,
                 ],
             }
         ],

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import JS_QUEUES, ROOT
+from conftest import JS_QUEUES, JS_TOPIC, ROOT
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 NODE_TIMEOUT = 240  # seconds for the whole node run; it takes about 10 s on two cores
@@ -46,6 +46,7 @@ def test_javascript_sdk_interop_suite(standin):
     env["SERVICEBUS_CONNECTION_STRING"] = standin.connection_string
     for key, entry in JS_QUEUES.items():
         env[f"SB_QUEUE_{key.upper()}"] = entry["Name"]
+    env["SB_TOPIC_EVENTS"] = JS_TOPIC["Name"]
     files = sorted(str(p) for p in JS_DIR.glob("*.test.mjs"))
     assert files, f"no *.test.mjs under {JS_DIR}"
 
@@ -65,6 +66,8 @@ def test_javascript_sdk_interop_suite(standin):
         err = (exc.stderr or b"").decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
         pytest.fail(f"node --test did not finish within {NODE_TIMEOUT}s\n--- stdout\n{out}\n--- stderr\n{err}")
     elapsed = time.monotonic() - started
+    print(proc.stdout)  # shown with -s or -rP
+    print(f"node --test took {elapsed:.1f}s")
     if proc.returncode != 0:
         pytest.fail(
             f"node --test exited {proc.returncode} after {elapsed:.1f}s\n"

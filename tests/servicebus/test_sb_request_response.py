@@ -94,3 +94,39 @@ def test_a_message_id_set_by_the_sender_is_kept():
     before = p.props_raw
     p.ensure_message_id()
     assert p.message_id == "mine" and p.props_raw == before
+
+
+def _stored(app_properties):
+    from emulators.servicebus.broker import StoredMessage
+
+    out = bytearray()
+    encode_payload(out, Message(properties=Properties(message_id="m"), application_properties=app_properties, value="b"))
+    return StoredMessage(ParsedMessage.parse(bytes(out)), 1)
+
+
+def test_properties_to_modify_merge_into_application_properties_with_their_types():
+    msg = _stored({"kept": "yes", "attempt": 0})
+    # As rhea sends them in a modified outcome's message-annotations: symbol keys.
+    raw = codec.build_map(
+        [
+            (codec.encode(codec.typed(codec.AMQPTypes.symbol, b"attempt")), codec.encode(codec.typed(codec.AMQPTypes.int, 2))),
+            (codec.encode(codec.typed(codec.AMQPTypes.symbol, b"note")), codec.encode(codec.typed(codec.AMQPTypes.string, "x"))),
+            (codec.encode(codec.typed(codec.AMQPTypes.symbol, b"nested")), codec.encode(codec.typed(codec.AMQPTypes.list, []))),
+            (codec.encode(codec.typed(codec.AMQPTypes.string, "DeadLetterReason")), codec.encode(codec.typed(codec.AMQPTypes.string, "r"))),
+        ]
+    )
+    msg.modify_properties(raw, skip=("DeadLetterReason",))
+    pairs = {codec.decode_value(k): v for k, v in codec.map_pairs(msg.ap_raw)}
+    assert set(pairs) == {b"kept", b"attempt", b"note"}
+    for k in codec.map_pairs(msg.ap_raw):
+        assert k[0][0] == STR8, "application-properties keys are strings"
+    assert pairs[b"attempt"][0] in (0x71, 0x54) and codec.decode_value(pairs[b"attempt"]) == 2  # int stays int
+    assert pairs[b"note"][0] == STR8
+
+
+def test_no_properties_to_modify_leaves_the_message_alone():
+    msg = _stored({"kept": "yes"})
+    before = msg.ap_raw
+    msg.modify_properties(None)
+    msg.modify_properties(codec.build_map([]))
+    assert msg.ap_raw == before

@@ -2,6 +2,7 @@
 // Service Bus stand-in. Run by tests/servicebus/test_sb_js_interop.py, which starts the stand-in and
 // passes the connection string and one queue per test through environment variables:
 //   SERVICEBUS_CONNECTION_STRING, SB_QUEUE_<NAME> (see QUEUES below).
+//   SB_TOPIC_EVENTS (subscriptions "all" and "gold", the latter filtered on tier = 'gold').
 // Runs with node's own test runner: `node --test tests/servicebus/js/`.
 //
 // What is asserted is Service Bus's documented behaviour (Microsoft docs: "Message transfers, locks,
@@ -23,7 +24,9 @@ const QUEUES = {
   sessions: process.env.SB_QUEUE_SESSIONS,
   renew: process.env.SB_QUEUE_RENEW,
   defer: process.env.SB_QUEUE_DEFER,
+  subscribe: process.env.SB_QUEUE_SUBSCRIBE,
 };
+const TOPIC = process.env.SB_TOPIC_EVENTS;
 
 const TEST_TIMEOUT_MS = 30_000;
 const WAIT = { maxWaitTimeInMs: 5_000 };
@@ -35,6 +38,7 @@ before(() => {
   for (const [key, name] of Object.entries(QUEUES)) {
     assert.ok(name, `SB_QUEUE_${key.toUpperCase()} is not set`);
   }
+  assert.ok(TOPIC, "SB_TOPIC_EVENTS is not set");
   // Short operation timeout and no retries: a stand-in that does not answer fails fast instead
   // of hanging through the SDK's default 60 s x 3 retries.
   client = new ServiceBusClient(CONNECTION, { retryOptions: { maxRetries: 1, timeoutInMs: 10_000 } });
@@ -147,7 +151,9 @@ describe("Service Bus stand-in with @azure/service-bus", { timeout: TEST_TIMEOUT
         const m = await receiveOne(receiver);
         assert.equal(m.messageId, "js-abandon-1");
         counts.push(m.deliveryCount);
-        await receiver.abandonMessage(m);
+        if (i > 0) assert.equal(m.applicationProperties.attempt, i, "propertiesToModify of the previous abandon");
+        // Service Bus stores propertiesToModify on the message.
+        await receiver.abandonMessage(m, { attempt: i + 1, lastError: `failure ${i + 1}` });
       }
       assert.deepEqual(counts, [0, 1, 2]);
       await assertEmpty(receiver);
@@ -157,6 +163,8 @@ describe("Service Bus stand-in with @azure/service-bus", { timeout: TEST_TIMEOUT
       assert.equal(m.messageId, "js-abandon-1");
       assert.equal(m.deadLetterReason, "MaxDeliveryCountExceeded");
       assert.equal(m.deliveryCount, 3);
+      assert.equal(m.applicationProperties.attempt, 3);
+      assert.equal(m.applicationProperties.lastError, "failure 3");
       await dlq.completeMessage(m);
     });
   });
@@ -170,7 +178,12 @@ describe("Service Bus stand-in with @azure/service-bus", { timeout: TEST_TIMEOUT
     }
     await withReceiver(client.createReceiver(QUEUES.deadletter), async (receiver) => {
       const m = await receiveOne(receiver);
-      await receiver.deadLetterMessage(m, { deadLetterReason: "ValidationFailed", deadLetterErrorDescription: "email missing" });
+      await receiver.deadLetterMessage(m, {
+        deadLetterReason: "ValidationFailed",
+        deadLetterErrorDescription: "email missing",
+        // Anything else in the options is a property to modify (ServiceBusReceiver.deadLetterMessage).
+        validator: "schema-v2",
+      });
       await assertEmpty(receiver);
     });
     await withReceiver(client.createReceiver(QUEUES.deadletter, { subQueueType: "deadLetter" }), async (dlq) => {
@@ -182,6 +195,8 @@ describe("Service Bus stand-in with @azure/service-bus", { timeout: TEST_TIMEOUT
       assert.equal(m.deadLetterReason, "ValidationFailed");
       assert.equal(m.deadLetterErrorDescription, "email missing");
       assert.equal(m.applicationProperties.kept, "yes");
+      assert.equal(m.applicationProperties.validator, "schema-v2");
+      assert.equal(m.applicationProperties.DeadLetterReason, "ValidationFailed");
       assert.equal(m.deadLetterSource, undefined, "only set on messages auto-forwarded out of a dead-letter queue");
       await dlq.completeMessage(m);
       await assertEmpty(dlq);
@@ -313,6 +328,86 @@ describe("Service Bus stand-in with @azure/service-bus", { timeout: TEST_TIMEOUT
       await receiver.completeMessage(m);
       await assert.rejects(receiver.renewMessageLock(m), (err) => err.code === "MessageLockLost");
     });
+  });
+
+  test("topic: a message reaches every subscription whose filter matches", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const sender = client.createSender(TOPIC);
+    try {
+      await sender.sendMessages([
+        { body: "g", messageId: "js-topic-gold", applicationProperties: { tier: "gold" } },
+        { body: "s", messageId: "js-topic-silver", applicationProperties: { tier: "silver" } },
+      ]);
+    } finally {
+      await sender.close();
+    }
+    await withReceiver(client.createReceiver(TOPIC, "all"), async (receiver) => {
+      const got = [await receiveOne(receiver), await receiveOne(receiver)];
+      assert.deepEqual(got.map((m) => m.messageId), ["js-topic-gold", "js-topic-silver"]);
+      for (const m of got) await receiver.completeMessage(m);
+    });
+    await withReceiver(client.createReceiver(TOPIC, "gold"), async (receiver) => {
+      const m = await receiveOne(receiver);
+      assert.equal(m.messageId, "js-topic-gold");
+      await receiver.completeMessage(m);
+      await assertEmpty(receiver);
+    });
+  });
+
+  test("subscribe(): completes on success, abandons on a thrown error, dead-letters past MaxDeliveryCount", { timeout: TEST_TIMEOUT_MS }, async () => {
+    // The pattern of a Functions trigger: the handler's outcome settles the message. The queue has
+    // MaxDeliveryCount 2.
+    const sender = client.createSender(QUEUES.subscribe);
+    try {
+      await sender.sendMessages([{ body: "ok", messageId: "js-sub-ok" }, { body: "boom", messageId: "js-sub-boom" }]);
+    } finally {
+      await sender.close();
+    }
+    const seen = [];
+    const receiver = client.createReceiver(QUEUES.subscribe);
+    try {
+      await new Promise((resolve, reject) => {
+        receiver.subscribe(
+          {
+            async processMessage(m) {
+              seen.push(`${m.messageId}#${m.deliveryCount}`);
+              if (seen.length === 3) setTimeout(resolve, 300); // ok once, boom twice
+              if (m.body === "boom") throw new Error("handler failed");
+            },
+            async processError(args) {
+              if (args.errorSource !== "processMessageCallback") reject(args.error);
+            },
+          },
+          { autoCompleteMessages: true },
+        );
+      });
+    } finally {
+      await receiver.close();
+    }
+    assert.deepEqual(seen.sort(), ["js-sub-boom#0", "js-sub-boom#1", "js-sub-ok#0"]);
+    await withReceiver(client.createReceiver(QUEUES.subscribe), async (r) => assertEmpty(r));
+    await withReceiver(client.createReceiver(QUEUES.subscribe, { subQueueType: "deadLetter" }), async (dlq) => {
+      const m = await receiveOne(dlq);
+      assert.equal(m.messageId, "js-sub-boom");
+      assert.equal(m.deadLetterReason, "MaxDeliveryCountExceeded");
+      await dlq.completeMessage(m);
+    });
+  });
+
+  test("errors map to the SDK's codes", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const sender = client.createSender("no-such-queue");
+    try {
+      await assert.rejects(sender.sendMessages({ body: "x" }), (err) => err.code === "MessagingEntityNotFound");
+    } finally {
+      await sender.close();
+    }
+    const bad = new ServiceBusClient(CONNECTION.replace(/SharedAccessKey=[^;]*/, "SharedAccessKey=wrong"), {
+      retryOptions: { maxRetries: 0, timeoutInMs: 5_000 },
+    });
+    try {
+      await assert.rejects(bad.createSender(QUEUES.basic).sendMessages({ body: "x" }), (err) => err.code === "UnauthorizedAccess");
+    } finally {
+      await bad.close();
+    }
   });
 
   test("deferMessage and receiveDeferredMessages", { timeout: TEST_TIMEOUT_MS }, async () => {
