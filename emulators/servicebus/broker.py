@@ -51,6 +51,7 @@ E_NOT_FOUND_MSG = b"com.microsoft:message-not-found"
 E_TIMEOUT = b"com.microsoft:timeout"
 E_ARGUMENT = b"com.microsoft:argument-error"
 E_DEAD_LETTER = b"com.microsoft:dead-letter"
+E_ALREADY_EXISTS = b"com.microsoft:entity-already-exists"
 A_NOT_FOUND = b"amqp:not-found"
 A_NOT_ALLOWED = b"amqp:not-allowed"
 A_UNAUTHORIZED = b"amqp:unauthorized-access"
@@ -1515,6 +1516,66 @@ class Broker(Handler):
         value = {"skip": typed(AMQPTypes.int, 0), "sessions-ids": typed(AMQPTypes.array, [typed(AMQPTypes.string, i) for i in ids])}
         return _response(req, 200, "OK", value=value)
 
+    # ------------------------------------------------------------------ subscription rules
+    # Microsoft docs, "AMQP 1.0 in Azure Service Bus: request-response-based operations": Add Rule,
+    # Remove Rule, Get Rules. The Python SDK manages rules over HTTP; @azure/service-bus's
+    # ServiceBusRuleManager (and .NET's) use these operations on <topic>/Subscriptions/<sub>/$management.
+    @staticmethod
+    def _rule_subscription(target: "_ManagementRequests") -> "Subscription":
+        if not isinstance(target.entity, Subscription) or target.kind != "main":
+            raise _MgmtError(400, "Rules exist only on topic subscriptions.", A_NOT_ALLOWED)
+        return target.entity
+
+    def op_add_rule(self, link, target, req, body) -> bytes:
+        sub = self._rule_subscription(target)
+        name = _text(body.get(b"rule-name"))
+        desc = body.get(b"rule-description") or {}
+        if not name or not isinstance(desc, dict):
+            raise _MgmtError(400, "rule-name and rule-description are required.", E_ARGUMENT)
+        if any(r.name.lower() == name.lower() for r in sub.rules):
+            raise _MgmtError(409, f"The messaging entity '{sub.path}/Rules/{name}' already exists.", E_ALREADY_EXISTS)
+        action = desc.get(b"sql-rule-action")
+        if isinstance(action, dict) and _text(action.get(b"expression")):
+            raise _MgmtError(501, "SQL rule actions are not supported by the stand-in.", A_NOT_IMPLEMENTED)
+        sql, corr = desc.get(b"sql-filter"), desc.get(b"correlation-filter")
+        if isinstance(sql, dict):
+            expr = _text(sql.get(b"expression")) or ""
+            try:
+                rule = RuleSpec.from_config({"Name": name, "Properties": {"FilterType": "Sql", "SqlFilter": {"SqlExpression": expr}}})
+            except ValueError as exc:
+                raise _MgmtError(501, str(exc), A_NOT_IMPLEMENTED) from None
+        elif isinstance(corr, dict):
+            fields = {}
+            for key, value in corr.items():
+                field_name = _CORRELATION_FIELDS.get(_text(key) or "")
+                if field_name is not None and value is not None:
+                    fields[field_name] = _text(value)
+            props = corr.get(b"properties") or {}
+            app = {(_text(k) or ""): (_text(v) if isinstance(v, (bytes, bytearray)) else v) for k, v in props.items()}
+            rule = RuleSpec(name=name, kind="correlation", correlation=fields, properties=app)
+        else:
+            raise _MgmtError(400, "The rule-description needs a sql-filter or a correlation-filter.", E_ARGUMENT)
+        sub.rules.append(rule)
+        return _response(req, 200, "OK", value={})
+
+    def op_remove_rule(self, link, target, req, body) -> bytes:
+        sub = self._rule_subscription(target)
+        name = _text(body.get(b"rule-name")) or ""
+        for rule in list(sub.rules):
+            if rule.name.lower() == name.lower():
+                sub.rules.remove(rule)
+                return _response(req, 200, "OK", value={})
+        raise _MgmtError(404, f"The messaging entity '{self.namespace}:{sub.path}/Rules/{name}' could not be found.", A_NOT_FOUND)
+
+    def op_get_rules(self, link, target, req, body) -> bytes:
+        sub = self._rule_subscription(target)
+        skip = int(body.get(b"skip") or 0)
+        top = body.get(b"top")
+        rules = sub.rules[skip:] if top is None else sub.rules[skip : skip + int(top)]
+        if not rules:
+            return _response(req, 204, "No rules")
+        return _response(req, 200, "OK", value={"rules": _array_of_maps([{"rule-description": _describe_rule(r)} for r in rules])})
+
     # ------------------------------------------------------------------ inspection
     def snapshot(self) -> Dict[str, Any]:
         def entity_view(e: MessagingEntity) -> Dict[str, Any]:
@@ -1556,7 +1617,57 @@ _MGMT_OPS: Dict[str, Callable[..., bytes]] = {
     VENDOR + "set-session-state": Broker.op_set_session_state,
     VENDOR + "renew-session-lock": Broker.op_renew_session_lock,
     VENDOR + "get-message-sessions": Broker.op_get_message_sessions,
+    VENDOR + "add-rule": Broker.op_add_rule,
+    VENDOR + "remove-rule": Broker.op_remove_rule,
+    VENDOR + "enumerate-rules": Broker.op_get_rules,
 }
+
+# add-rule's correlation-filter keys -> the filter fields of RuleSpec (as in Config.json).
+_CORRELATION_FIELDS = {
+    "correlation-id": "CorrelationId",
+    "message-id": "MessageId",
+    "to": "To",
+    "reply-to": "ReplyTo",
+    "label": "Label",
+    "session-id": "SessionId",
+    "reply-to-session-id": "ReplyToSessionId",
+    "content-type": "ContentType",
+}
+
+# Descriptors of rule descriptions in Get Rules answers (Microsoft docs, request-response operations).
+# SQL filters other than 1=1 / 1=0 are refused at add-rule, so these cover every rule the stand-in holds.
+_D_RULE_DESCRIPTION = 0x0000013700000004
+_D_EMPTY_RULE_ACTION = 0x0000013700000005
+_D_TRUE_FILTER = 0x0000001370000007
+_D_FALSE_FILTER = 0x0000001370000008
+_D_CORRELATION_FILTER = 0x0000001370000009
+
+
+def _described(code: int, fields: List[Any]) -> Dict[str, Any]:
+    return typed(AMQPTypes.described, (typed(AMQPTypes.ulong, code), typed(AMQPTypes.list, fields)))
+
+
+def _describe_rule(rule: RuleSpec) -> Dict[str, Any]:
+    if rule.kind == "correlation":
+        c = rule.correlation
+
+        def text(*keys: str) -> Any:
+            for key in keys:
+                if c.get(key) not in (None, ""):
+                    return typed(AMQPTypes.string, str(c[key]))
+            return None
+
+        filt = _described(
+            _D_CORRELATION_FILTER,
+            [
+                text("CorrelationId"), text("MessageId"), text("To"), text("ReplyTo"), text("Label", "Subject"),
+                text("SessionId"), text("ReplyToSessionId"), text("ContentType"),
+                typed(AMQPTypes.map, dict(rule.properties)),
+            ],
+        )
+    else:
+        filt = _described(_D_FALSE_FILTER if rule.kind == "false" else _D_TRUE_FILTER, [])
+    return _described(_D_RULE_DESCRIPTION, [filt, _described(_D_EMPTY_RULE_ACTION, []), typed(AMQPTypes.string, rule.name)])
 
 
 # --------------------------------------------------------------------------------------------

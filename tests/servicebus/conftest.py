@@ -34,12 +34,13 @@ JS_QUEUES = {
     "subscribe": queue_entry("js-subscribe", MaxDeliveryCount=2),
 }
 
-# Topic of the interop suite (SB_TOPIC_EVENTS) with a catch-all and a filtered subscription.
+# Topic of the interop suite (SB_TOPIC_EVENTS): catch-all, filtered, and one whose rules the suite rewrites.
 JS_TOPIC = {
     "Name": "js-events",
     "Properties": {"DefaultMessageTimeToLive": "PT1H", "RequiresDuplicateDetection": False},
     "Subscriptions": [
         {"Name": "all", "Properties": {"LockDuration": "PT5S", "MaxDeliveryCount": 3}},
+        {"Name": "rules", "Properties": {"LockDuration": "PT5S", "MaxDeliveryCount": 3}},  # rule manager test
         {
             "Name": "gold",
             "Properties": {"LockDuration": "PT5S", "MaxDeliveryCount": 3},

@@ -2,7 +2,8 @@
 // Service Bus stand-in. Run by tests/servicebus/test_sb_js_interop.py, which starts the stand-in and
 // passes the connection string and one queue per test through environment variables:
 //   SERVICEBUS_CONNECTION_STRING, SB_QUEUE_<NAME> (see QUEUES below).
-//   SB_TOPIC_EVENTS (subscriptions "all" and "gold", the latter filtered on tier = 'gold').
+//   SB_TOPIC_EVENTS (subscriptions "all", "gold" filtered on tier = 'gold', and "rules" with the
+//   default rule, which the rule-manager test replaces).
 // Runs with node's own test runner: `node --test tests/servicebus/js/`.
 //
 // What is asserted is Service Bus's documented behaviour (Microsoft docs: "Message transfers, locks,
@@ -350,6 +351,49 @@ describe("Service Bus stand-in with @azure/service-bus", { timeout: TEST_TIMEOUT
       assert.equal(m.messageId, "js-topic-gold");
       await receiver.completeMessage(m);
       await assertEmpty(receiver);
+    });
+  });
+
+  test("rule manager: list, create and delete subscription rules", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const rules = client.createRuleManager(TOPIC, "rules");
+    const listRules = async () => {
+      const out = [];
+      for await (const rule of rules.listRules()) out.push(rule);
+      return out;
+    };
+    assert.deepEqual(
+      (await listRules()).map((r) => [r.name, r.filter.sqlExpression]),
+      [["$Default", "1=1"]],
+    );
+    await rules.createRule("vip-created", { subject: "created", applicationProperties: { tier: "vip" } });
+    await rules.deleteRule("$Default");
+    const [vip, ...others] = await listRules();
+    assert.deepEqual(others, []);
+    assert.equal(vip.name, "vip-created");
+    assert.equal(vip.filter.subject, "created");
+    assert.deepEqual(vip.filter.applicationProperties, { tier: "vip" });
+    await assert.rejects(rules.createRule("vip-created", { sqlExpression: "1=1" }), (err) => err.code === "MessagingEntityAlreadyExists");
+    await assert.rejects(rules.deleteRule("no-such-rule"), (err) => err.code === "MessagingEntityNotFound");
+
+    const sender = client.createSender(TOPIC);
+    try {
+      await sender.sendMessages([
+        { body: 1, messageId: "js-rules-match", subject: "created", applicationProperties: { tier: "vip" } },
+        { body: 2, messageId: "js-rules-subject", subject: "removed", applicationProperties: { tier: "vip" } },
+        { body: 3, messageId: "js-rules-tier", subject: "created", applicationProperties: { tier: "basic" } },
+      ]);
+    } finally {
+      await sender.close();
+    }
+    await withReceiver(client.createReceiver(TOPIC, "rules"), async (receiver) => {
+      const ids = [];
+      for (;;) {
+        const [m] = await receiver.receiveMessages(1, { maxWaitTimeInMs: 1000 });
+        if (!m) break;
+        ids.push(m.messageId);
+        await receiver.completeMessage(m);
+      }
+      assert.deepEqual(ids.filter((id) => id.startsWith("js-rules-")), ["js-rules-match"]);
     });
   });
 
