@@ -105,6 +105,23 @@ def _text(value: Any) -> Optional[str]:
     return str(value)
 
 
+def _compact_booleans(raw_map: bytes) -> bytes:
+    """Re-encode ``boolean`` values written with the one-octet form (0x56 0x00/0x01) as 0x42/0x41.
+
+    The Python SDK writes booleans as 0x56 0x01; rhea decodes that form as the number 1. Service
+    Bus does not relay application properties byte for byte: it reads them into its own types and
+    writes them again on delivery, in the compact forms, so a JavaScript receiver gets ``true``
+    from a Python sender. Everything else keeps its bytes (see ``codec``).
+    """
+    try:
+        pairs = codec.map_pairs(raw_map)
+    except codec.AmqpDecodeError:
+        return raw_map
+    if not any(v[:1] == b"\x56" for _, v in pairs):
+        return raw_map
+    return codec.build_map([(k, (b"\x41" if v[1:2] != b"\x00" else b"\x42") if v[:1] == b"\x56" else v) for k, v in pairs])
+
+
 def _pair(key: bytes, value: Dict[str, Any]) -> Tuple[bytes, bytes]:
     return codec.encode(typed(AMQPTypes.symbol, key)), codec.encode(value)
 
@@ -172,7 +189,7 @@ class ParsedMessage:
                 m.session_id = _text(p[10])  # group-id carries the SessionId (Service Bus AMQP mapping)
                 m.reply_to_session_id = _text(p[12])
             elif code == codec.SECTION_APPLICATION_PROPERTIES:
-                m.ap_raw = raw
+                m.ap_raw = _compact_booleans(raw)
                 decoded = codec.decode_value(raw) or {}
                 m.app_props = {(_text(k) or ""): v for k, v in decoded.items()}
             elif code == codec.SECTION_FOOTER:
@@ -1438,7 +1455,10 @@ class Broker(Handler):
         if sq.session_enabled:
             self._session_for_request(link, sq, body, required=False)  # refuses a request without the session lock
         msgs = [msg for _, msg in self._locked(sq, body)]
+        to_modify = req.raw_entry("properties-to-modify")  # as in a modified outcome (on_disposition)
         for msg in msgs:
+            if status in ("abandoned", "defered", "deferred", "suspended"):
+                msg.modify_properties(to_modify, skip=(DLQ_REASON, DLQ_DESCRIPTION))
             if status == "completed":
                 self._complete(msg)
             elif status == "abandoned":
@@ -1718,11 +1738,22 @@ class _MgmtError(Exception):
 class PyRequest:
     """A decoded request message on $cbs or $management."""
 
-    def __init__(self, message_id: Any, reply_to: Optional[str], app_props: Dict[Any, Any], body: Any):
+    def __init__(self, message_id: Any, reply_to: Optional[str], app_props: Dict[Any, Any], body: Any, body_raw: Optional[bytes] = None):
         self.message_id = message_id
         self.reply_to = reply_to
         self.app_props = app_props
         self.body = body
+        self.body_raw = body_raw  # the encoded amqp-value, for entries whose AMQP types matter
+
+    def raw_entry(self, key: str) -> Optional[bytes]:
+        """The still-encoded value of ``key`` in a map body (None when absent)."""
+        try:
+            for k, v in codec.map_pairs(self.body_raw):
+                if _text(codec.decode_value(k)) == key:
+                    return v
+        except codec.AmqpDecodeError:
+            pass
+        return None
 
     @classmethod
     def parse(cls, payload: bytes) -> "PyRequest":
@@ -1730,6 +1761,7 @@ class PyRequest:
         reply_to = None
         app_props: Dict[Any, Any] = {}
         body: Any = None
+        body_raw: Optional[bytes] = None
         for code, raw in codec.split_sections(payload):
             if code == codec.SECTION_PROPERTIES:
                 items = codec.list_items(raw)
@@ -1741,7 +1773,8 @@ class PyRequest:
                 app_props = {bytes(k) if isinstance(k, (bytes, bytearray)) else k: v for k, v in (codec.decode_value(raw) or {}).items()}
             elif code == codec.SECTION_VALUE:
                 body = codec.decode_value(raw)
-        return cls(message_id, reply_to, app_props, body)
+                body_raw = raw
+        return cls(message_id, reply_to, app_props, body, body_raw)
 
 
 def _response(

@@ -11,6 +11,8 @@ a broken install.
 
 from __future__ import annotations
 
+import datetime
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from azure.servicebus import ServiceBusMessage
 
 from conftest import JS_QUEUES, JS_TOPIC, ROOT
 
@@ -35,7 +38,40 @@ def _missing_prerequisite():
     return None
 
 
-def test_javascript_sdk_interop_suite(standin):
+def _send_for_javascript(senders):
+    senders.queue(JS_QUEUES["from_python"]["Name"]).send_messages(
+        ServiceBusMessage(
+            json.dumps({"type": "customer.created", "id": "evt-1"}),
+            message_id="py-to-js-1",
+            content_type="application/cloudevents+json",
+            subject="customer.created",
+            correlation_id="corr-py",
+            application_properties={
+                "source": "crm",
+                "attempt": 3,
+                "ratio": 0.25,
+                "urgent": True,
+                "when": datetime.datetime(2024, 5, 6, 7, 8, 9, tzinfo=datetime.timezone.utc),
+            },
+        )
+    )
+
+
+def _receive_from_javascript(client):
+    with client.get_queue_receiver(JS_QUEUES["to_python"]["Name"], max_wait_time=5) as receiver:
+        messages = receiver.receive_messages(max_message_count=1, max_wait_time=5)
+        assert len(messages) == 1, "the JavaScript suite left no message for the Python SDK"
+        m = messages[0]
+        assert m.message_id == "js-to-py-1"
+        assert json.loads(b"".join(m.body)) == {"type": "customer.removed", "id": "evt-2"}
+        assert (m.content_type, m.subject, m.correlation_id) == ("application/cloudevents+json", "customer.removed", "corr-js")
+        assert m.delivery_count == 0
+        props = m.application_properties
+        assert props[b"source"] == b"crm-js" and props[b"attempt"] == 2 and props[b"ratio"] == 0.5 and props[b"urgent"] is False
+        receiver.complete_message(m)
+
+
+def test_javascript_sdk_interop_suite(standin, client, senders):
     missing = _missing_prerequisite()
     if missing:
         if os.environ.get("CI"):
@@ -44,9 +80,10 @@ def test_javascript_sdk_interop_suite(standin):
 
     env = dict(os.environ)
     env["SERVICEBUS_CONNECTION_STRING"] = standin.connection_string
-    for key, entry in JS_QUEUES.items():
+    for key, entry in JS_QUEUES.items():  # SB_QUEUE_BASIC, ..., SB_QUEUE_FROM_PYTHON, SB_QUEUE_TO_PYTHON
         env[f"SB_QUEUE_{key.upper()}"] = entry["Name"]
     env["SB_TOPIC_EVENTS"] = JS_TOPIC["Name"]
+    _send_for_javascript(senders)
     files = sorted(str(p) for p in JS_DIR.glob("*.test.mjs"))
     assert files, f"no *.test.mjs under {JS_DIR}"
 
@@ -75,3 +112,4 @@ def test_javascript_sdk_interop_suite(standin):
         )
     # node's closing summary ("ℹ pass N", "ℹ fail 0"): a run that executed no test is no pass.
     assert "fail 0" in proc.stdout and "pass 0" not in proc.stdout, proc.stdout
+    _receive_from_javascript(client)

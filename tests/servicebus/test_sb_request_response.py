@@ -130,3 +130,12 @@ def test_no_properties_to_modify_leaves_the_message_alone():
     msg.modify_properties(None)
     msg.modify_properties(codec.build_map([]))
     assert msg.ap_raw == before
+
+
+def test_one_octet_booleans_in_application_properties_are_stored_in_compact_form():
+    # The Python SDK writes True as 0x56 0x01, which rhea reads as the number 1; Service Bus
+    # re-encodes application properties, so receivers get 0x41 (true) / 0x42 (false).
+    msg = _stored({"yes": True, "no": False, "text": "t", "n": 1})
+    pairs = {codec.decode_value(k): v for k, v in codec.map_pairs(msg.ap_raw)}
+    assert pairs[b"yes"] == b"\x41" and pairs[b"no"] == b"\x42"
+    assert pairs[b"text"][0] == STR8 and codec.decode_value(pairs[b"n"]) == 1

@@ -26,6 +26,8 @@ const QUEUES = {
   renew: process.env.SB_QUEUE_RENEW,
   defer: process.env.SB_QUEUE_DEFER,
   subscribe: process.env.SB_QUEUE_SUBSCRIBE,
+  fromPython: process.env.SB_QUEUE_FROM_PYTHON,
+  toPython: process.env.SB_QUEUE_TO_PYTHON,
 };
 const TOPIC = process.env.SB_TOPIC_EVENTS;
 
@@ -37,7 +39,7 @@ let client;
 before(() => {
   assert.ok(CONNECTION, "SERVICEBUS_CONNECTION_STRING is not set");
   for (const [key, name] of Object.entries(QUEUES)) {
-    assert.ok(name, `SB_QUEUE_${key.toUpperCase()} is not set`);
+    assert.ok(name, `the queue for ${key} is not set (SB_QUEUE_...)`);
   }
   assert.ok(TOPIC, "SB_TOPIC_EVENTS is not set");
   // Short operation timeout and no retries: a stand-in that does not answer fails fast instead
@@ -454,6 +456,40 @@ describe("Service Bus stand-in with @azure/service-bus", { timeout: TEST_TIMEOUT
     }
   });
 
+  test("a message sent by the Python SDK reads the same in JavaScript", { timeout: TEST_TIMEOUT_MS }, async () => {
+    // Sent by test_sb_js_interop.py before node starts.
+    await withReceiver(client.createReceiver(QUEUES.fromPython, { skipConvertingDate: true }), async (receiver) => {
+      const m = await receiveOne(receiver);
+      assert.equal(m.messageId, "py-to-js-1");
+      assert.deepEqual(m.body, { type: "customer.created", id: "evt-1" }); // JSON in a data section
+      assert.equal(m.contentType, "application/cloudevents+json");
+      assert.equal(m.subject, "customer.created");
+      assert.equal(m.correlationId, "corr-py");
+      assert.deepEqual(
+        { ...m.applicationProperties, when: m.applicationProperties.when.toISOString() },
+        { source: "crm", attempt: 3, ratio: 0.25, urgent: true, when: "2024-05-06T07:08:09.000Z" },
+      );
+      await receiver.completeMessage(m);
+    });
+  });
+
+  test("a message sent from JavaScript, left for the Python SDK", { timeout: TEST_TIMEOUT_MS }, async () => {
+    // test_sb_js_interop.py receives it with the Python SDK after node exits.
+    const sender = client.createSender(QUEUES.toPython);
+    try {
+      await sender.sendMessages({
+        body: { type: "customer.removed", id: "evt-2" },
+        messageId: "js-to-py-1",
+        contentType: "application/cloudevents+json",
+        subject: "customer.removed",
+        correlationId: "corr-js",
+        applicationProperties: { source: "crm-js", attempt: 2, ratio: 0.5, urgent: false },
+      });
+    } finally {
+      await sender.close();
+    }
+  });
+
   test("deferMessage and receiveDeferredMessages", { timeout: TEST_TIMEOUT_MS }, async () => {
     const sender = client.createSender(QUEUES.defer);
     try {
@@ -472,8 +508,21 @@ describe("Service Bus stand-in with @azure/service-bus", { timeout: TEST_TIMEOUT
       assert.equal(deferred.messageId, "js-defer-1");
       assert.equal(deferred.state, "deferred");
       assert.ok(deferred.lockToken);
-      await receiver.completeMessage(deferred);
+      // A message received by sequence number is settled through $management (update-disposition).
+      await receiver.abandonMessage(deferred, { triedBy: "js" });
+      const [again] = await receiver.receiveDeferredMessages([seq]);
+      assert.equal(again.state, "deferred", "an abandoned deferred message stays deferred");
+      assert.equal(again.deliveryCount, 1);
+      assert.equal(again.applicationProperties.triedBy, "js");
+      await receiver.deadLetterMessage(again, { deadLetterReason: "GaveUp", deadLetterErrorDescription: "deferred too long" });
       await assert.rejects(receiver.receiveDeferredMessages([seq]), (err) => err.code === "MessageNotFound");
+      await withReceiver(client.createReceiver(QUEUES.defer, { subQueueType: "deadLetter" }), async (dlq) => {
+        const dead = await receiveOne(dlq);
+        assert.equal(dead.messageId, "js-defer-1");
+        assert.equal(dead.deadLetterReason, "GaveUp");
+        assert.equal(dead.deadLetterErrorDescription, "deferred too long");
+        await dlq.completeMessage(dead);
+      });
     });
   });
 });
