@@ -32,6 +32,8 @@ JS_QUEUES = {
     "renew": queue_entry("js-renew", LockDuration="PT5S"),
     "defer": queue_entry("js-defer"),
     "subscribe": queue_entry("js-subscribe", MaxDeliveryCount=2),
+    "expiry": queue_entry("js-lock-expiry", LockDuration="PT1S"),
+    "delete": queue_entry("js-receive-delete"),
     "from_python": queue_entry("js-from-python"),  # the Python SDK sends, the JS client receives
     "to_python": queue_entry("js-to-python"),  # the JS client sends, the Python SDK receives
 }

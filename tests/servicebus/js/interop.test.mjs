@@ -26,6 +26,8 @@ const QUEUES = {
   renew: process.env.SB_QUEUE_RENEW,
   defer: process.env.SB_QUEUE_DEFER,
   subscribe: process.env.SB_QUEUE_SUBSCRIBE,
+  expiry: process.env.SB_QUEUE_EXPIRY,
+  delete: process.env.SB_QUEUE_DELETE,
   fromPython: process.env.SB_QUEUE_FROM_PYTHON,
   toPython: process.env.SB_QUEUE_TO_PYTHON,
 };
@@ -101,6 +103,44 @@ describe("Service Bus stand-in with @azure/service-bus", { timeout: TEST_TIMEOUT
       assert.ok(rest[1].sequenceNumber.greaterThan(rest[0].sequenceNumber));
       for (const m of rest) await receiver.completeMessage(m);
       await assertEmpty(receiver);
+    });
+  });
+
+  test("receiveAndDelete: messages are gone once received", { timeout: TEST_TIMEOUT_MS }, async () => {
+    const sender = client.createSender(QUEUES.delete);
+    try {
+      await sender.sendMessages([{ body: "d1" }, { body: "d2" }]);
+    } finally {
+      await sender.close();
+    }
+    await withReceiver(client.createReceiver(QUEUES.delete, { receiveMode: "receiveAndDelete" }), async (receiver) => {
+      const got = await receiver.receiveMessages(2, WAIT);
+      assert.deepEqual(got.map((m) => m.body), ["d1", "d2"]);
+      assert.equal(got[0].lockToken, undefined);
+      await assertEmpty(receiver);
+    });
+    await withReceiver(client.createReceiver(QUEUES.delete), async (receiver) => {
+      assert.deepEqual(await receiver.peekMessages(5), []);
+    });
+  });
+
+  test("an expired lock counts a delivery and makes the message available again", { timeout: TEST_TIMEOUT_MS }, async () => {
+    // LockDuration 1 s on this queue; auto-renewal off so the lock really runs out.
+    const sender = client.createSender(QUEUES.expiry);
+    try {
+      await sender.sendMessages({ body: "slow", messageId: "js-expiry-1" });
+    } finally {
+      await sender.close();
+    }
+    await withReceiver(client.createReceiver(QUEUES.expiry, { maxAutoLockRenewalDurationInMs: 0 }), async (receiver) => {
+      const first = await receiveOne(receiver);
+      assert.equal(first.deliveryCount, 0);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await assert.rejects(receiver.completeMessage(first), (err) => err.code === "MessageLockLost");
+      const again = await receiveOne(receiver);
+      assert.equal(again.messageId, "js-expiry-1");
+      assert.equal(again.deliveryCount, 1);
+      await receiver.completeMessage(again);
     });
   });
 
@@ -234,7 +274,8 @@ describe("Service Bus stand-in with @azure/service-bus", { timeout: TEST_TIMEOUT
 
   test("scheduleMessages and cancelScheduledMessages", { timeout: TEST_TIMEOUT_MS }, async () => {
     const sender = client.createSender(QUEUES.schedule);
-    const at = new Date(Date.now() + 1500);
+    // Far enough ahead that the peek and the cancel below happen before it, even on a loaded machine.
+    const at = new Date(Date.now() + 3000);
     let seqs;
     try {
       seqs = await sender.scheduleMessages(
@@ -278,6 +319,8 @@ describe("Service Bus stand-in with @azure/service-bus", { timeout: TEST_TIMEOUT
     await withReceiver(await client.acceptSession(QUEUES.sessions, "s-a"), async (session) => {
       assert.equal(session.sessionId, "s-a");
       assert.ok(session.sessionLockedUntilUtc > new Date(), "session lock in the future");
+      const peeked = await session.peekMessages(10);
+      assert.deepEqual(peeked.map((m) => [m.sessionId, m.body]), [["s-a", "a1"], ["s-a", "a2"]], "peek sees this session only");
       const first = await receiveOne(session);
       const second = await receiveOne(session);
       assert.deepEqual([first.body, second.body], ["a1", "a2"]);
