@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 from azure.servicebus import ServiceBusMessage
 
-from conftest import JS_QUEUES, JS_TOPIC, ROOT
+from sb_interop import JS_QUEUES, JS_TOPIC
 
+ROOT = Path(__file__).resolve().parents[2]
 JS_DIR = Path(__file__).resolve().parent / "js"
 NODE_TIMEOUT = 240  # seconds for the whole node run; it takes about 10 s on two cores
 
