@@ -7,7 +7,9 @@ Sources for the protocol details: /work/shared/notes/servicebus.md (abbreviated 
 installed azure-servicebus 7.15.0 (paths are relative to ``azure/servicebus``); behaviour of the
 real service from Microsoft's docs "Service Bus dead-letter queues", "Message sessions",
 "Message transfers, locks, and settlement", "AMQP 1.0 in Azure Service Bus: request-response-based
-operations".
+operations". What @azure/service-bus 7.9 needs (string message-ids, abandon without delivery-failed,
+service-assigned MessageIds, rule operations) was read from its package and checked by
+tests/servicebus/js/interop.test.mjs.
 """
 
 from __future__ import annotations
