@@ -1,4 +1,6 @@
-"""Azure Service Bus stand-in: an AMQP 1.0 endpoint the real azure-servicebus 7.x client accepts.
+"""Azure Service Bus stand-in: an AMQP 1.0 endpoint the real azure-servicebus 7.x client accepts, and so
+does Microsoft's JavaScript client (@azure/service-bus 7.x, rhea-based; tests/servicebus/js/). Where the
+two clients expect different things, the stand-in does what Service Bus is documented to do.
 
 Engine choice: a small AMQP 1.0 connection engine written here on asyncio (``amqp.py``), using the
 AMQP codec that ships inside azure-servicebus 7.15.0 (``azure.servicebus._pyamqp``) for frames and

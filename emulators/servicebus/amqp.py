@@ -32,6 +32,8 @@ from azure.servicebus._pyamqp.endpoints import Source, Target
 from azure.servicebus._pyamqp.error import AMQPError
 from azure.servicebus._pyamqp.outcomes import Rejected
 
+from .codec import list_items, skip_value
+
 _LOG = logging.getLogger("emulators.servicebus.amqp")
 
 SASL_HEADER = b"AMQP\x03\x01\x00\x00"
@@ -68,6 +70,19 @@ def _s(value: Any) -> Optional[str]:
 def _pad(fields: Optional[List[Any]], n: int) -> List[Any]:
     fields = list(fields or [])
     return (fields + [None] * n)[:n]
+
+
+def raw_field(performative: bytes, index: int) -> Optional[bytes]:
+    """The still-encoded field ``index`` of an encoded performative (None when absent).
+
+    The SDK decoder maps string, symbol and binary all to ``bytes``; where the broker must keep what
+    the peer sent with its types (properties to modify in a disposition's outcome), it reads this.
+    """
+    try:
+        items = list_items(performative[skip_value(performative, 1):]) if performative[:1] == b"\x00" else []
+    except Exception:  # malformed: the decoded fields already passed, so treat as absent
+        return None
+    return items[index] if len(items) > index else None
 
 
 class ProtocolError(Exception):
@@ -209,7 +224,7 @@ class Handler:
     def on_attach(self, link: Link) -> None: ...
     def on_transfer(self, link: Link, delivery: IncomingDelivery) -> Any: ...
     def on_credit(self, link: Link) -> None: ...
-    def on_disposition(self, delivery: OutgoingDelivery, state: Any, settled: bool) -> Any: ...
+    def on_disposition(self, delivery: OutgoingDelivery, state: Any, settled: bool, raw_state: Optional[bytes] = None) -> Any: ...
     def on_detach(self, link: Link, remote_error: Any) -> None: ...
     def on_connection_closed(self, connection: "Connection") -> None: ...
 
@@ -388,7 +403,7 @@ class Connection(asyncio.Protocol):
             elif code == 0x14:
                 self._on_transfer(session, fields)
             elif code == 0x15:
-                self._on_disposition(session, fields)
+                self._on_disposition(session, fields, body)
             elif code == 0x16:
                 self._on_detach(session, fields)
             elif code == 0x17:
@@ -578,7 +593,7 @@ class Connection(asyncio.Protocol):
             link.rx_credit = RX_LINK_CREDIT
             self.send_flow(link)
 
-    def _on_disposition(self, session: Session, f: List[Any]) -> None:
+    def _on_disposition(self, session: Session, f: List[Any], body: bytes = b"") -> None:
         role, first, last, settled, state = f[0], f[1], f[2], bool(f[3]), f[4]
         if role != ROLE_RECEIVER:
             return  # the client settling its own transfers: we always settle those ourselves
@@ -589,7 +604,9 @@ class Connection(asyncio.Protocol):
             delivery = session.unsettled.get(delivery_id)
             if delivery is None:
                 continue
-            echo = self._guard(delivery.link, lambda d=delivery: self.handler.on_disposition(d, state, settled))
+            echo = self._guard(
+                delivery.link, lambda d=delivery: self.handler.on_disposition(d, state, settled, raw_state=raw_field(body, 4))
+            )
             if settled:
                 session.unsettled.pop(delivery_id, None)
             elif echo is not None:

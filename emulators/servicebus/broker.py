@@ -7,7 +7,9 @@ Sources for the protocol details: /work/shared/notes/servicebus.md (abbreviated 
 installed azure-servicebus 7.15.0 (paths are relative to ``azure/servicebus``); behaviour of the
 real service from Microsoft's docs "Service Bus dead-letter queues", "Message sessions",
 "Message transfers, locks, and settlement", "AMQP 1.0 in Azure Service Bus: request-response-based
-operations".
+operations". What @azure/service-bus 7.9 needs (string message-ids, abandon without delivery-failed,
+service-assigned MessageIds, rule operations) was read from its package and checked by
+tests/servicebus/js/interop.test.mjs.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from azure.servicebus._pyamqp.message import Message as PyMessage, Properties
 from azure.servicebus._pyamqp.outcomes import Accepted, Modified, Rejected, Released
 
 from . import codec
-from .amqp import Connection, Handler, IncomingDelivery, Link, OutgoingDelivery
+from .amqp import Connection, Handler, IncomingDelivery, Link, OutgoingDelivery, raw_field
 from .codec import AMQPTypes, typed
 from .config import EntitySettings, RuleSpec, namespaces, parse_duration
 
@@ -51,6 +53,7 @@ E_NOT_FOUND_MSG = b"com.microsoft:message-not-found"
 E_TIMEOUT = b"com.microsoft:timeout"
 E_ARGUMENT = b"com.microsoft:argument-error"
 E_DEAD_LETTER = b"com.microsoft:dead-letter"
+E_ALREADY_EXISTS = b"com.microsoft:entity-already-exists"
 A_NOT_FOUND = b"amqp:not-found"
 A_NOT_ALLOWED = b"amqp:not-allowed"
 A_UNAUTHORIZED = b"amqp:unauthorized-access"
@@ -102,6 +105,23 @@ def _text(value: Any) -> Optional[str]:
         except UnicodeDecodeError:
             return bytes(value).hex()
     return str(value)
+
+
+def _compact_booleans(raw_map: bytes) -> bytes:
+    """Re-encode ``boolean`` values written with the one-octet form (0x56 0x00/0x01) as 0x42/0x41.
+
+    The Python SDK writes booleans as 0x56 0x01; rhea decodes that form as the number 1. Service
+    Bus does not relay application properties byte for byte: it reads them into its own types and
+    writes them again on delivery, in the compact forms, so a JavaScript receiver gets ``true``
+    from a Python sender. Everything else keeps its bytes (see ``codec``).
+    """
+    try:
+        pairs = codec.map_pairs(raw_map)
+    except codec.AmqpDecodeError:
+        return raw_map
+    if not any(v[:1] == b"\x56" for _, v in pairs):
+        return raw_map
+    return codec.build_map([(k, (b"\x41" if v[1:2] != b"\x00" else b"\x42") if v[:1] == b"\x56" else v) for k, v in pairs])
 
 
 def _pair(key: bytes, value: Dict[str, Any]) -> Tuple[bytes, bytes]:
@@ -171,7 +191,7 @@ class ParsedMessage:
                 m.session_id = _text(p[10])  # group-id carries the SessionId (Service Bus AMQP mapping)
                 m.reply_to_session_id = _text(p[12])
             elif code == codec.SECTION_APPLICATION_PROPERTIES:
-                m.ap_raw = raw
+                m.ap_raw = _compact_booleans(raw)
                 decoded = codec.decode_value(raw) or {}
                 m.app_props = {(_text(k) or ""): v for k, v in decoded.items()}
             elif code == codec.SECTION_FOOTER:
@@ -180,6 +200,23 @@ class ParsedMessage:
                 body.append(codec.encode_section(code, raw))
         m.body_raw = b"".join(body)
         return m
+
+    def ensure_message_id(self) -> None:
+        """Give a message sent without a message-id one, as a string, like Service Bus does.
+
+        The service stamps a MessageId (a GUID, 32 hex digits) on every message that arrives
+        without one, and clients rely on it: @azure/service-bus keys its lock renewal on the
+        received message's id and cannot settle a message that has none.
+        """
+        if self.message_id is not None:
+            return
+        new_id = uuid.uuid4().hex
+        item = codec.encode(typed(AMQPTypes.string, new_id))
+        items = codec.list_items(self.props_raw) if self.props_raw is not None else []
+        items = items or [b"\x40"]
+        items[0] = item
+        self.props_raw = codec.build_list(items)
+        self.message_id = new_id
 
 
 class StoredMessage:
@@ -240,6 +277,35 @@ class StoredMessage:
             if value is not None:
                 pairs.append((codec.encode(typed(AMQPTypes.string, name)), codec.encode(typed(AMQPTypes.string, value))))
         self.ap_raw = codec.build_map(pairs) if pairs else None
+
+    def modify_properties(self, raw_map: Optional[bytes], skip: Tuple[str, ...] = ()) -> None:
+        """Apply a settlement's ``propertiesToModify`` to the application properties.
+
+        Service Bus stores the properties passed to abandon, defer and dead-letter on the message
+        (Microsoft docs, ServiceBusReceiver.AbandonMessageAsync ``propertiesToModify``; a later
+        receive shows them). They arrive as an encoded map whose keys may be symbols; keys become
+        strings, as application-properties require (AMQP 1.0 messaging 3.2.5), and values keep
+        their encoding. Values that application properties cannot hold (lists, maps, described
+        types) are dropped.
+        """
+        if not raw_map:
+            return
+        try:
+            changes = []
+            for k, v in codec.map_pairs(raw_map):
+                name = _text(codec.decode_value(k))
+                if not name or name in skip or v[0] in (0x00, 0x45, 0xC0, 0xD0, 0xC1, 0xD1, 0xE0, 0xF0):
+                    continue
+                changes.append((name, v))
+        except codec.AmqpDecodeError:
+            _LOG.warning("message %d: ignoring undecodable properties to modify", self.seq)
+            return
+        if not changes:
+            return
+        names = {name for name, _ in changes}
+        pairs = [(k, v) for k, v in codec.map_pairs(self.ap_raw) if _text(codec.decode_value(k)) not in names]
+        pairs += [(codec.encode(typed(AMQPTypes.string, name)), v) for name, v in changes]
+        self.ap_raw = codec.build_map(pairs)
 
     def render(self, locked_until: Optional[float] = None) -> bytes:
         p = self.p
@@ -975,6 +1041,7 @@ class Broker(Handler):
 
         ``hops`` counts auto-forwarding steps (ForwardTo / ForwardDeadLetteredMessagesTo).
         """
+        p.ensure_message_id()
         if self._is_duplicate(entity, p):
             return 0  # accepted but dropped (Microsoft docs, "Duplicate detection")
         seq = entity.next_seq()
@@ -1188,7 +1255,7 @@ class Broker(Handler):
             and msg.sq.messages.get(msg.seq) is msg
         )
 
-    def on_disposition(self, delivery: OutgoingDelivery, state: Any, settled: bool) -> Any:
+    def on_disposition(self, delivery: OutgoingDelivery, state: Any, settled: bool, raw_state: Optional[bytes] = None) -> Any:
         msg, token = delivery.context if delivery.context else (None, None)
         if msg is None:
             return None
@@ -1210,12 +1277,20 @@ class Broker(Handler):
             return Released()
         if outcome == "modified":
             fields = (list(state["modified"] or []) + [None] * 3)[:3]
-            delivery_failed, undeliverable_here = bool(fields[0]), bool(fields[1])
+            undeliverable_here = bool(fields[1])
+            # propertiesToModify of abandon/defer travel as the outcome's message-annotations.
+            msg.modify_properties(raw_field(raw_state, 2) if raw_state else None)
             if undeliverable_here:
-                # The SDK defers with modified(delivery-failed, undeliverable-here) (note table).
+                # Defer: the Python SDK sends modified(delivery-failed, undeliverable-here) (note
+                # table), @azure/service-bus modified(undeliverable-here) alone.
                 self._defer(msg)
             else:
-                self._unlock(msg, count=delivery_failed)
+                # Abandon. Service Bus counts every abandon as a delivery (DeliveryCount +1, then
+                # MaxDeliveryCount dead-letters; Microsoft docs "Message transfers, locks, and
+                # settlement", "Service Bus dead-letter queues"), whatever delivery-failed says:
+                # the Python SDK sets it, @azure/service-bus (rhea) does not. Only `released`
+                # gives a message back without counting.
+                self._unlock(msg, count=True)
             return Modified(delivery_failed=fields[0], undeliverable_here=fields[1], message_annotations=None)
         if outcome == "rejected":
             reason = description = None
@@ -1231,6 +1306,9 @@ class Broker(Handler):
                         description = _text(v)
                 if description is None and err[1] is not None:
                     description = _text(err[1])
+                # Other entries of the error's info are the client's propertiesToModify.
+                raw_error = raw_field(raw_state, 0) if raw_state else None
+                msg.modify_properties(raw_field(raw_error, 2) if raw_error else None, skip=(DLQ_REASON, DLQ_DESCRIPTION))
             self.dead_letter(msg, reason, description)
             # A successful dead-letter is echoed as a plain `rejected`: an echoed error would make
             # the SDK raise (``_pyamqp/receiver.py`` check_disposition_outcome).
@@ -1263,7 +1341,7 @@ class Broker(Handler):
             grants.append(grant)
             conn.app["auth"] = grants
         # CBS uses status-code/status-description (``_pyamqp/cbs.py``); correlation-id echoes the
-        # request's uuid message-id as a uuid (note "CBS authorization").
+        # request's message-id with its AMQP type (``_response``).
         return _response(req, status, text, status_key="status-code", desc_key="status-description")
 
     # ------------------------------------------------------------------ management
@@ -1379,7 +1457,10 @@ class Broker(Handler):
         if sq.session_enabled:
             self._session_for_request(link, sq, body, required=False)  # refuses a request without the session lock
         msgs = [msg for _, msg in self._locked(sq, body)]
+        to_modify = req.raw_entry("properties-to-modify")  # as in a modified outcome (on_disposition)
         for msg in msgs:
+            if status in ("abandoned", "defered", "deferred", "suspended"):
+                msg.modify_properties(to_modify, skip=(DLQ_REASON, DLQ_DESCRIPTION))
             if status == "completed":
                 self._complete(msg)
             elif status == "abandoned":
@@ -1457,6 +1538,66 @@ class Broker(Handler):
         value = {"skip": typed(AMQPTypes.int, 0), "sessions-ids": typed(AMQPTypes.array, [typed(AMQPTypes.string, i) for i in ids])}
         return _response(req, 200, "OK", value=value)
 
+    # ------------------------------------------------------------------ subscription rules
+    # Microsoft docs, "AMQP 1.0 in Azure Service Bus: request-response-based operations": Add Rule,
+    # Remove Rule, Get Rules. The Python SDK manages rules over HTTP; @azure/service-bus's
+    # ServiceBusRuleManager (and .NET's) use these operations on <topic>/Subscriptions/<sub>/$management.
+    @staticmethod
+    def _rule_subscription(target: "_ManagementRequests") -> "Subscription":
+        if not isinstance(target.entity, Subscription) or target.kind != "main":
+            raise _MgmtError(400, "Rules exist only on topic subscriptions.", A_NOT_ALLOWED)
+        return target.entity
+
+    def op_add_rule(self, link, target, req, body) -> bytes:
+        sub = self._rule_subscription(target)
+        name = _text(body.get(b"rule-name"))
+        desc = body.get(b"rule-description") or {}
+        if not name or not isinstance(desc, dict):
+            raise _MgmtError(400, "rule-name and rule-description are required.", E_ARGUMENT)
+        if any(r.name.lower() == name.lower() for r in sub.rules):
+            raise _MgmtError(409, f"The messaging entity '{sub.path}/Rules/{name}' already exists.", E_ALREADY_EXISTS)
+        action = desc.get(b"sql-rule-action")
+        if isinstance(action, dict) and _text(action.get(b"expression")):
+            raise _MgmtError(501, "SQL rule actions are not supported by the stand-in.", A_NOT_IMPLEMENTED)
+        sql, corr = desc.get(b"sql-filter"), desc.get(b"correlation-filter")
+        if isinstance(sql, dict):
+            expr = _text(sql.get(b"expression")) or ""
+            try:
+                rule = RuleSpec.from_config({"Name": name, "Properties": {"FilterType": "Sql", "SqlFilter": {"SqlExpression": expr}}})
+            except ValueError as exc:
+                raise _MgmtError(501, str(exc), A_NOT_IMPLEMENTED) from None
+        elif isinstance(corr, dict):
+            fields = {}
+            for key, value in corr.items():
+                field_name = _CORRELATION_FIELDS.get(_text(key) or "")
+                if field_name is not None and value is not None:
+                    fields[field_name] = _text(value)
+            props = corr.get(b"properties") or {}
+            app = {(_text(k) or ""): (_text(v) if isinstance(v, (bytes, bytearray)) else v) for k, v in props.items()}
+            rule = RuleSpec(name=name, kind="correlation", correlation=fields, properties=app)
+        else:
+            raise _MgmtError(400, "The rule-description needs a sql-filter or a correlation-filter.", E_ARGUMENT)
+        sub.rules.append(rule)
+        return _response(req, 200, "OK", value={})
+
+    def op_remove_rule(self, link, target, req, body) -> bytes:
+        sub = self._rule_subscription(target)
+        name = _text(body.get(b"rule-name")) or ""
+        for rule in list(sub.rules):
+            if rule.name.lower() == name.lower():
+                sub.rules.remove(rule)
+                return _response(req, 200, "OK", value={})
+        raise _MgmtError(404, f"The messaging entity '{self.namespace}:{sub.path}/Rules/{name}' could not be found.", A_NOT_FOUND)
+
+    def op_get_rules(self, link, target, req, body) -> bytes:
+        sub = self._rule_subscription(target)
+        skip = int(body.get(b"skip") or 0)
+        top = body.get(b"top")
+        rules = sub.rules[skip:] if top is None else sub.rules[skip : skip + int(top)]
+        if not rules:
+            return _response(req, 204, "No rules")
+        return _response(req, 200, "OK", value={"rules": _array_of_maps([{"rule-description": _describe_rule(r)} for r in rules])})
+
     # ------------------------------------------------------------------ inspection
     def snapshot(self) -> Dict[str, Any]:
         def entity_view(e: MessagingEntity) -> Dict[str, Any]:
@@ -1498,7 +1639,57 @@ _MGMT_OPS: Dict[str, Callable[..., bytes]] = {
     VENDOR + "set-session-state": Broker.op_set_session_state,
     VENDOR + "renew-session-lock": Broker.op_renew_session_lock,
     VENDOR + "get-message-sessions": Broker.op_get_message_sessions,
+    VENDOR + "add-rule": Broker.op_add_rule,
+    VENDOR + "remove-rule": Broker.op_remove_rule,
+    VENDOR + "enumerate-rules": Broker.op_get_rules,
 }
+
+# add-rule's correlation-filter keys -> the filter fields of RuleSpec (as in Config.json).
+_CORRELATION_FIELDS = {
+    "correlation-id": "CorrelationId",
+    "message-id": "MessageId",
+    "to": "To",
+    "reply-to": "ReplyTo",
+    "label": "Label",
+    "session-id": "SessionId",
+    "reply-to-session-id": "ReplyToSessionId",
+    "content-type": "ContentType",
+}
+
+# Descriptors of rule descriptions in Get Rules answers (Microsoft docs, request-response operations).
+# SQL filters other than 1=1 / 1=0 are refused at add-rule, so these cover every rule the stand-in holds.
+_D_RULE_DESCRIPTION = 0x0000013700000004
+_D_EMPTY_RULE_ACTION = 0x0000013700000005
+_D_TRUE_FILTER = 0x0000001370000007
+_D_FALSE_FILTER = 0x0000001370000008
+_D_CORRELATION_FILTER = 0x0000001370000009
+
+
+def _described(code: int, fields: List[Any]) -> Dict[str, Any]:
+    return typed(AMQPTypes.described, (typed(AMQPTypes.ulong, code), typed(AMQPTypes.list, fields)))
+
+
+def _describe_rule(rule: RuleSpec) -> Dict[str, Any]:
+    if rule.kind == "correlation":
+        c = rule.correlation
+
+        def text(*keys: str) -> Any:
+            for key in keys:
+                if c.get(key) not in (None, ""):
+                    return typed(AMQPTypes.string, str(c[key]))
+            return None
+
+        filt = _described(
+            _D_CORRELATION_FILTER,
+            [
+                text("CorrelationId"), text("MessageId"), text("To"), text("ReplyTo"), text("Label", "Subject"),
+                text("SessionId"), text("ReplyToSessionId"), text("ContentType"),
+                typed(AMQPTypes.map, dict(rule.properties)),
+            ],
+        )
+    else:
+        filt = _described(_D_FALSE_FILTER if rule.kind == "false" else _D_TRUE_FILTER, [])
+    return _described(_D_RULE_DESCRIPTION, [filt, _described(_D_EMPTY_RULE_ACTION, []), typed(AMQPTypes.string, rule.name)])
 
 
 # --------------------------------------------------------------------------------------------
@@ -1549,11 +1740,22 @@ class _MgmtError(Exception):
 class PyRequest:
     """A decoded request message on $cbs or $management."""
 
-    def __init__(self, message_id: Any, reply_to: Optional[str], app_props: Dict[Any, Any], body: Any):
+    def __init__(self, message_id: Any, reply_to: Optional[str], app_props: Dict[Any, Any], body: Any, body_raw: Optional[bytes] = None):
         self.message_id = message_id
         self.reply_to = reply_to
         self.app_props = app_props
         self.body = body
+        self.body_raw = body_raw  # the encoded amqp-value, for entries whose AMQP types matter
+
+    def raw_entry(self, key: str) -> Optional[bytes]:
+        """The still-encoded value of ``key`` in a map body (None when absent)."""
+        try:
+            for k, v in codec.map_pairs(self.body_raw):
+                if _text(codec.decode_value(k)) == key:
+                    return v
+        except codec.AmqpDecodeError:
+            pass
+        return None
 
     @classmethod
     def parse(cls, payload: bytes) -> "PyRequest":
@@ -1561,16 +1763,20 @@ class PyRequest:
         reply_to = None
         app_props: Dict[Any, Any] = {}
         body: Any = None
+        body_raw: Optional[bytes] = None
         for code, raw in codec.split_sections(payload):
             if code == codec.SECTION_PROPERTIES:
-                p = (list(codec.decode_value(raw) or []) + [None] * 13)[:13]
-                message_id = p[0]
-                reply_to = _text(p[4])
+                items = codec.list_items(raw)
+                # Kept with its AMQP type: the response's correlation-id must be the same value of the
+                # same type (uuid from the Python SDK, string from rhea-based clients).
+                message_id = codec.message_id_value(items[0]) if items else None
+                reply_to = _text(codec.decode_value(items[4])) if len(items) > 4 else None
             elif code == codec.SECTION_APPLICATION_PROPERTIES:
                 app_props = {bytes(k) if isinstance(k, (bytes, bytearray)) else k: v for k, v in (codec.decode_value(raw) or {}).items()}
             elif code == codec.SECTION_VALUE:
                 body = codec.decode_value(raw)
-        return cls(message_id, reply_to, app_props, body)
+                body_raw = raw
+        return cls(message_id, reply_to, app_props, body, body_raw)
 
 
 def _response(
@@ -1588,6 +1794,9 @@ def _response(
     app: Dict[str, Any] = {status_key: typed(AMQPTypes.int, status), desc_key: typed(AMQPTypes.string, description)}
     if condition is not None:
         app["errorCondition"] = typed(AMQPTypes.symbol, condition)
+    # AMQP 1.0 messaging 3.2.4 / Service Bus request-response: the reply's correlation-id is the
+    # request's message-id, same value and same type. The Python SDK sends a uuid and matches it as
+    # a uuid; @azure/core-amqp sends a string and looks it up in a Map, so a binary never matches.
     props = Properties(message_id=uuid.uuid4(), correlation_id=req.message_id)
     out = bytearray()
     encode_payload(out, PyMessage(properties=props, application_properties=app, value=value))

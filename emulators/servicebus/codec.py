@@ -30,7 +30,10 @@ __all__ = [
     "encode",
     "split_sections",
     "map_pairs",
+    "list_items",
+    "build_list",
     "build_map",
+    "message_id_value",
     "typed",
     "SECTION_HEADER",
     "SECTION_DELIVERY_ANNOTATIONS",
@@ -180,6 +183,55 @@ def map_pairs(raw_map: Optional[bytes]) -> List[Tuple[bytes, bytes]]:
         pairs.append((bytes(raw_map[pos:kend]), bytes(raw_map[kend:vend])))
         pos = vend
     return pairs
+
+
+def list_items(raw_list: Optional[bytes]) -> List[bytes]:
+    """Split an encoded list into the raw bytes of its items without decoding them."""
+    if not raw_list or raw_list[0] in (0x40, 0x45):  # absent, null or list0
+        return []
+    c = raw_list[0]
+    if c == 0xC0:
+        count, pos = raw_list[2], 3
+    elif c == 0xD0:
+        count, pos = struct.unpack_from(">I", raw_list, 5)[0], 9
+    else:
+        raise AmqpDecodeError("expected an AMQP list")
+    items = []
+    for _ in range(count):
+        end = skip_value(raw_list, pos)
+        items.append(bytes(raw_list[pos:end]))
+        pos = end
+    return items
+
+
+def build_list(items: List[bytes]) -> bytes:
+    """Encode a list from already-encoded items (the inverse of ``list_items``)."""
+    if not items:
+        return b"\x45"
+    body = b"".join(items)
+    if len(body) + 1 < 256 and len(items) < 256:
+        return bytes([0xC0, len(body) + 1, len(items)]) + body
+    return b"\xd0" + struct.pack(">II", len(body) + 4, len(items)) + body
+
+
+def message_id_value(raw: Optional[bytes]) -> Any:
+    """Decode an encoded message-id (or correlation-id) into the Python type that re-encodes as the
+    same AMQP type through the SDK's ``encode_message_id``: uuid -> UUID, string -> str,
+    binary -> bytes, ulong -> int.
+
+    The SDK decoder alone turns a string into bytes, and bytes re-encode as binary; a peer that
+    matches responses on correlation-id (rhea-based clients compare with the exact type they sent)
+    then never sees its answer.
+    """
+    if not raw or raw[0] == 0x40:
+        return None
+    value = decode_value(raw)
+    c = raw[0]
+    if c in (0xA1, 0xB1, 0xA3, 0xB3):  # string (a symbol is no valid message-id: answer as string)
+        return bytes(value).decode("utf-8", "replace")
+    if c in (0xA0, 0xB0):  # binary
+        return bytes(value)
+    return value  # uuid (0x98) -> uuid.UUID; ulong (0x80, 0x53, 0x44) -> int
 
 
 def build_map(pairs: List[Tuple[bytes, bytes]]) -> bytes:

@@ -18,6 +18,7 @@ from azure.servicebus import ServiceBusClient  # noqa: E402
 
 from emulators.servicebus import ServiceBusStandIn  # noqa: E402
 from emulators.servicebus.config import queue_entry  # noqa: E402
+from sb_interop import JS_QUEUES, JS_TOPIC  # noqa: E402
 
 
 # Each test owns its queue so tests never see each other's messages.
@@ -58,6 +59,8 @@ TEST_CONFIG = {
                     queue_entry("robust"),
                     queue_entry("values"),
                     queue_entry("snapshot"),
+                    # The JavaScript client's interop suite (test_sb_js_interop.py, js/interop.test.mjs)
+                    *JS_QUEUES.values(),
                 ],
                 "Topics": [
                     {
@@ -83,7 +86,8 @@ TEST_CONFIG = {
                                 ],
                             },
                         ],
-                    }
+                    },
+                    JS_TOPIC,
                 ],
             }
         ],
