@@ -116,7 +116,7 @@ def _constant(literal: str):
     return _BadNumber(literal, f"is {literal}, which JSON does not allow")
 
 
-def _nesting_depth(text: str) -> int:
+def nesting_depth(text: str) -> int:
     """How deeply arrays and objects nest in ``text`` (brackets inside strings do not count)."""
     depth = deepest = 0
     for match in _JSON_TOKEN.finditer(text):
@@ -173,7 +173,7 @@ def _load(body, *, check_tree: bool = True) -> object:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         _fail("$", f"body is not valid UTF-8 (byte {exc.start})")
-    depth = _nesting_depth(text)
+    depth = nesting_depth(text)
     if depth > MAX_NESTING:
         _fail("$", f"arrays and objects nest {depth} deep; the limit is {MAX_NESTING}")
     try:
