@@ -152,6 +152,8 @@ def cmd_export(ctx: Context) -> int:
                              redacted=ctx.args.redact)
     except FileExistsError:
         raise UsageError(f"{path} exists: the export never overwrites a file; choose another --output") from None
+    except BrokenPipeError:
+        raise  # -o - into a reader that stopped reading: ends quietly (cli.main)
     except OSError as exc:
         emit(ctx.err, f"error: cannot write {path}: {exc}")
         return EXIT_FAILED
