@@ -13,7 +13,7 @@ import json
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from .safe_json import dumps_line, load_json
 

@@ -273,7 +273,8 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
         _fail("data_base64", "is not accepted; send data as a JSON object")
     for key in doc:
         if key not in CONTEXT_ATTRIBUTES and not EXTENSION_NAME.fullmatch(key):
-            _fail(_key_path("", key), "is not a CloudEvents attribute; extension names are 1-20 lower-case letters or digits")
+            _fail(_key_path("", key),
+                  "is not a CloudEvents attribute; extension names are 1-20 lower-case letters or digits")
     if doc.get("specversion") != "1.0":
         _fail("specversion", "must be \"1.0\"")
     event_id = _string(doc, "id", "id", required=True, max_len=128)
@@ -299,7 +300,7 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
         if key not in allowed:
             _fail(_key_path("data", key), f"is not part of {event_type} (allowed: {', '.join(sorted(allowed))})")
     customer_id = _string(data, "customerId", "data.customerId", required=True, max_len=64)
-    if not CUSTOMER_ID.match(customer_id):
+    if not CUSTOMER_ID.fullmatch(customer_id):
         _fail("data.customerId", "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit")
     common = dict(event_id=event_id, source=source, type=event_type, time=when, customer_id=customer_id)
 
@@ -314,13 +315,13 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
         # Auth0 refuses < and > in application names; they are also the start of every HTML injection.
         _fail("data.displayName", "must not contain < or >")
     profile = _string(data, "profile", "data.profile", required=True, max_len=40)
-    if not PROFILE_NAME.match(profile):
+    if not PROFILE_NAME.fullmatch(profile):
         _fail("data.profile", "must be a profile name: lower-case letters, digits and -")
     if known_profiles is not None and profile not in known_profiles:
         _fail("data.profile", f"unknown profile {profile!r} (known: {', '.join(sorted(known_profiles))})")
     plan = _string(data, "plan", "data.plan", required=False, max_len=64)
     email = _string(data, "contactEmail", "data.contactEmail", required=False, max_len=254)
-    if email is not None and not EMAIL.match(email):
+    if email is not None and not EMAIL.fullmatch(email):
         _fail("data.contactEmail", "must be an e-mail address")
     uris = data.get("redirectUris")
     redirect_uris: tuple[str, ...] = ()
