@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import TextIO
 
 from .context import Context, Declined
-from .errors import EXIT_CODES_HELP, EXIT_CONNECTION, EXIT_FAILED, EXIT_USAGE, UsageError, is_connection_error
+from .errors import (EXIT_BROKEN_PIPE, EXIT_CODES_HELP, EXIT_CONNECTION, EXIT_FAILED, EXIT_USAGE, UsageError,
+                     is_connection_error)
 from .inspection import cmd_customers, cmd_list, cmd_show
 from .repair import cmd_export, cmd_purge, cmd_replay
+from .output import emit, safe_text
 from .replay import CRASH_ENV
 
 DESCRIPTION = """\
@@ -172,14 +175,19 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
     try:
         ctx = Context(args, out, err)
         return args.fn(ctx)
+    except BrokenPipeError:
+        # `opstool list | head`: the reader has what it wanted. A replay or purge stops at the message it was
+        # reporting (each message is settled or left whole; see locked_receive).
+        _silence_broken_stdout(out)
+        return EXIT_BROKEN_PIPE
     except UsageError as exc:
-        print(f"error: {exc}", file=err)
+        emit(err, f"error: {exc}")
         return EXIT_USAGE
     except Declined:
-        print("aborted: nothing was changed", file=err)
+        emit(err, "aborted: nothing was changed")
         return EXIT_FAILED
     except KeyboardInterrupt:
-        print("interrupted", file=err)
+        emit(err, "interrupted")
         return EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - one place turns SDK errors into an exit code and one clear line
         if not is_connection_error(exc):
@@ -187,5 +195,36 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
         where = ctx.target.namespace if ctx else "Service Bus"
         queue = f" queue {ctx.target.queue}" if ctx else ""
         text = str(exc).splitlines()[0][:300] if str(exc) else ""
-        print(f"error: cannot use{queue} on {where}: {type(exc).__name__}: {text}", file=err)
+        emit(err, f"error: cannot use{queue} on {where}: {type(exc).__name__}: {safe_text(text, 300)}")
         return EXIT_CONNECTION
+
+
+def _silence_broken_stdout(stream) -> None:
+    """Point the stream's file descriptor at /dev/null, so the interpreter's last flush at exit does not raise
+    BrokenPipeError again (the recipe of the Python documentation, "Note on SIGPIPE")."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (a test's StringIO): nothing is flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
+
+def run() -> int:
+    """``python -m opstool``: :func:`main` on the real stdout and stderr. Text that the terminal's encoding cannot
+    hold is written escaped instead of failing, and a closed pipe ends the run quietly."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_broken_stdout(sys.stdout)
+        code = EXIT_BROKEN_PIPE
+    return code

@@ -11,6 +11,7 @@ from .connection import load_values, resolve_ledger, resolve_target
 from .dead_letters import DeadLetter, peek_pages
 from .errors import UsageError
 from .ledger_view import LedgerView
+from .output import emit, safe_text
 from .selection import Selection, parse_duration
 
 
@@ -28,7 +29,7 @@ class Context:
         self.ledger = LedgerView(ledger, warn=self.err)
         self.why_no_ledger = why_not
         if ledger is None and not self.args.no_ledger:
-            print(f"note: {why_not}; the ledger columns stay empty (--no-ledger silences this)", file=self.err)
+            emit(self.err, f"note: {why_not}; the ledger columns stay empty (--no-ledger silences this)")
 
     @property
     def json(self) -> bool:
@@ -87,7 +88,7 @@ def confirm(ctx: Context, question: str, count: int) -> None:
     if not sys.stdin.isatty():
         raise UsageError(f"refusing to {question} without confirmation: stdin is not a terminal. Check the "
                          f"selection with --dry-run, then run again with --yes")
-    ctx.err.write(f"{question[0].upper()}{question[1:]}? [y/N] ")
+    ctx.err.write(safe_text(f"{question[0].upper()}{question[1:]}? [y/N] ", None))
     ctx.err.flush()
     answer = sys.stdin.readline().strip().lower()
     if answer not in ("y", "yes"):

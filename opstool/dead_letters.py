@@ -9,11 +9,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from shared.domain.retry_policy import ORIGINAL_ID_PROPERTY
+
+from .safe_json import _utc, iso, jsonable, load_json  # noqa: F401 - iso and jsonable: this module's API too
 
 #: application properties the service sets when it dead-letters a message; a replayed copy must not carry them
 DEAD_LETTER_PROPERTIES = ("DeadLetterReason", "DeadLetterErrorDescription")
@@ -35,38 +36,13 @@ def _text(value: Any) -> Any:
     return value
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    if value is None:
+def _get(msg: Any, name: str) -> Any:
+    """A computed property of the SDK's message, or None when computing it fails (a time-to-live of
+    TimeSpan.MaxValue put on a late enqueued time is past year 9999: the SDK's expires_at_utc overflows)."""
+    try:
+        return getattr(msg, name)
+    except (OverflowError, ValueError, OSError):
         return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
-    return value.astimezone(dt.timezone.utc)
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    return _utc(value).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def jsonable(value: Any) -> Any:
-    """A value as JSON can hold it: bytes that are not text become {"base64": ...}."""
-    if isinstance(value, bytes):
-        text = _text(value)
-        return text if isinstance(text, str) else {"base64": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, dt.datetime):
-        return iso(value)
-    if isinstance(value, dt.timedelta):
-        return value.total_seconds()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(_text(k)): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return repr(value)
 
 
 @dataclass(frozen=True)
@@ -79,12 +55,8 @@ class EventFields:
 
 
 def read_event_fields(body: bytes | None) -> EventFields:
-    if not body:
-        return EventFields()
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return EventFields()
+    """Never raises, whatever the body: see :func:`~opstool.safe_json.load_json`."""
+    doc, _ = load_json(body) if body else (None, None)
     if not isinstance(doc, dict):
         return EventFields()
     data = doc.get("data")
@@ -143,6 +115,11 @@ class DeadLetter:
                 return value
         return self.message_id
 
+    @property
+    def body_problem(self) -> str | None:
+        """Why the body is not a JSON document (not UTF-8, empty, nested too deep, not JSON), or None."""
+        return load_json(self.body if self.body is not None else json.dumps(jsonable(self.body_value)))[1]
+
     def body_text(self) -> tuple[str, str]:
         """(text, encoding): the body as UTF-8 text, or base64 when it is not text; JSON for value bodies."""
         if self.body is None:
@@ -173,8 +150,8 @@ class DeadLetter:
             correlation_id=_text(msg.correlation_id), content_type=_text(msg.content_type),
             subject=_text(msg.subject), session_id=_text(msg.session_id), reply_to=_text(msg.reply_to),
             reply_to_session_id=_text(msg.reply_to_session_id), to=_text(msg.to),
-            time_to_live=msg.time_to_live, enqueued_time=_utc(msg.enqueued_time_utc),
-            expires_at=_utc(msg.expires_at_utc), delivery_count=msg.delivery_count,
+            time_to_live=_get(msg, "time_to_live"), enqueued_time=_utc(_get(msg, "enqueued_time_utc")),
+            expires_at=_utc(_get(msg, "expires_at_utc")), delivery_count=msg.delivery_count,
             dead_letter_reason=msg.dead_letter_reason, dead_letter_description=msg.dead_letter_error_description,
             dead_letter_source=msg.dead_letter_source,
             application_properties=props, annotations=annotations,

@@ -7,6 +7,7 @@ EXIT_FAILED = 1        # something asked for was not done: an operation failed, 
 #                        confirmation was declined
 EXIT_USAGE = 2         # the command line or the settings are wrong; nothing was changed
 EXIT_CONNECTION = 3    # Service Bus could not be reached or refused the credentials / the queue does not exist
+EXIT_BROKEN_PIPE = 141  # stdout was closed early (`opstool list | head`): as a process killed by SIGPIPE
 
 EXIT_CODES_HELP = """exit codes:
   0  done (or nothing matched the selection)
@@ -14,7 +15,8 @@ EXIT_CODES_HELP = """exit codes:
      `show` found no such message, `customers` could not read the ledger, or the confirmation was declined
   2  usage error (bad arguments or settings, or confirmation needed without a terminal); nothing was changed
   3  Service Bus connection or authorization error, or the queue does not exist
-  99 only with the test hook OPSTOOL_CRASH_AFTER_SEND (replay exits hard after sending a copy)"""
+  99 only with the test hook OPSTOOL_CRASH_AFTER_SEND (replay exits hard after sending a copy)
+  141 stdout was closed before the output ended (e.g. piped into head); a replay or purge stops there"""
 
 
 class UsageError(Exception):

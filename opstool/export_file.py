@@ -18,6 +18,7 @@ from typing import Iterable
 
 from .dead_letters import DeadLetter, iso, jsonable
 from .output import redact
+from .safe_json import dumps_line, load_json
 
 FORMAT = "opstool.dead-letter-export/1"
 
@@ -35,10 +36,9 @@ def export_record(dl: DeadLetter, *, queue: str, namespace: str, exported_at: dt
     if redacted:
         app_props = redact(app_props)
         if encoding == "utf-8":
-            try:
-                text = json.dumps(redact(json.loads(text)), ensure_ascii=False)
-            except ValueError:
-                pass
+            doc, problem = load_json(text)
+            if problem is None:
+                text = dumps_line(redact(doc), ascii_only=False)
     return {
         "format": FORMAT,
         "namespace": namespace,
@@ -63,8 +63,9 @@ def write_export(path: str | os.PathLike, messages: Iterable[DeadLetter], *, que
     """Write every message to a NEW file, flush and fsync it and its directory; return how many were written.
     ``-`` writes to stdout (no durability: not for purge)."""
     now = dt.datetime.now(dt.timezone.utc)
-    lines = (json.dumps(export_record(m, queue=queue, namespace=namespace, exported_at=now, redacted=redacted),
-                        ensure_ascii=False) + "\n" for m in messages)
+    # Non-ASCII stays readable in the file, but on stdout (-o -) the line is pure ASCII like every --json line.
+    lines = (dumps_line(export_record(m, queue=queue, namespace=namespace, exported_at=now, redacted=redacted),
+                        ascii_only=str(path) == "-") + "\n" for m in messages)
     if str(path) == "-":
         count = 0
         for line in lines:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections import Counter
 from typing import Any
 
@@ -10,7 +9,8 @@ from .context import Context, selection_from
 from .dead_letters import DeadLetter, iso, jsonable, peek_one
 from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from .ledger_view import audit_partition
-from .output import Column, redact, redact_body_text, render_table, write_json_line
+from .output import Column, body_block, emit, redact, render_table, safe_text, write_json_line
+from .safe_json import load_json
 
 
 # ---- list --------------------------------------------------------------------------------------------------------
@@ -23,10 +23,10 @@ def _short_event_time(text: str | None) -> str | None:
         return None
     try:
         value = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc)
+    except (ValueError, OverflowError):  # not a time, or one with no UTC equivalent (0001-01-01T00:00:00+01:00)
         return text
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc)
     return value.strftime("%m-%d %H:%M:%S")
 
 
@@ -60,6 +60,7 @@ def _list_json(ctx: Context, dl: DeadLetter) -> dict:
                                              "recorded_at": jsonable(note.recorded_at), "attempts": note.attempts},
         "enqueued_time": iso(dl.enqueued_time), "delivery_count": dl.delivery_count,
         "replay_count": dl.replay_count,
+        "body_size": len(dl.body) if dl.body is not None else None, "body_problem": dl.body_problem,
     }
 
 
@@ -68,26 +69,30 @@ def cmd_list(ctx: Context) -> int:
     with ctx.target.client() as client, ctx.dead_letter_receiver(client) as receiver:
         selected = ctx.gather(receiver, selection)
     ctx.ledger.prefetch(selected)
+    if not selected and not ctx.json:
+        emit(ctx.out, f"no dead-lettered message{' matches' if not selection.is_empty else 's'} in {ctx.where}")
+        return EXIT_OK
+    print_list(ctx, selected)
+    return EXIT_OK
+
+
+def print_list(ctx: Context, selected: list[DeadLetter]) -> None:
+    """The table (or JSON Lines) and the summary of the selected messages, on ctx.out."""
     if ctx.json:
         for dl in selected:
             write_json_line(_list_json(ctx, dl), ctx.out)
-        return EXIT_OK
-    if not selected:
-        print(f"no dead-lettered message{' matches' if not selection.is_empty else 's'} in {ctx.where}",
-              file=ctx.out)
-        return EXIT_OK
-    print(render_table(selected, _list_columns(ctx, ctx.args.wide), wide=ctx.args.wide), file=ctx.out)
-    print(f"\n{len(selected)} message(s) in {ctx.where}; times in UTC"
-          + ("" if ctx.args.wide else "; --wide shows every cell in full"), file=ctx.out)
-    print(_reasons_summary(ctx, selected), file=ctx.out)
-    return EXIT_OK
+        return
+    emit(ctx.out, render_table(selected, _list_columns(ctx, ctx.args.wide), wide=ctx.args.wide))
+    emit(ctx.out, f"\n{len(selected)} message(s) in {ctx.where}; times in UTC"
+         + ("" if ctx.args.wide else "; --wide shows every cell in full"))
+    emit(ctx.out, _reasons_summary(ctx, selected))
 
 
 def _reasons_summary(ctx: Context, selected: list[DeadLetter], top: int = 5) -> str:
     """How many messages per reason (the ledger's when it has one, else the broker's): one outage, one line."""
     counts = Counter(ctx.ledger.last_error(d) or f"{d.dead_letter_reason or '-'}: {d.dead_letter_description or '-'}"
                      for d in selected)
-    lines = ["by reason:"] + [f"  {n:>5}  {reason}" for reason, n in counts.most_common(top)]
+    lines = ["by reason:"] + [f"  {n:>5}  {safe_text(reason)}" for reason, n in counts.most_common(top)]
     if len(counts) > top:
         lines.append(f"  {sum(n for _, n in counts.most_common()[top:]):>5}  ({len(counts) - top} other reasons)")
     return "\n".join(lines)
@@ -98,13 +103,13 @@ def _show_json(ctx: Context, dl: DeadLetter, record: Any, trail: list) -> dict:
     text, encoding = dl.body_text()
     body: Any = text
     if encoding == "utf-8":
-        try:
-            body = redact(json.loads(text))
-        except ValueError:
-            pass
+        doc, problem = load_json(text)
+        if problem is None:
+            body = redact(doc)
     return {
         "queue": ctx.target.queue, "namespace": ctx.target.namespace,
         "sequence_number": dl.sequence_number, "body": body, "body_encoding": encoding,
+        "body_size": len(dl.body) if dl.body is not None else None, "body_problem": dl.body_problem,
         "properties": dl.properties(),
         "application_properties": redact(jsonable(dl.application_properties)),
         "annotations": dl.broker_annotations(),
@@ -120,8 +125,10 @@ def _show_json(ctx: Context, dl: DeadLetter, record: Any, trail: list) -> dict:
 
 
 def _pairs(rows: list[tuple[str, Any]], indent: str = "  ") -> str:
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{indent}{k.ljust(width)}  {'-' if v is None or v == '' else v}" for k, v in rows)
+    keys = [safe_text(k, 80) for k, _ in rows]
+    width = max(len(k) for k in keys)
+    return "\n".join(f"{indent}{k.ljust(width)}  {'-' if v is None or v == '' else safe_text(v)}"
+                     for k, (_, v) in zip(keys, rows))
 
 
 def cmd_show(ctx: Context) -> int:
@@ -129,12 +136,18 @@ def cmd_show(ctx: Context) -> int:
     with ctx.target.client() as client, ctx.dead_letter_receiver(client) as receiver:
         dl = peek_one(receiver, seq)
     if dl is None:
-        print(f"error: no dead-lettered message with sequence number {seq} in {ctx.where}", file=ctx.err)
+        emit(ctx.err, f"error: no dead-lettered message with sequence number {seq} in {ctx.where}")
         return EXIT_FAILED
     record, trail = ctx.ledger.audit_trail(dl)
+    print_show(ctx, dl, record, trail)
+    return EXIT_OK
+
+
+def print_show(ctx: Context, dl: DeadLetter, record: Any, trail: list) -> None:
+    """One message in full (or as one JSON object), with the ledger's record and audit trail, on ctx.out."""
     if ctx.json:
         write_json_line(_show_json(ctx, dl, record, trail), ctx.out)
-        return EXIT_OK
+        return
     out = []
     out.append(f"Dead-lettered message {dl.sequence_number} in {ctx.where}")
     out.append("\nBroker")
@@ -149,22 +162,16 @@ def cmd_show(ctx: Context) -> int:
     out.append("\nApplication properties")
     out.append(_pairs(sorted(props.items())) if props else "  (none)")
     text, encoding = dl.body_text()
-    size = len(dl.body) if dl.body is not None else None
-    if encoding == "utf-8":
-        pretty, _ = redact_body_text(text)
-    else:
-        pretty = text
-    out.append(f"\nBody ({dl.content_type or 'no content type'}, "
-               f"{size if size is not None else '?'} bytes{', base64' if encoding == 'base64' else ''})")
-    out.append("\n".join("  " + line for line in pretty.splitlines()) or "  (empty)")
+    out.append("")
+    out.extend(body_block(dl.body, text, encoding, dl.content_type))
     partition = audit_partition(dl)[0]
     if not ctx.ledger.available:
         out.append(f"\nLedger: not read ({ctx.ledger.failure or ctx.why_no_ledger})")
     else:
         note = ctx.ledger.note(dl)
-        out.append(f"\nLedger, this event: {note if note else 'no audit row (the app never recorded it)'}")
+        out.append(f"\nLedger, this event: {safe_text(note) if note else 'no audit row (the app never recorded it)'}")
         if record is not None:
-            out.append(f"Ledger, customer {partition}:")
+            out.append(f"Ledger, customer {safe_text(partition)}:")
             out.append(_pairs([("status", record.status), ("profile", record.profile),
                                ("last error", record.last_error), ("pending event", record.pending_event_id),
                                ("last event applied", None if not record.last_event_id else
@@ -173,28 +180,27 @@ def cmd_show(ctx: Context) -> int:
                                ("auth0 client id", record.auth0_client_id),
                                ("updated (UTC)", iso(record.updated_at))]))
         elif partition != "~unparsed":
-            out.append(f"Ledger, customer {partition}: no state row")
+            out.append(f"Ledger, customer {safe_text(partition)}: no state row")
         if trail:
-            out.append(f"\nAudit trail ({partition}, oldest first)")
+            out.append(f"\nAudit trail ({safe_text(partition)}, oldest first)")
             cols = [Column("RECORDED (UTC)", lambda e: iso(e.recorded_at)),
                     Column("EVENT ID", lambda e: e.event_id), Column("TYPE", lambda e: e.event_type),
                     Column("EVENT TIME", lambda e: iso(e.event_time)), Column("OUTCOME", lambda e: e.outcome),
                     Column("TRIES", lambda e: e.attempts, align_right=True),
                     Column("MESSAGE ID", lambda e: e.message_id), Column("REASON", lambda e: e.reason)]
             out.append("\n".join("  " + line for line in render_table(trail, cols, wide=True).splitlines()))
-    print("\n".join(out), file=ctx.out)
-    return EXIT_OK
+    emit(ctx.out, "\n".join(out))
 
 
 # ---- customers -----------------------------------------------------------------------------------------------------
 def cmd_customers(ctx: Context) -> int:
     if ctx.ledger.ledger is None:
-        print(f"error: the ledger is needed for this command ({ctx.why_no_ledger})", file=ctx.err)
+        emit(ctx.err, f"error: the ledger is needed for this command ({ctx.why_no_ledger})")
         return EXIT_USAGE
     try:
         records = ctx.ledger.ledger.list_customers()
     except Exception as exc:  # noqa: BLE001 - the ledger adapter raises its own classified errors
-        print(f"error: cannot read the ledger: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}", file=ctx.err)
+        emit(ctx.err, f"error: cannot read the ledger: {type(exc).__name__}: {safe_text(exc, 300)}")
         return EXIT_FAILED
     wanted_status = set(ctx.args.status or [])
     wanted_ids = set(ctx.args.customer or [])
@@ -208,7 +214,7 @@ def cmd_customers(ctx: Context) -> int:
             write_json_line(jsonable({k: v for k, v in r.__dict__.items() if k != "etag"}), ctx.out)
         return EXIT_OK
     if not rows:
-        print("no customer in the ledger matches", file=ctx.out)
+        emit(ctx.out, "no customer in the ledger matches")
         return EXIT_OK
     cols = [Column("CUSTOMER", lambda r: r.customer_id, 24), Column("STATUS", lambda r: r.status),
             Column("PROFILE", lambda r: r.profile, 16),
@@ -218,8 +224,8 @@ def cmd_customers(ctx: Context) -> int:
             Column("PENDING EVENT", lambda r: r.pending_event_id, 13),
             Column("LAST ERROR", lambda r: r.last_error, 60),
             Column("UPDATED", lambda r: iso(r.updated_at) if ctx.args.wide else _short_time(r.updated_at))]
-    print(render_table(rows, cols, wide=ctx.args.wide), file=ctx.out)
+    emit(ctx.out, render_table(rows, cols, wide=ctx.args.wide))
     by_status = Counter(r.status for r in rows)
-    print(f"\n{len(rows)} customer(s): " + ", ".join(f"{n} {k}" for k, n in sorted(by_status.items()))
-          + "; times in UTC", file=ctx.out)
+    emit(ctx.out, f"\n{len(rows)} customer(s): " + ", ".join(f"{n} {k}" for k, n in sorted(by_status.items()))
+         + "; times in UTC")
     return EXIT_OK

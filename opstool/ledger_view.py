@@ -17,6 +17,7 @@ from shared.domain.events import CUSTOMER_ID
 from shared.domain.records import AuditEntry
 
 from .dead_letters import DeadLetter
+from .output import emit, safe_text
 
 UNPARSED_PARTITION = "~unparsed"  # as shared/service_layer/provisioning.py files rejections without a customer id
 
@@ -35,7 +36,7 @@ class LedgerNote:
 def audit_partition(dl: DeadLetter) -> tuple[str, str | None]:
     """(partition, audit key) under which the app audits this message, as ``handle_message`` does."""
     cid = dl.event.customer_id
-    if cid and CUSTOMER_ID.match(cid):
+    if cid and CUSTOMER_ID.fullmatch(cid):
         return cid, dl.event.event_id or dl.message_id
     return UNPARSED_PARTITION, dl.message_id or dl.event.event_id
 
@@ -57,11 +58,10 @@ class LedgerView:
     def _failed(self, exc: Exception) -> None:
         with self._lock:
             if self.failure is None:
-                self.failure = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                self.failure = safe_text(f"{type(exc).__name__}: {exc}", 300)
             if not self._warned:
                 self._warned = True
-                print(f"warning: the ledger cannot be read ({self.failure}); ledger columns stay empty",
-                      file=self._warn)
+                emit(self._warn, f"warning: the ledger cannot be read ({self.failure}); ledger columns stay empty")
 
     def note(self, dl: DeadLetter) -> LedgerNote | None:
         """The audit row of this message's event (the last outcome and reason the app recorded), if any."""

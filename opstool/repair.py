@@ -10,7 +10,7 @@ from .dead_letters import DeadLetter, iso
 from .errors import EXIT_FAILED, EXIT_OK, UsageError
 from .export_file import default_export_path, write_export
 from .locked_receive import receive_selected
-from .output import Progress, write_json_line
+from .output import Progress, emit, safe_text, write_json_line
 from .purge import Purger
 from .replay import CrashHook, Replayer, replay_message_id
 from .results import FAILED, SKIPPED, Result, Summary
@@ -32,13 +32,14 @@ class Reporter:
             write_json_line(result.as_json(), self.ctx.out)
         else:
             parts = [f"{result.result:<12}", f"seq {result.sequence_number:>6}",
-                     f"message {result.message_id or '-'}", result.customer_id or "-", result.event_type or "-"]
+                     f"message {safe_text(result.message_id or '-', 200)}", safe_text(result.customer_id or "-", 64),
+                     safe_text(result.event_type or "-", 200)]
             if result.new_message_id:
-                parts.append(f"-> {result.new_message_id} (replay-count {result.replay_count})")
+                parts.append(f"-> {safe_text(result.new_message_id, 200)} (replay-count {result.replay_count})")
             line = "  ".join(parts)
             if result.detail:
-                line += f"\n{'':14}{result.detail}"
-            print(line, file=self.ctx.out, flush=True)
+                line += f"\n{'':14}{safe_text(result.detail)}"
+            emit(self.ctx.out, line, flush=True)
         if step:
             self.progress.step()
 
@@ -53,7 +54,7 @@ class Reporter:
         else:
             text = ", ".join(f"{n} {k}" for k, n in counts.items()) or "nothing to do"
             suffix = " (dry run: nothing was changed)" if dry_run else ""
-            print(f"{command} summary: {text}{suffix}", file=self.ctx.out)
+            emit(self.ctx.out, f"{command} summary: {text}{suffix}")
         return EXIT_FAILED if self.summary.failed else EXIT_OK
 
 
@@ -151,14 +152,16 @@ def cmd_export(ctx: Context) -> int:
                              redacted=ctx.args.redact)
     except FileExistsError:
         raise UsageError(f"{path} exists: the export never overwrites a file; choose another --output") from None
+    except BrokenPipeError:
+        raise  # -o - into a reader that stopped reading: ends quietly (cli.main)
     except OSError as exc:
-        print(f"error: cannot write {path}: {exc}", file=ctx.err)
+        emit(ctx.err, f"error: cannot write {path}: {exc}")
         return EXIT_FAILED
     if path != "-":
         if ctx.json:
             write_json_line({"exported": count, "path": path, "redacted": ctx.args.redact}, ctx.out)
         else:
-            print(f"exported {count} message(s) from {ctx.where} to {path}", file=ctx.out)
+            emit(ctx.out, f"exported {count} message(s) from {ctx.where} to {path}")
     return EXIT_OK
 
 
@@ -185,9 +188,9 @@ def cmd_purge(ctx: Context) -> int:
         except FileExistsError:
             raise UsageError(f"{path} exists: the export never overwrites a file; choose another --export") from None
         except OSError as exc:
-            print(f"error: cannot write the export {path} ({exc}); nothing was removed", file=ctx.err)
+            emit(ctx.err, f"error: cannot write the export {path} ({exc}); nothing was removed")
             return EXIT_FAILED
-        print(f"exported {count} message(s) to {path} (synced to disk); removing them now", file=ctx.err)
+        emit(ctx.err, f"exported {count} message(s) to {path} (synced to disk); removing them now")
         try:
             _run_locked(ctx, receiver, report, selected, Purger(receiver, report))
         except BaseException:

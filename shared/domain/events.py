@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -16,6 +17,16 @@ from dataclasses import dataclass, field
 from .errors import InvalidEvent
 
 MAX_EVENT_BYTES = 64 * 1024
+#: how deeply arrays and objects may nest; an event needs 3 (event, data, redirectUris). Checked before json.loads,
+#: whose recursion a body of nested brackets would otherwise exhaust.
+MAX_NESTING = 32
+#: the longest number literal accepted (Python refuses to convert integers over 4,300 digits; no field needs one)
+MAX_NUMBER_CHARS = 1000
+#: events older than this are a broken clock, and every store (Table Storage's DateTime starts in 1601) can hold it
+EARLIEST_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+#: how long a field path in a rejection may be, and how much of one odd key it shows
+MAX_PATH_CHARS = 160
+MAX_KEY_CHARS = 40
 #: how far in the future an event time may lie (clock skew between the CRM and us), in seconds
 MAX_CLOCK_SKEW = 300
 
@@ -28,6 +39,10 @@ EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 # RFC 3339 date-time: the zone is mandatory (Z or +hh:mm); fractional seconds optional.
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
+
+SIMPLE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# A JSON string (possibly unterminated), or one bracket: what the nesting pre-scan looks at.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
 
 CONTEXT_ATTRIBUTES = {"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "subject",
                       "data"}
@@ -63,7 +78,138 @@ class CustomerRemoved(CustomerEvent):
 
 
 def _fail(path: str, rule: str):
+    if len(path) > MAX_PATH_CHARS:
+        path = path[: MAX_PATH_CHARS - 1] + "\u2026"
     raise InvalidEvent(path, rule)
+
+
+def _key_path(parent: str, key: str) -> str:
+    """The JSON path of ``parent``'s member ``key``: ``data.customerId``; a key that is not plain letters, digits,
+    ``_`` and ``-`` is shown quoted and escaped (``data['\\x1b[31m']``), at most MAX_KEY_CHARS of it, so a
+    rejection reason never carries a control character, a lone surrogate or a megabyte of key."""
+    if SIMPLE_KEY.fullmatch(key):
+        return f"{parent}.{key}" if parent else key
+    shown = repr(key[:MAX_KEY_CHARS]) + ("\u2026" if len(key) > MAX_KEY_CHARS else "")
+    return f"{parent or '$'}[{shown}]"
+
+
+class _BadNumber:
+    """What the number hooks return instead of a number that must not be converted; found by :func:`_check_tree`,
+    which names the field it is in."""
+
+    def __init__(self, literal: str, rule: str):
+        self.literal, self.rule = literal, rule
+
+
+def _number(convert):
+    def hook(literal: str):
+        if len(literal) > MAX_NUMBER_CHARS:
+            return _BadNumber(literal, f"is a number of {len(literal)} characters; the limit is {MAX_NUMBER_CHARS}")
+        value = convert(literal)
+        if value in (math.inf, -math.inf):
+            return _BadNumber(literal, "is a number too large for a 64-bit float")
+        return value
+    return hook
+
+
+def _constant(literal: str):
+    return _BadNumber(literal, f"is {literal}, which JSON does not allow")
+
+
+def nesting_depth(text: str) -> int:
+    """How deeply arrays and objects nest in ``text`` (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+    return deepest
+
+
+def _check_tree(doc) -> None:
+    """Every key and string in the document is valid Unicode (no lone surrogate: JSON's ``\\ud800`` escapes decode
+    to one, and it cannot be written as UTF-8 to a log, the ledger or Auth0), and every number could be read."""
+    stack = [("", doc)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, dict):
+            for key, item in reversed(list(value.items())):
+                child = _key_path(path, key)
+                if _has_surrogate(key):
+                    _fail(child, "the name is not valid Unicode (it holds a lone surrogate)")
+                stack.append((child, item))
+        elif isinstance(value, list):
+            stack.extend((f"{path or '$'}[{i}]", item) for i, item in reversed(list(enumerate(value))))
+        elif isinstance(value, str):
+            if _has_surrogate(value):
+                _fail(path or "$", "is not valid Unicode (it holds a lone surrogate)")
+        elif isinstance(value, _BadNumber):
+            _fail(path or "$", value.rule)
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _load(body, *, check_tree: bool = True) -> object:
+    """The JSON document in ``body``, or InvalidEvent at ``$``: size, UTF-8, nesting, syntax, then every string and
+    number (see :func:`_check_tree`). Never anything else: this is what makes :func:`parse_event` total."""
+    if isinstance(body, str):
+        body = body.encode("utf-8", "surrogatepass")
+    elif isinstance(body, (bytearray, memoryview)):
+        body = bytes(body)
+    elif not isinstance(body, bytes):
+        _fail("$", f"body must be bytes, not {type(body).__name__}")
+    if len(body) > MAX_EVENT_BYTES:
+        _fail("$", f"event is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        _fail("$", f"body is not valid UTF-8 (byte {exc.start})")
+    depth = nesting_depth(text)
+    if depth > MAX_NESTING:
+        _fail("$", f"arrays and objects nest {depth} deep; the limit is {MAX_NESTING}")
+    try:
+        doc = json.loads(text, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant)
+    except json.JSONDecodeError as exc:
+        _fail("$", f"body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+    except (ValueError, RecursionError) as exc:  # the pre-scan should make these impossible; never let one out
+        _fail("$", f"body is not valid JSON ({type(exc).__name__})")
+    if check_tree:
+        _check_tree(doc)
+    return doc
+
+
+def _ledger_safe(value, max_len: int) -> str | None:
+    """``value`` when it is a string fit for a ledger key or a log line: 1 to ``max_len`` printable characters
+    (no control, format, separator or lone surrogate), valid UTF-8; else None."""
+    if not isinstance(value, str) or not 0 < len(value) <= max_len or not value.isprintable():
+        return None
+    return None if _has_surrogate(value) else value
+
+
+def peek_identity(body) -> tuple[str | None, str | None, str | None]:
+    """Best-effort (customer id, event id, event type) of a body that failed validation, to file its rejection under
+    the right customer. Total like :func:`parse_event`: any body gives a triple, never an exception. Only values
+    safe as ledger keys come back: a customer id that follows the customer id rule, an event id of 1-128 and a type
+    of 1-200 printable characters; anything else is None."""
+    try:
+        doc = _load(body, check_tree=False)
+    except (InvalidEvent, ValueError, RecursionError):
+        return None, None, None
+    if not isinstance(doc, dict):
+        return None, None, None
+    data = doc.get("data")
+    cid = _ledger_safe(data.get("customerId"), 64) if isinstance(data, dict) else None
+    cid = cid if cid is not None and CUSTOMER_ID.fullmatch(cid) else None
+    return cid, _ledger_safe(doc.get("id"), 128), _ledger_safe(doc.get("type"), 200)
 
 
 def _string(obj: dict, key: str, path: str, *, required: bool, max_len: int, min_len: int = 1) -> str | None:
@@ -82,9 +228,12 @@ def _string(obj: dict, key: str, path: str, *, required: bool, max_len: int, min
 
 def _check_text(value: str, path: str) -> None:
     # Control characters break logs and portals; bidirectional overrides make a name read differently from
-    # what it is (Trojan Source, CVE-2021-42574). Neither has a place in an id or a display name.
+    # what it is (Trojan Source, CVE-2021-42574). Neither has a place in an id or a display name. A lone surrogate
+    # cannot even be written as UTF-8 (:func:`_check_tree` refuses it first; this keeps the rule local too).
     for ch in value:
         cat = unicodedata.category(ch)
+        if cat == "Cs":
+            _fail(path, f"is not valid Unicode (found a lone surrogate U+{ord(ch):04X})")
         if cat == "Cc":
             _fail(path, f"must not contain control characters (found U+{ord(ch):04X})")
         if cat == "Cf" and unicodedata.bidirectional(ch) in ("LRE", "RLE", "LRO", "RLO", "PDF", "LRI", "RLI",
@@ -101,8 +250,10 @@ def _time(obj: dict, now: dt.datetime) -> dt.datetime:
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     try:
         value = dt.datetime.fromisoformat(text).astimezone(dt.timezone.utc)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         _fail("time", "is not a valid date and time")
+    if value < EARLIEST_TIME:
+        _fail("time", f"is before {EARLIEST_TIME.year}; check the sender's clock")
     if value > now + dt.timedelta(seconds=MAX_CLOCK_SKEW):
         _fail("time", f"is more than {MAX_CLOCK_SKEW} s in the future; check the sender's clock")
     return value
@@ -110,20 +261,10 @@ def _time(obj: dict, now: dt.datetime) -> dt.datetime:
 
 def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | None = None,
                 known_profiles: frozenset[str] | None = None) -> CustomerEvent:
-    """Parse and validate one message body. Raises :class:`InvalidEvent` naming the field and the rule."""
+    """Parse and validate one message body. Raises :class:`InvalidEvent` naming the field and the rule, and
+    nothing else, whatever the body holds; every string of the event returned is valid Unicode (UTF-8 strict)."""
     now = now or dt.datetime.now(dt.timezone.utc)
-    if isinstance(body, str):
-        body = body.encode("utf-8", "surrogatepass")
-    if len(body) > MAX_EVENT_BYTES:
-        _fail("$", f"event is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        _fail("$", f"body is not valid UTF-8 (byte {exc.start})")
-    try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        _fail("$", f"body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
+    doc = _load(body)
     if not isinstance(doc, dict):
         _fail("$", f"must be a JSON object (a CloudEvent in structured mode), not {type(doc).__name__}")
 
@@ -131,8 +272,9 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
     if "data_base64" in doc:
         _fail("data_base64", "is not accepted; send data as a JSON object")
     for key in doc:
-        if key not in CONTEXT_ATTRIBUTES and not EXTENSION_NAME.match(key):
-            _fail(key, "is not a CloudEvents attribute; extension names are 1-20 lower-case letters or digits")
+        if key not in CONTEXT_ATTRIBUTES and not EXTENSION_NAME.fullmatch(key):
+            _fail(_key_path("", key),
+                  "is not a CloudEvents attribute; extension names are 1-20 lower-case letters or digits")
     if doc.get("specversion") != "1.0":
         _fail("specversion", "must be \"1.0\"")
     event_id = _string(doc, "id", "id", required=True, max_len=128)
@@ -156,9 +298,9 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
     allowed = CREATED_DATA if event_type == CREATED else REMOVED_DATA
     for key in data:
         if key not in allowed:
-            _fail(f"data.{key}", f"is not part of {event_type} (allowed: {', '.join(sorted(allowed))})")
+            _fail(_key_path("data", key), f"is not part of {event_type} (allowed: {', '.join(sorted(allowed))})")
     customer_id = _string(data, "customerId", "data.customerId", required=True, max_len=64)
-    if not CUSTOMER_ID.match(customer_id):
+    if not CUSTOMER_ID.fullmatch(customer_id):
         _fail("data.customerId", "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit")
     common = dict(event_id=event_id, source=source, type=event_type, time=when, customer_id=customer_id)
 
@@ -173,13 +315,13 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
         # Auth0 refuses < and > in application names; they are also the start of every HTML injection.
         _fail("data.displayName", "must not contain < or >")
     profile = _string(data, "profile", "data.profile", required=True, max_len=40)
-    if not PROFILE_NAME.match(profile):
+    if not PROFILE_NAME.fullmatch(profile):
         _fail("data.profile", "must be a profile name: lower-case letters, digits and -")
     if known_profiles is not None and profile not in known_profiles:
         _fail("data.profile", f"unknown profile {profile!r} (known: {', '.join(sorted(known_profiles))})")
     plan = _string(data, "plan", "data.plan", required=False, max_len=64)
     email = _string(data, "contactEmail", "data.contactEmail", required=False, max_len=254)
-    if email is not None and not EMAIL.match(email):
+    if email is not None and not EMAIL.fullmatch(email):
         _fail("data.contactEmail", "must be an e-mail address")
     uris = data.get("redirectUris")
     redirect_uris: tuple[str, ...] = ()

@@ -9,7 +9,7 @@ import pytest
 
 from shared.domain.errors import InvalidEvent, PermanentError
 from shared.domain.events import (CREATED, MAX_EVENT_BYTES, REMOVED, CustomerCreated, CustomerRemoved,
-                                  parse_event)
+                                  parse_event, peek_identity)
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.timezone.utc)
 CREATED_DOC = {
@@ -173,3 +173,110 @@ def test_unknown_profile_is_rejected_when_the_known_set_is_given():
 
 def test_clock_skew_allowance():
     assert parse(with_(CREATED_DOC, "time", "2026-11-26T12:04:59Z")).customer_id == "acme"
+
+
+# ---- the contract is total: whatever the body, InvalidEvent or an event, nothing else ------------------------------
+@pytest.mark.parametrize("body,rule", [
+    (b"[" * 1000, "nest 1000 deep; the limit is 32"),
+    (b"[" * 30000, "nest 30000 deep"),
+    (b'{"a":' * 10000 + b"1" + b"}" * 10000, "nest 10000 deep"),
+    (b'{"a": ' + b"9" * 5000 + b"}", "a number of 5000 characters"),
+    (b'{"a": NaN}', "NaN, which JSON does not allow"),
+    (b'{"a": -Infinity}', "-Infinity, which JSON does not allow"),
+    (b'{"a": 1e999}', "too large for a 64-bit float"),
+    ("\ud800", "not valid UTF-8"),
+    (b"\xed\xa0\x80", "not valid UTF-8"),  # a surrogate encoded as UTF-8 is not UTF-8
+    (b"", "not valid JSON"),
+])
+def test_hostile_bodies_are_refused_not_raised(body, rule):
+    err = rejected(body)
+    assert rule in err.rule
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting():
+    doc = with_(CREATED_DOC, "comment", "[" * 500 + '{"\\"' * 50)  # an extension attribute: any string
+    assert parse(doc).customer_id == "acme"
+
+
+def test_a_huge_number_is_refused_at_its_field():
+    body = json.dumps(CREATED_DOC).replace('"gold"', "1" * 5000)
+    err = rejected(body)
+    assert err.field == "data.plan" and "the limit is 1000" in err.rule
+    # a long number within the limit is read, and refused by the field's own rule
+    assert "must be a string, not int" in rejected(with_(CREATED_DOC, "data.plan", 10 ** 400)).rule
+
+
+@pytest.mark.parametrize("time", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_times_beyond_the_calendar_are_invalid_dates(time):
+    err = rejected(with_(CREATED_DOC, "time", time))
+    assert err.field == "time" and "not a valid date" in err.rule
+
+
+@pytest.mark.parametrize("time", ["0001-01-01T00:00:00Z", "1601-01-01T00:00:00Z", "1969-12-31T23:59:59Z"])
+def test_times_before_1970_are_a_broken_clock(time):
+    err = rejected(with_(CREATED_DOC, "time", time))
+    assert err.field == "time" and "before 1970" in err.rule
+
+
+@pytest.mark.parametrize("path", ["id", "source", "type", "time", "datacontenttype", "data.customerId",
+                                  "data.displayName", "data.profile", "data.plan", "data.contactEmail",
+                                  "data.redirectUris", "traceparent"])
+def test_a_lone_surrogate_in_any_string_is_invalid_unicode(path):
+    value = ["https://a.example/\ud800"] if path == "data.redirectUris" else "abc\ud800"
+    err = rejected(with_(CREATED_DOC, path, value))
+    assert "not valid Unicode" in err.rule
+    assert err.field == (path + "[0]" if path == "data.redirectUris" else path)
+    str(err).encode("utf-8")
+
+
+def test_a_lone_surrogate_in_removed_reason_and_in_a_key():
+    assert rejected(with_(REMOVED_DOC, "data.reason", "\udfff")).field == "data.reason"
+    err = rejected(with_(CREATED_DOC, "data.\ud800", "x"))
+    assert err.field == "data['\\ud800']" and "not valid Unicode" in err.rule
+    str(err).encode("utf-8")
+
+
+def test_control_characters_in_a_key_are_shown_escaped_and_bounded():
+    key = "\x1b]0;owned\x07\x1b[31m" + "x" * 500
+    err = rejected(with_(CREATED_DOC, "data." + key, 1))
+    assert err.field.startswith("data['\\x1b]0;owned\\x07\\x1b[31m") and err.field.endswith("\u2026]")
+    assert len(err.field) < 80 and "is not part of customer.created" in err.rule
+    assert str(err).isprintable()
+    top = rejected(with_(CREATED_DOC, "ext\n", "x"))  # a trailing newline must not pass the extension name rule
+    assert top.field == "$['ext\\n']" and str(top).isprintable()
+
+
+def test_a_key_with_a_quote_is_still_one_readable_path():
+    err = rejected(with_(CREATED_DOC, "data.it's", 1))
+    assert err.field == "data[\"it's\"]"
+
+
+def test_non_bytes_bodies_are_refused():
+    with pytest.raises(InvalidEvent):
+        parse_event(12345, now=NOW)  # type: ignore[arg-type]
+    assert parse_event(bytearray(json.dumps(CREATED_DOC).encode()), now=NOW).customer_id == "acme"
+
+
+# ---- peek_identity: the rejected body's customer, event id and type, when safe as ledger keys ---------------------
+@pytest.mark.parametrize("body,expected", [
+    (json.dumps(CREATED_DOC), ("acme", "evt-1", "customer.created")),
+    (json.dumps(with_(CREATED_DOC, "data.profile", 7)), ("acme", "evt-1", "customer.created")),
+    (json.dumps(with_(CREATED_DOC, "data.displayName", "\ud800")), ("acme", "evt-1", "customer.created")),
+    (json.dumps(with_(CREATED_DOC, "id", "evt\ud800")), ("acme", None, "customer.created")),
+    (json.dumps(with_(CREATED_DOC, "id", "evt\x1b[2J")), ("acme", None, "customer.created")),
+    (json.dumps(with_(CREATED_DOC, "id", "x" * 129)), ("acme", None, "customer.created")),
+    (json.dumps(with_(CREATED_DOC, "id", "evt\u202e1")), ("acme", None, "customer.created")),
+    (json.dumps(with_(CREATED_DOC, "data.customerId", "acme\n")), (None, "evt-1", "customer.created")),
+    (json.dumps(with_(CREATED_DOC, "data.customerId", "../etc")), (None, "evt-1", "customer.created")),
+    (json.dumps(with_(CREATED_DOC, "type", 5)), ("acme", "evt-1", None)),
+    (json.dumps(with_(CREATED_DOC, "data", ["acme"])), (None, "evt-1", "customer.created")),
+    (b"[" * 30000, (None, None, None)),
+    (b'{"id": ' + b"9" * 5000 + b"}", (None, None, None)),
+    (b'{"id": "e", "n": 1e999, "data": {"customerId": "acme"}}', ("acme", "e", None)),
+    (b"\xff\xfe", (None, None, None)),
+    (b"", (None, None, None)),
+    ("\ud800", (None, None, None)),
+    (None, (None, None, None)),
+])
+def test_peek_identity(body, expected):
+    assert peek_identity(body) == expected
