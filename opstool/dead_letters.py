@@ -108,7 +108,7 @@ class DeadLetter:
     @property
     def original_message_id(self) -> str | None:
         """The message id the sender gave the event: kept by earlier replays, or by the app's own retry copies
-        (whose ids are ``<original>:retry:<n>``), else this message's id."""
+        (``retry-original-message-id``), else this message's id."""
         for name in (REPLAY_ORIGINAL_MESSAGE_ID, APP_RETRY_ORIGINAL_MESSAGE_ID):
             value = self.application_properties.get(name)
             if isinstance(value, str) and value:

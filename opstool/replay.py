@@ -54,8 +54,8 @@ def replay_message_id(queue: str, dl: DeadLetter) -> str:
 
 
 #: the app's retry budget (shared/domain/retry_policy.py), dropped unless ``--keep-retry-budget``; all three go
-#: together: the app names its retry copies ``<retry-original-message-id>:retry:<attempt>``, and restarting the
-#: attempt count under the old original id would reuse ids that duplicate detection may still remember
+#: together: the app derives its retry copies' ids from ``retry-original-message-id`` and the attempt, and
+#: restarting the attempt count under the old original id would reuse ids that duplicate detection may still remember
 APP_RETRY_BUDGET_PROPERTIES = (rp.ATTEMPT_PROPERTY, rp.FIRST_ATTEMPT_PROPERTY, rp.ORIGINAL_ID_PROPERTY)
 
 

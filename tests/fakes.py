@@ -24,7 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 
 from shared.domain.errors import LedgerConflict, PermanentError, TransientError
-from shared.domain.records import AuditEntry, CustomerRecord
+from shared.domain.records import FINAL_OUTCOMES, AuditEntry, CustomerRecord
 from shared.service_layer.ports import (ApiGateway, Application, ApplicationSpec, AuthorizationServerSpec, Capacity,
                                         IdentityProvider, Ledger, SecretDeletedButRecoverable, SecretStore)
 
@@ -472,8 +472,12 @@ class FakeLedger(_FakeService, Ledger):
         return stored.copy()
 
     @external
-    def set_audit(self, entry: AuditEntry) -> None:
+    def set_audit(self, entry: AuditEntry) -> bool:
+        current = self.audits.get((entry.customer_id, entry.event_id))
+        if current is not None and current.outcome in FINAL_OUTCOMES and entry.outcome != current.outcome:
+            return False
         self.audits[(entry.customer_id, entry.event_id)] = replace(entry)
+        return True
 
     @external
     def list_audit(self, customer_id: str) -> list[AuditEntry]:

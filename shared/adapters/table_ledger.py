@@ -20,7 +20,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableClient, UpdateMode
 
 from ..domain.errors import LedgerConflict, PermanentError
-from ..domain.records import AuditEntry, CustomerRecord
+from ..domain.records import FINAL_OUTCOMES, AuditEntry, CustomerRecord
 from ..service_layer.ports import Ledger
 from .azure_errors import classify, client_kwargs, retry_kwargs
 
@@ -210,8 +210,32 @@ class TableLedger(Ledger):
             self.set_audit(audit)  # another partition: no transaction can span both
         return record.copy(etag=etag)
 
-    def set_audit(self, entry: AuditEntry) -> None:
-        self._write("set_audit", lambda: self._client.upsert_entity(_audit_entity(entry), mode=UpdateMode.REPLACE))
+    def set_audit(self, entry: AuditEntry) -> bool:
+        """Append-only for an applied or stale event: read the row, then write only if it may change, with its ETag
+        (or as an insert), so a concurrent writer makes us look again rather than overwrite."""
+        entity = _audit_entity(entry)
+        for _ in range(5):
+            rows = self._read("set_audit", lambda: list(self._client.query_entities(
+                "PartitionKey eq @pk and RowKey eq @rk",
+                parameters={"pk": entity["PartitionKey"], "rk": entity["RowKey"]})))
+            current = rows[0] if rows else None
+            if current is not None and current.get("outcome") in FINAL_OUTCOMES and \
+                    current.get("outcome") != entry.outcome:
+                return False
+            try:
+                if current is None:
+                    self._write("set_audit", lambda: self._client.create_entity(entity),
+                                conflict=lambda exc: isinstance(exc, ResourceExistsError))
+                else:
+                    self._write("set_audit", lambda: self._client.update_entity(
+                        entity, mode=UpdateMode.REPLACE, etag=current.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified),
+                        conflict=lambda exc: isinstance(exc, ResourceModifiedError) or exc.status_code in (404, 412))
+                return True
+            except LedgerConflict:
+                continue  # another writer got there first: read again and decide again
+        raise LedgerConflict("the audit row kept changing while it was written", service=SERVICE,
+                             operation="set_audit")
 
     def list_audit(self, customer_id: str) -> list[AuditEntry]:
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"

@@ -16,12 +16,25 @@ PROVISIONED = "provisioned"
 REMOVING = "removing"           # a removed event is being applied (or failed part-way)
 REMOVED = "removed"             # also the tombstone of a removal that arrived before any creation
 
+#: at equal times, the order of event types: a removal sent in the same second as a creation wins (the safe side:
+#: no access is granted by a tie). Types not listed rank first.
+TIE_RANK = {"customer.created": 0, "customer.removed": 1}
+
+
+def event_order(time: dt.datetime, event_type: str | None, event_id: str | None) -> tuple:
+    """The order of a customer's events, whatever the delivery order: time, then the type's rank at equal times,
+    then the event id, so that no tie is ever decided by arrival."""
+    return time, TIE_RANK.get(event_type or "", 0), event_id or ""
+
+
 # Audit outcomes
 APPLIED = "applied"
 DUPLICATE = "duplicate"
 STALE = "stale"
 REJECTED = "rejected"
 FAILED = "failed"
+#: outcomes an audit row keeps for good: nothing but a delivery of the same event with the same outcome rewrites it
+FINAL_OUTCOMES = (APPLIED, STALE)
 
 
 @dataclass(frozen=True)
@@ -71,9 +84,11 @@ class CustomerRecord:
         return bool(self.claim_owner and self.claim_owner != worker and self.claim_expires
                     and self.claim_expires > now)
 
-    def is_newer_than(self, event_time: dt.datetime) -> bool:
-        """The last applied event is later than ``event_time``: an event of that time is stale."""
-        return self.last_event_time is not None and self.last_event_time > event_time
+    def supersedes(self, event_time: dt.datetime, event_type: str, event_id: str) -> bool:
+        """The last applied event comes after this one in :func:`event_order`: this one is stale."""
+        return self.last_event_time is not None and (
+            event_order(self.last_event_time, self.last_event_type, self.last_event_id)
+            > event_order(event_time, event_type, event_id))
 
     @property
     def create_pending(self) -> bool:

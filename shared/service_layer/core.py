@@ -134,8 +134,9 @@ class Core:
             # Rejected by a rule that depends on configuration (an unknown profile): valid now, so apply it.
             a.log.emit("check_duplicate", "retrying_rejected",
                        detail="rejected before, valid with the current configuration")
-        if rec is not None and rec.is_newer_than(ev.time):
-            reason = (f"older than the last applied event {rec.last_event_id} "
+        if rec is not None and rec.supersedes(ev.time, ev.type, ev.event_id):
+            when = "older than" if rec.last_event_time > ev.time else "at the same time as, and ordered before,"
+            reason = (f"{when} the last applied event {rec.last_event_id} "
                       f"({rec.last_event_time.isoformat()}, {rec.last_event_type})")
             with a.log.step("ledger.set_audit") as s:
                 s.outcome = STALE

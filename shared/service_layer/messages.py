@@ -6,7 +6,7 @@ from ``provisioning`` because it deals with raw bytes and message metadata, not 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -14,7 +14,7 @@ from typing import Any
 
 from ..domain import retry_policy as rp
 from ..domain.errors import InvalidEvent, ProvisioningError, TransientError
-from ..domain.events import CUSTOMER_ID, parse_event
+from ..domain.events import parse_event, peek_identity
 from .step_log import StepLog
 
 
@@ -43,22 +43,6 @@ class RetryScheduled:
     reason: str
 
 
-def _peek(body: bytes) -> tuple[str | None, str | None, str | None]:
-    """Best-effort customer id, event id and type of an event that failed validation, to file the rejection
-    under the right customer. Only values that are safe as ledger keys are returned."""
-    try:
-        doc = json.loads(body)
-        data = doc.get("data") if isinstance(doc, dict) else None
-        cid = data.get("customerId") if isinstance(data, dict) else None
-        eid, etype = doc.get("id"), doc.get("type")
-    except (ValueError, AttributeError, UnicodeDecodeError):
-        return None, None, None
-    cid = cid if isinstance(cid, str) and CUSTOMER_ID.match(cid) else None
-    eid = eid if isinstance(eid, str) and 0 < len(eid) <= 128 and eid.isprintable() else None
-    etype = etype if isinstance(etype, str) and len(etype) <= 200 and etype.isprintable() else None
-    return cid, eid, etype
-
-
 def handle_message(service, message: InboundMessage, *, type_prefix: str = "", scheduler=None,
                    policy: rp.RetryPolicy | None = None, now: dt.datetime | None = None):
     """Apply one message. Returns the service's Outcome, or RetryScheduled when a transient failure was handed to
@@ -69,7 +53,7 @@ def handle_message(service, message: InboundMessage, *, type_prefix: str = "", s
     try:
         event = parse_event(message.body, type_prefix=type_prefix)
     except InvalidEvent as exc:
-        customer_id, event_id, event_type = _peek(message.body)
+        customer_id, event_id, event_type = peek_identity(message.body)
         service.record_rejection(reason=exc.message, message_id=message.message_id, customer_id=customer_id,
                                  event_id=event_id, event_type=event_type)
         StepLog(customer_id, event_id, message.message_id).emit("event", "rejected", level=logging.WARNING,
@@ -121,24 +105,57 @@ class MessageHandler:
                               policy=self.policy)
 
 
+def retry_copy_id(original: str, attempt: int) -> str:
+    """The message id of retry copy ``attempt`` of the message ``original``: derived from the whole original id (two
+    ids that share a prefix never share a copy id) and deterministic, so a crash after scheduling but before the
+    host completes the message schedules the same id again and duplicate detection drops the second copy."""
+    digest = hashlib.sha256(original.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return f"retry-{digest}-{attempt}"
+
+
+@dataclass(frozen=True)
+class RetryState:
+    attempt: int  # retries scheduled before this delivery
+    first_attempt: dt.datetime
+    original_id: str
+    trusted: bool  # False: the properties were not the app's own, and the budget starts from this delivery
+
+
+def retry_state(message: InboundMessage, policy: rp.RetryPolicy, now: dt.datetime) -> RetryState:
+    """What the retry properties say, if the app wrote them. A copy the app scheduled carries the id
+    :func:`retry_copy_id` derives from its properties; any other message carrying retry properties (a sender's,
+    or one a person edited) gets no say over the budget: it starts again from this delivery."""
+    fresh = RetryState(0, message.enqueued_time or now, message.message_id or "", False)
+    props = message.application_properties or {}
+    if rp.ATTEMPT_PROPERTY not in props and rp.ORIGINAL_ID_PROPERTY not in props:
+        return RetryState(0, fresh.first_attempt, fresh.original_id, True)
+    attempt, original = props.get(rp.ATTEMPT_PROPERTY), props.get(rp.ORIGINAL_ID_PROPERTY)
+    first = _parse_time(props.get(rp.FIRST_ATTEMPT_PROPERTY))
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or not 1 <= attempt <= policy.max_attempts:
+        return fresh
+    if not isinstance(original, str) or not 0 < len(original) <= 512 or first is None:
+        return fresh
+    if message.message_id != retry_copy_id(original, attempt):
+        return fresh
+    if not now - dt.timedelta(seconds=policy.max_total_seconds + 3600) <= first <= now + dt.timedelta(minutes=5):
+        return fresh
+    return RetryState(attempt, first, original, True)
+
+
 def _schedule_retry(scheduler, policy: rp.RetryPolicy, message: InboundMessage, exc: TransientError,
                     log: StepLog, now: dt.datetime) -> RetryScheduled:
-    props = message.application_properties or {}
-    try:
-        attempt = int(props.get(rp.ATTEMPT_PROPERTY, 0)) + 1
-    except (TypeError, ValueError):
-        attempt = 1
-    first = _parse_time(props.get(rp.FIRST_ATTEMPT_PROPERTY)) or message.enqueued_time or now
+    state = retry_state(message, policy, now)
+    if not state.trusted:
+        log.emit("retry", "untrusted-properties", level=logging.WARNING,
+                 detail="retry properties the app did not write: the budget starts from this delivery")
+    attempt, first = state.attempt + 1, state.first_attempt
     delay = policy.next_delay(attempt, first, now, retry_after=exc.retry_after)
     if delay is None:
         log.emit("retry", "budget-spent", level=logging.ERROR, attempt=attempt - 1,
                  detail=f"attempts={attempt - 1} reason={exc.reason!r}")
         raise exc
-    original = str(props.get(rp.ORIGINAL_ID_PROPERTY) or message.message_id or log.event_id)
-    # Deterministic per attempt: if we crash after scheduling but before the host completes the message, the
-    # redelivery schedules the same id again and duplicate detection drops the second copy.
-    retry_id = f"{original[:100]}:retry:{attempt}"
-    scheduler.schedule_retry(message, delay_seconds=delay, message_id=retry_id, properties={
+    original = state.original_id or log.event_id or ""
+    scheduler.schedule_retry(message, delay_seconds=delay, message_id=retry_copy_id(original, attempt), properties={
         rp.ATTEMPT_PROPERTY: attempt,
         rp.FIRST_ATTEMPT_PROPERTY: first.astimezone(dt.timezone.utc).isoformat(),
         rp.ORIGINAL_ID_PROPERTY: original,
@@ -153,10 +170,10 @@ def _schedule_retry(scheduler, policy: rp.RetryPolicy, message: InboundMessage, 
 def _parse_time(value) -> dt.datetime | None:
     if isinstance(value, dt.datetime):
         return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
-    if isinstance(value, (str, bytes)):
+    if isinstance(value, (str, bytes)) and len(value) <= 64:
         try:
             parsed = dt.datetime.fromisoformat(value.decode() if isinstance(value, bytes) else value)
-        except ValueError:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+        except (ValueError, UnicodeDecodeError, OverflowError):
             return None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
     return None

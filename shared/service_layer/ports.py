@@ -161,8 +161,9 @@ class Ledger(abc.ABC):
         transaction. Returns the record with its new etag."""
 
     @abc.abstractmethod
-    def set_audit(self, entry: AuditEntry) -> None:
-        """Insert or replace one audit row."""
+    def set_audit(self, entry: AuditEntry) -> bool:
+        """Insert or replace one audit row, except that the row of an applied or stale event is append-only: only
+        an entry with the same outcome (a duplicate delivery, counted) replaces it. False when a row was kept."""
 
     @abc.abstractmethod
     def list_audit(self, customer_id: str) -> list[AuditEntry]: ...

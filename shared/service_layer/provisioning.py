@@ -89,8 +89,10 @@ class ProvisioningService:
                            outcome=REJECTED, reason=clip(reason, REASON_MAX), message_id=message_id,
                            recorded_at=self.core.now())
         try:
-            with StepLog(partition, key, message_id).step("ledger.record_rejection"):
-                self.ledger.set_audit(entry)
+            with StepLog(partition, key, message_id).step("ledger.record_rejection") as s:
+                if not self.ledger.set_audit(entry):
+                    s.outcome = "kept"  # an applied event's row is never rewritten by a rejection
+                    s.detail = "an applied or stale event has this id; its audit row stays as it is"
         except TransientError:
             raise
         except Exception:  # noqa: BLE001 - the message goes to the dead-letter queue anyway; the step logged it

@@ -14,6 +14,7 @@ from azure.functions.servicebus import ServiceBusMessage
 
 from emulators.inspect import view_customers, view_stack
 from shared.domain.errors import InvalidEvent, PermanentError
+from shared.service_layer.messages import retry_copy_id
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(120)
@@ -119,7 +120,7 @@ def test_transient_failure_schedules_a_copy_with_backoff_and_completes(trigger, 
     props = {k.decode(): v for k, v in copy.application_properties.items()}
     assert props["retry-attempt"] == 1
     assert b"503" in props["retry-last-error"] or b"auth0" in props["retry-last-error"]
-    assert copy.message_id == f"{msg.message_id}:retry:1"
+    assert copy.message_id == retry_copy_id(msg.message_id, 1)
     assert copy.session_id == "retry-me" and copy.correlation_id == "corr-1"
     assert json.loads(str(copy)) == event
     # First retry: exponential backoff from RETRY_BASE_SECONDS (2 s) with jitter, so 1-2 s after the failure.

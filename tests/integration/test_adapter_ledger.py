@@ -181,3 +181,15 @@ def test_an_unreachable_account_is_transient(settings):
     ledger = TableLedger("customerledger", connection_string=dead, timeout=2)
     with pytest.raises(TransientError):
         ledger.get_customer("anyone")
+
+
+def test_the_audit_row_of_an_applied_event_is_append_only(ledger):
+    cid = new_customer()
+    assert ledger.set_audit(audit(cid, "evt-1", APPLIED)) is True
+    assert ledger.set_audit(audit(cid, "evt-1", "rejected", reason="data.profile: is required")) is False
+    assert ledger.set_audit(audit(cid, "evt-1", "failed", reason="auth0: 503")) is False
+    assert ledger.set_audit(audit(cid, "evt-1", APPLIED, attempts=2)) is True  # a duplicate delivery, counted
+    [row] = ledger.list_audit(cid)
+    assert (row.outcome, row.attempts, row.reason) == (APPLIED, 2, None)
+    assert ledger.set_audit(audit(cid, "evt-2", "rejected")) is True  # not final: may still be applied later
+    assert ledger.set_audit(audit(cid, "evt-2", APPLIED)) is True

@@ -10,7 +10,7 @@ import pytest
 from shared.domain import retry_policy as rp
 from shared.domain.errors import InvalidEvent, PermanentError, TransientError
 from shared.domain.records import APPLIED, REJECTED
-from shared.service_layer.messages import RETRY_SCHEDULED, InboundMessage, handle_message
+from shared.service_layer.messages import RETRY_SCHEDULED, InboundMessage, handle_message, retry_copy_id
 from shared.service_layer.ports import RetryScheduler
 from tests.unit.world import T0, World
 
@@ -69,7 +69,7 @@ def test_transient_failure_schedules_a_copy_with_attempt_first_time_and_reason()
     result = handle_message(world.service(), msg, scheduler=sched, now=NOW)
     assert result.result == RETRY_SCHEDULED and result.attempt == 1
     [s] = sched.scheduled
-    assert s["message"] is msg and s["id"] == "m1:retry:1"
+    assert s["message"] is msg and s["id"] == retry_copy_id("m1", 1)
     assert 1.0 <= s["delay"] <= 2.0  # first backoff step of the default policy, with jitter
     assert s["properties"][rp.ATTEMPT_PROPERTY] == 1
     assert s["properties"][rp.ORIGINAL_ID_PROPERTY] == "m1"
@@ -81,11 +81,11 @@ def test_second_retry_keeps_the_original_id_and_first_attempt_time():
     world, sched = World(), RecordingScheduler()
     world.identity.fail("create_application", "transient")
     first = T0 - dt.timedelta(minutes=3)
-    msg = message(body(), message_id="m1:retry:1", application_properties={
+    msg = message(body(), message_id=retry_copy_id("m1", 1), application_properties={
         rp.ATTEMPT_PROPERTY: 1, rp.ORIGINAL_ID_PROPERTY: "m1", rp.FIRST_ATTEMPT_PROPERTY: first.isoformat()})
     handle_message(world.service(), msg, scheduler=sched, now=NOW)
     [s] = sched.scheduled
-    assert s["id"] == "m1:retry:2" and s["properties"][rp.ATTEMPT_PROPERTY] == 2
+    assert s["id"] == retry_copy_id("m1", 2) and s["properties"][rp.ATTEMPT_PROPERTY] == 2
     assert dt.datetime.fromisoformat(s["properties"][rp.FIRST_ATTEMPT_PROPERTY]) == first
     assert 2.0 <= s["delay"] <= 4.0
 
@@ -101,7 +101,8 @@ def test_spent_budget_raises_so_the_queue_dead_letters_it():
     world, sched = World(), RecordingScheduler()
     world.identity.fail("create_application", "transient")
     policy = rp.RetryPolicy(max_attempts=3)
-    msg = message(body(), application_properties={rp.ATTEMPT_PROPERTY: 3})
+    msg = message(body(), message_id=retry_copy_id("m1", 3), application_properties={
+        rp.ATTEMPT_PROPERTY: 3, rp.ORIGINAL_ID_PROPERTY: "m1", rp.FIRST_ATTEMPT_PROPERTY: T0.isoformat()})
     with pytest.raises(TransientError):
         handle_message(world.service(), msg, scheduler=sched, policy=policy, now=NOW)
     assert sched.scheduled == []
@@ -164,3 +165,51 @@ def test_each_outcome_is_logged_once_by_the_handler(caplog):
     assert outcomes == [("e-ok", APPLIED), ("e-retry", "failed"), ("e-bad", "rejected")]
     rejected = next(r for r in caplog.records if getattr(r, "step", None) == "event" and r.outcome == "rejected")
     assert not rejected.exc_info  # a rejection is an answer, not a bug: no traceback
+
+
+def test_retry_copies_of_ids_that_share_a_long_prefix_do_not_collide():
+    """Regression (issue 18, case 4): copies were named <first 100 characters>:retry:<n>, so two events whose
+    message ids share 100 characters had one copy id, and duplicate detection dropped one of them for good."""
+    world, sched = World(), RecordingScheduler()
+    prefix = "x" * 100
+    for customer, tail in (("acme", "-a"), ("beta", "-b")):
+        world.identity.fail("create_application", "transient")
+        handle_message(world.service(), message(body(customer=customer, event_id=f"e-{customer}"),
+                                                message_id=prefix + tail), scheduler=sched, now=NOW)
+    ids = [s["id"] for s in sched.scheduled]
+    assert len(ids) == 2 and len(set(ids)) == 2
+    assert [s["properties"][rp.ORIGINAL_ID_PROPERTY] for s in sched.scheduled] == [prefix + "-a", prefix + "-b"]
+
+
+@pytest.mark.parametrize("props", [
+    {rp.ATTEMPT_PROPERTY: -10**9, rp.FIRST_ATTEMPT_PROPERTY: "2999-01-01T00:00:00+00:00",
+     rp.ORIGINAL_ID_PROPERTY: "m1"},
+    {rp.ATTEMPT_PROPERTY: float("inf"), rp.ORIGINAL_ID_PROPERTY: "m1"},
+    {rp.ATTEMPT_PROPERTY: 7, rp.ORIGINAL_ID_PROPERTY: "somebody-else", rp.FIRST_ATTEMPT_PROPERTY: T0.isoformat()},
+    {rp.ORIGINAL_ID_PROPERTY: "victim-message-id"},
+    {rp.ATTEMPT_PROPERTY: "1", rp.FIRST_ATTEMPT_PROPERTY: "\ud800" * 5},
+])
+def test_retry_properties_the_app_did_not_write_restart_the_budget(props):
+    """Regression (issue 18, case 5): a sender's retry-attempt = -10**9 with a far-future first attempt gave about
+    a billion retries with no delay, and a float inf raised OverflowError; a forged original id could make a copy
+    collide with another message's copies. Untrusted properties now count for nothing."""
+    world, sched = World(), RecordingScheduler()
+    world.identity.fail("create_application", "transient")
+    result = handle_message(world.service(), message(body(), message_id="m-sender", application_properties=props),
+                            scheduler=sched, now=NOW)
+    [s] = sched.scheduled
+    assert result.attempt == 1 and s["properties"][rp.ATTEMPT_PROPERTY] == 1
+    assert s["properties"][rp.ORIGINAL_ID_PROPERTY] == "m-sender" and s["id"] == retry_copy_id("m-sender", 1)
+    assert dt.datetime.fromisoformat(s["properties"][rp.FIRST_ATTEMPT_PROPERTY]) == T0  # this delivery's
+    assert 1.0 <= s["delay"] <= 2.0
+
+
+def test_a_rejection_never_rewrites_an_applied_events_audit_row():
+    """Regression (issue 18, case 6): an invalid event that reused an applied event's id for the same customer
+    turned its APPLIED audit row into REJECTED (the rejection was an upsert)."""
+    world = World()
+    handle_message(world.service(), message(body(event_id="e1")), now=NOW)
+    with pytest.raises(InvalidEvent):
+        handle_message(world.service(), message(body(event_id="e1", profile=None), message_id="m-evil"), now=NOW)
+    [row] = world.ledger.list_audit("acme")
+    assert row.outcome == APPLIED and row.reason is None and row.message_id == "m1"

@@ -141,3 +141,27 @@ def test_created_then_removed_then_created_many_times_leaves_one_application():
         w.service().handle(removed(event_id=f"r{i}", at=i * 10 + 5))
     w.service().handle(created(event_id="final", at=100))
     assert len(w.identity.apps) == 1 and w.orphans() == []
+
+
+@pytest.mark.parametrize("order", ["created-first", "removed-first"])
+def test_equal_times_are_decided_by_the_tie_rule_not_by_arrival(order):
+    """Regression (issue 18, case 3): removed and created for one customer, both stamped with the same second,
+    ended provisioned or removed depending on which arrived first. At equal times the removal wins."""
+    w = World()
+    events = [created(at=0), removed(at=0)]
+    for event in events if order == "created-first" else reversed(events):
+        w.service().handle(event)
+    record = w.ledger.record("acme")
+    assert record.status == REMOVED and record.last_event_id == "e-removed"
+    assert w.leftovers() == [] and w.orphans() == []
+    if order == "removed-first":
+        assert w.ledger.audit("acme", "e-created").outcome == STALE
+        assert w.identity.calls["create_application"] == 0
+
+
+def test_two_created_events_at_the_same_time_apply_in_event_id_order():
+    w = World()
+    w.service().handle(created(event_id="e-b", at=0, display_name="Second"))
+    outcome = w.service().handle(created(event_id="e-a", at=0, display_name="First"))
+    assert outcome.result == STALE and "same time" in w.ledger.audit("acme", "e-a").reason
+    assert w.ledger.record("acme").display_name == "Second"
