@@ -382,6 +382,10 @@ class FakeApiGateway(_FakeService, ApiGateway):
                 client_id=f"other-{i}", client_secret=None, grant_types=("authorizationCode",))
 
     @external
+    def get_authorization_server_limit(self) -> Capacity:
+        return Capacity(used=0, limit=self.limit, sku=self.sku)
+
+    @external
     def get_authorization_server_capacity(self) -> Capacity:
         return Capacity(used=len(self.servers), limit=self.limit, sku=self.sku)
 
@@ -434,6 +438,7 @@ class FakeLedger(_FakeService, Ledger):
         super().__init__(log)
         self.customers: dict[str, CustomerRecord] = {}
         self.audits: dict[tuple[str, str], AuditEntry] = {}
+        self.pools: dict[str, dict] = {}  # pool -> {"used": n, "holders": set()}
         self._clock = clock
 
     def now(self) -> dt.datetime:
@@ -477,6 +482,28 @@ class FakeLedger(_FakeService, Ledger):
         if current is not None and current.outcome in FINAL_OUTCOMES and entry.outcome != current.outcome:
             return False
         self.audits[(entry.customer_id, entry.event_id)] = replace(entry)
+        return True
+
+    @external
+    def reserve_slot(self, pool: str, holder: str, limit: int, *, seed) -> bool:
+        state = self.pools.get(pool)
+        if state is None:
+            state = self.pools[pool] = {"used": seed(), "holders": set()}
+        if holder in state["holders"]:
+            return True
+        if state["used"] >= limit:
+            return False
+        state["used"] += 1
+        state["holders"].add(holder)
+        return True
+
+    @external
+    def release_slot(self, pool: str, holder: str) -> bool:
+        state = self.pools.get(pool)
+        if state is None or holder not in state["holders"]:
+            return False
+        state["holders"].discard(holder)
+        state["used"] -= 1
         return True
 
     @external

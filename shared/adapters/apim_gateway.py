@@ -66,6 +66,10 @@ class ApimGateway(ApiGateway):
             _sku_cache[key] = sku
         return sku
 
+    def get_authorization_server_limit(self) -> Capacity:
+        sku = self.get_sku()
+        return Capacity(used=0, limit=authorization_server_limit(sku), sku=sku)
+
     def get_authorization_server_capacity(self) -> Capacity:
         sku = self.get_sku()
         used = self._call("list_authorization_servers", lambda: sum(

@@ -34,6 +34,21 @@ _STATE_FIELDS = [f.name for f in dataclasses.fields(CustomerRecord) if f.name no
 _AUDIT_FIELDS = [f.name for f in dataclasses.fields(AuditEntry) if f.name != "customer_id"]
 
 
+#: partition prefix of the slot pools (capacity reservations); "~" sorts after every customer id
+POOL_PREFIX = "~pool-"
+POOL_COUNTER = "counter"
+POOL_ATTEMPTS = 8
+
+
+def _holder_key(holder: str) -> str:
+    return "holder-" + hashlib.sha256(holder.encode("utf-8")).hexdigest()[:32]
+
+
+def _pool_conflict(exc: HttpResponseError) -> bool:
+    # A transaction reports the failed operation's status: 409 (a row exists), 412 (the counter moved), 404 (gone).
+    return exc.status_code in (404, 409, 412)
+
+
 def audit_row_key(event_id: str) -> str:
     return AUDIT_PREFIX + hashlib.sha256(event_id.encode("utf-8")).hexdigest()[:32]
 
@@ -236,6 +251,63 @@ class TableLedger(Ledger):
                 continue  # another writer got there first: read again and decide again
         raise LedgerConflict("the audit row kept changing while it was written", service=SERVICE,
                              operation="set_audit")
+
+    # -- slot pools ---------------------------------------------------------------------------------------------
+    def _pool_rows(self, pool: str, holder: str):
+        key = POOL_PREFIX + pool
+        rows = self._read("reserve_slot", lambda: list(self._client.query_entities(
+            "PartitionKey eq @pk and ( RowKey eq 'counter' or RowKey eq @rk )",
+            parameters={"pk": key, "rk": _holder_key(holder)})))
+        counter = next((r for r in rows if r["RowKey"] == POOL_COUNTER), None)
+        held = next((r for r in rows if r["RowKey"] != POOL_COUNTER), None)
+        return key, counter, held
+
+    def reserve_slot(self, pool: str, holder: str, limit: int, *, seed: Callable[[], int]) -> bool:
+        """One partition per pool: a counter row and a row per holder, written together in one entity-group
+        transaction, the counter ETag-checked, so two workers never take the last slot both."""
+        for _ in range(POOL_ATTEMPTS):
+            key, counter, held = self._pool_rows(pool, holder)
+            if held is not None:
+                return True
+            holder_row = {"PartitionKey": key, "RowKey": _holder_key(holder), "holder": holder}
+            if counter is None:
+                used = int(seed())
+                first = {"PartitionKey": key, "RowKey": POOL_COUNTER, "used": used + (used < limit)}
+                ops = [("create", first)] + ([("create", holder_row)] if used < limit else [])
+            else:
+                used = int(counter.get("used", 0))
+                if used >= limit:
+                    return False
+                ops = [("update", {"PartitionKey": key, "RowKey": POOL_COUNTER, "used": used + 1},
+                        {"mode": UpdateMode.REPLACE, "etag": counter.metadata["etag"],
+                         "match_condition": MatchConditions.IfNotModified}),
+                       ("create", holder_row)]
+            try:
+                self._write("reserve_slot", lambda: self._client.submit_transaction(ops), conflict=_pool_conflict)
+            except LedgerConflict:
+                continue  # another worker moved the counter first: read again and decide again
+            return used < limit
+        raise LedgerConflict(f"the {pool} pool kept changing while a slot was taken", service=SERVICE,
+                             operation="reserve_slot")
+
+    def release_slot(self, pool: str, holder: str) -> bool:
+        for _ in range(POOL_ATTEMPTS):
+            key, counter, held = self._pool_rows(pool, holder)
+            if held is None or counter is None:
+                return False
+            ops = [("update", {"PartitionKey": key, "RowKey": POOL_COUNTER,
+                               "used": max(0, int(counter.get("used", 0)) - 1)},
+                    {"mode": UpdateMode.REPLACE, "etag": counter.metadata["etag"],
+                     "match_condition": MatchConditions.IfNotModified}),
+                   ("delete", {"PartitionKey": key, "RowKey": held["RowKey"]},
+                    {"etag": held.metadata["etag"], "match_condition": MatchConditions.IfNotModified})]
+            try:
+                self._write("release_slot", lambda: self._client.submit_transaction(ops), conflict=_pool_conflict)
+            except LedgerConflict:
+                continue
+            return True
+        raise LedgerConflict(f"the {pool} pool kept changing while a slot was given back", service=SERVICE,
+                             operation="release_slot")
 
     def list_audit(self, customer_id: str) -> list[AuditEntry]:
         query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"

@@ -76,6 +76,8 @@ class Attempt:
     claimed: bool = False
     client_id: str | None = None  # an application created or adopted in this attempt
     create_refused: bool = False  # Auth0 refused the create (429 or another 4xx): it made nothing
+    reserved: bool = False  # this attempt holds an authorization-server slot
+    server_written: bool = False  # this attempt sent the authorization server's PUT
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self):

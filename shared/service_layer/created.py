@@ -18,7 +18,7 @@ from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, PROVISIONED, REMOVED, Resources
 from .core import MANAGED_BY, Attempt, Core, Outcome, clip
 from .ports import Application, ApplicationSpec, AuthorizationServerSpec, SecretDeletedButRecoverable
-from .removed import delete_application
+from .removed import APIM_SERVER_POOL, delete_application
 
 SECRET_CONTENT_TYPE = "application/vnd.auth0.client-secret"
 # Auth0: client_metadata holds at most 10 keys with string values of at most 255 characters; descriptions 140.
@@ -53,23 +53,26 @@ def apply_created(core: Core, a: Attempt) -> Outcome:
     prior_intent = rec.auth0_create_intent if rec and rec.create_pending else None
     tasks = [lambda: core.claim(a, "provisioning", profile=profile)]
     if profile.wants_authorization_server and not (rec and rec.apim_authorization_server_id):
-        tasks.append(lambda: check_capacity(core, a, profile))
+        tasks.append(lambda: reserve_capacity(core, a, profile))
     core.run(tasks)
+    try:
+        return _provision(core, a, profile, prior_intent)
+    except PermanentError:
+        release_unused_capacity(core, a)
+        raise
 
-    found: dict[str, object] = {}
 
-    def application():
-        found["app"], found["created"] = ensure_application(core, a, profile, prior_intent)
-
-    _, subscription = core.run([application, lambda: set_subscription(core, a, profile)])
-    app: Application = found["app"]  # type: ignore[assignment]
-    created_now = bool(found["created"])
-
-    _, grant_id, secret_version, server_id = core.run([
+def _provision(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str | None) -> Outcome:
+    ev: CustomerCreated = a.event  # type: ignore[assignment]
+    # The Auth0 application first, alone: it is the one step whose refusal (an entity limit, a validation error)
+    # must leave nothing behind, and every other step needs its client id or is cheap to run beside the others.
+    app, created_now = ensure_application(core, a, profile, prior_intent)
+    _, grant_id, secret_version, server_id, subscription = core.run([
         lambda: record_client_id(core, a, app),
         lambda: ensure_grant(core, a, profile, app.client_id, created_now),
         lambda: store_secret(core, a, profile, app) if profile.confidential else None,
         lambda: set_authorization_server(core, a, profile, app) if profile.wants_authorization_server else None,
+        lambda: set_subscription(core, a, profile),
     ])
     resources = Resources(
         auth0_client_id=app.client_id, auth0_client_grant_id=grant_id,
@@ -91,22 +94,50 @@ def profile_for(core: Core, ev: CustomerCreated) -> ClientProfile:
     return profile
 
 
-def check_capacity(core: Core, a: Attempt, profile: ClientProfile) -> None:
-    with a.log.step("apim.get_authorization_server_capacity") as s:
-        cap = core.gateway.get_authorization_server_capacity()
-        s.detail = f"used={cap.used} limit={cap.limit if cap.limit is not None else 'none'} sku={cap.sku}"
-    if cap.limit is None or cap.used < cap.limit:
+def reserve_capacity(core: Core, a: Attempt, profile: ClientProfile) -> None:
+    """Hold one of the tier's authorization-server slots before anything is created, atomically across workers
+    (a ledger counter), so two customers created at once cannot both take the last one. The entries are listed
+    once per deployment, to seed the counter; never per customer."""
+    with a.log.step("apim.get_authorization_server_limit") as s:
+        cap = core.gateway.get_authorization_server_limit()
+        s.detail = f"limit={cap.limit if cap.limit is not None else 'none'} sku={cap.sku}"
+    if cap.limit is None:
+        return
+
+    def seed() -> int:
+        with a.log.step("apim.get_authorization_server_capacity") as s:
+            used = core.gateway.get_authorization_server_capacity().used
+            s.detail = f"used={used} (seeds the reservation counter)"
+        return used
+
+    with a.log.step("ledger.reserve_slot") as s:
+        held = core.ledger.reserve_slot(APIM_SERVER_POOL, a.customer_id, cap.limit, seed=seed)
+        s.outcome = "held" if held else "full"
+    if held:
+        a.reserved = True
         return
     server_id = naming.authorization_server_id(a.customer_id)
     with a.log.step("apim.has_authorization_server") as s:
         exists = core.gateway.has_authorization_server(server_id)
         s.outcome = "found" if exists else "none"
-    if exists:  # left by an earlier attempt: replacing it takes no new slot
+    if exists:  # made before reservations existed: replacing it takes no new slot
         return
     raise PermanentError(
-        f"API Management tier {cap.sku} allows {cap.limit} authorization servers; {cap.used} are in use: "
+        f"API Management tier {cap.sku} allows {cap.limit} authorization servers; all {cap.limit} are in use or "
+        f"reserved: "
         f"remove unused ones or use a profile with apim_authorization_server = \"none\" instead of "
         f"{profile.name!r}", service="apim", operation="authorization_server_capacity")
+
+
+def release_unused_capacity(core: Core, a: Attempt) -> None:
+    """A permanent failure before this attempt wrote the authorization server gives its slot back."""
+    if not a.reserved or a.server_written:
+        return
+    try:
+        with a.log.step("ledger.release_slot"):
+            core.ledger.release_slot(APIM_SERVER_POOL, a.customer_id)
+    except Exception:  # noqa: BLE001 - the failure being reported matters more; a held slot is only conservative
+        pass
 
 
 def ensure_application(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str | None
@@ -297,6 +328,7 @@ def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app
                     f"{MANAGED_BY}")
     with a.log.step("apim.set_authorization_server") as s:
         s.detail = f"id={server_id}"
+        a.server_written = True  # from here it may exist, whatever the answer
         core.gateway.set_authorization_server(server_id, spec)
     return server_id
 

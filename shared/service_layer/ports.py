@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..domain.records import AuditEntry, CustomerRecord
 
@@ -123,7 +124,12 @@ class ApiGateway(abc.ABC):
     """Azure API Management (management plane)."""
 
     @abc.abstractmethod
-    def get_authorization_server_capacity(self) -> Capacity: ...
+    def get_authorization_server_limit(self) -> Capacity:
+        """The tier's limit (``used`` is 0: nothing is listed); cheap after the first call."""
+
+    @abc.abstractmethod
+    def get_authorization_server_capacity(self) -> Capacity:
+        """The limit and the entries in use: lists every entry, so it is read once, to seed the reservation."""
 
     @abc.abstractmethod
     def has_authorization_server(self, server_id: str) -> bool: ...
@@ -164,6 +170,16 @@ class Ledger(abc.ABC):
     def set_audit(self, entry: AuditEntry) -> bool:
         """Insert or replace one audit row, except that the row of an applied or stale event is append-only: only
         an entry with the same outcome (a duplicate delivery, counted) replaces it. False when a row was kept."""
+
+    @abc.abstractmethod
+    def reserve_slot(self, pool: str, holder: str, limit: int, *, seed: Callable[[], int]) -> bool:
+        """Hold one of ``limit`` slots of ``pool`` for ``holder``, atomically across every worker: True when held
+        (now, or already by this holder), False when all are taken. ``seed()`` counts what is in use when the pool
+        is first used (objects made before it existed)."""
+
+    @abc.abstractmethod
+    def release_slot(self, pool: str, holder: str) -> bool:
+        """Give ``holder``'s slot back; False when it held none."""
 
     @abc.abstractmethod
     def list_audit(self, customer_id: str) -> list[AuditEntry]: ...

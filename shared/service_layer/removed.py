@@ -15,6 +15,9 @@ from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, REMOVED, REMOVING, CustomerRecord
 from .core import MANAGED_BY, Attempt, Core, Outcome
 
+#: the ledger's slot pool of API Management authorization servers (created.py reserves, removal gives back)
+APIM_SERVER_POOL = "apim-authorization-servers"
+
 
 def apply_removed(core: Core, a: Attempt) -> Outcome:
     ev = a.event
@@ -69,6 +72,9 @@ def delete_authorization_servers(core: Core, a: Attempt, rec: CustomerRecord) ->
         with a.log.step("apim.delete_authorization_server") as s:
             s.outcome = "ok" if core.gateway.delete_authorization_server(server_id) else "gone"
             s.detail = f"id={server_id}"
+    # Only once the entry is gone: a slot given back early could let another customer past the tier's limit.
+    with a.log.step("ledger.release_slot") as s:
+        s.outcome = "ok" if core.ledger.release_slot(APIM_SERVER_POOL, a.customer_id) else "none"
 
 
 def delete_secrets(core: Core, a: Attempt, rec: CustomerRecord) -> None:

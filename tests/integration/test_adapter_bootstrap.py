@@ -80,3 +80,48 @@ def test_re_provisioning_after_removal_reuses_the_soft_deleted_secret_name(setti
     assert latest["version"] == record.keyvault_secret_version
     # Key Vault holds the new application's secret, not the recovered old one.
     assert latest["value"] == stack.auth0.clients[record.auth0_client_id]["client_secret"]
+
+
+def test_two_customers_racing_for_the_last_authorization_server_get_one_entry_and_one_clean_refusal(settings, stack):
+    """Regression (issue 18, case 2) on the local stack: 9 of the Developer tier's 10 entries in use, two customers
+    created at once by two workers. The ledger's reservation lets one through; the other is refused before
+    anything exists (before: both saw 9, and the second was left with an application, a grant, a secret and an
+    active subscription but no entry)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shared.adapters.credentials import get_credential
+    from shared.domain.errors import PermanentError
+    from shared.service_layer.ports import AuthorizationServerSpec
+
+    with stack.apim.lock:
+        stack.apim.reset()
+    isolated = settings.model_copy(update={"ledger_table": "race" + uuid.uuid4().hex[:12]})
+    workers = [build_service(isolated, worker_id=f"racer-{i}") for i in range(2)]
+    gateway = workers[0].gateway
+    for i in range(9):
+        gateway.set_authorization_server(f"other-{i}", AuthorizationServerSpec(
+            display_name=f"other {i}", authorization_endpoint="https://idp.example/authorize",
+            token_endpoint="https://idp.example/token", client_registration_endpoint="https://idp.example/",
+            client_id=f"other-{i}", client_secret=None, grant_types=("authorizationCode",)))
+    customers = [f"race-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+
+    def create(i: int):
+        try:
+            return workers[i].handle(event("created", customers[i], displayName=f"Racer {i}", profile="oem"))
+        except PermanentError as exc:
+            return exc
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(create, range(2)))
+    applied = [c for c, r in zip(customers, results) if getattr(r, "status", None) == PROVISIONED]
+    refused = [c for c, r in zip(customers, results) if isinstance(r, PermanentError)]
+    assert len(applied) == 1 and len(refused) == 1, results
+    assert "authorization servers" in str(next(r for r in results if isinstance(r, PermanentError)))
+    loser = refused[0]
+    apim = stack.apim.dump_state()
+    assert len(apim["authorizationServers"]) == 10
+    assert naming.subscription_id(loser).lower() not in apim["subscriptions"]
+    assert not [c for c in stack.auth0.clients.values() if c["client_metadata"].get("customer_id") == loser]
+    assert naming.secret_name(loser).lower() not in stack.keyvault._secrets
+    for worker in workers:
+        worker.ledger.close()

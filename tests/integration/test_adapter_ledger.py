@@ -193,3 +193,21 @@ def test_the_audit_row_of_an_applied_event_is_append_only(ledger):
     assert (row.outcome, row.attempts, row.reason) == (APPLIED, 2, None)
     assert ledger.set_audit(audit(cid, "evt-2", "rejected")) is True  # not final: may still be applied later
     assert ledger.set_audit(audit(cid, "evt-2", APPLIED)) is True
+
+
+def test_slot_pool_hands_out_exactly_its_limit_under_contention(ledger):
+    from concurrent.futures import ThreadPoolExecutor
+
+    seeds = []
+    holders = [f"cust-{i}" for i in range(10)]
+    with ThreadPoolExecutor(5) as pool:
+        held = list(pool.map(lambda h: ledger.reserve_slot("pool", h, 5, seed=lambda: seeds.append(1) or 2),
+                             holders))
+    assert sum(held) == 3  # 2 in use before the pool existed, 3 left of 5
+    winners = [h for h, ok in zip(holders, held) if ok]
+    assert ledger.reserve_slot("pool", winners[0], 5, seed=lambda: 99) is True  # already held: idempotent
+    assert ledger.release_slot("pool", winners[0]) is True
+    assert ledger.release_slot("pool", winners[0]) is False  # gone: nothing to give back twice
+    loser = next(h for h, ok in zip(holders, held) if not ok)
+    assert ledger.reserve_slot("pool", loser, 5, seed=lambda: 99) is True
+    assert ledger.reserve_slot("pool", "one-more", 5, seed=lambda: 99) is False

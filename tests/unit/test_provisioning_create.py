@@ -8,7 +8,7 @@ from shared.domain.errors import InvalidEvent, PermanentError, UnknownProfile
 from shared.domain.records import APPLIED, DUPLICATE, PROVISIONED, PROVISIONING, REJECTED
 from shared.service_layer.ports import ApplicationSpec
 from shared.service_layer.provisioning import MANAGED_BY, SECRET_CONTENT_TYPE
-from tests.unit.world import API, DOMAIN, World, created
+from tests.unit.world import API, DOMAIN, World, created, removed
 
 EXTERNAL_CREATES = ("auth0.create_application", "auth0.create_client_grant")
 
@@ -272,7 +272,9 @@ def test_capacity_full_but_our_own_entry_exists_is_not_a_failure():
     outcome = w.service().handle(created(event_id="e2", at=1))
 
     assert outcome.result == APPLIED
-    assert w.gateway.calls["has_authorization_server"] == 1
+    # The ledger's reservation says the slot is acme's: no listing, no lookup of the entry.
+    assert w.gateway.calls["has_authorization_server"] == 0
+    assert w.gateway.calls["get_authorization_server_capacity"] == 1  # the seed, once
     assert w.orphans() == []
 
 
@@ -348,3 +350,31 @@ def test_grant_create_answering_409_is_followed_by_a_lookup():
     [grant] = w.identity.grants_of(client_id)
     assert w.ledger.record("acme").auth0_client_grant_id == grant["id"]
     assert w.identity.calls["get_client_grant"] == 1
+
+
+def test_two_customers_racing_for_the_last_authorization_server_slot():
+    """Regression (issue 18, case 2): with 9 of 10 entries used, two customers created at once both saw 9, and
+    the second ended half-provisioned (application, grant, secret, an active subscription, no entry). The slot is
+    now reserved in the ledger before anything is created: the second is refused with nothing made."""
+    w = World(limit=10, other_servers=9)
+    first, second = w.service("w1"), w.service("w2")
+    held = [w.ledger.reserve_slot("apim-authorization-servers", "acme", 10, seed=lambda: 9)]
+    assert held == [True]  # acme's worker reserved, and is now paused before its creates
+    with pytest.raises(PermanentError, match="all 10 are in use or reserved"):
+        second.handle(created(customer="beta", event_id="e-beta"))
+    assert w.identity.apps == {} and w.gateway.subscriptions == {} and w.secrets.names() == []
+    assert first.handle(created()).result == APPLIED
+    assert len(w.gateway.customer_servers()) == 1 and w.orphans() == []
+
+
+def test_removal_gives_the_slot_back_and_a_permanent_failure_before_the_entry_does_too():
+    w = World(limit=10, other_servers=9)
+    w.service().handle(created())
+    assert w.ledger.pools["apim-authorization-servers"]["used"] == 10
+    w.service().handle(removed())
+    assert w.ledger.pools["apim-authorization-servers"]["used"] == 9
+    w.identity.fail("create_application", "permanent")
+    with pytest.raises(PermanentError):
+        w.service().handle(created(customer="beta", event_id="e-beta"))
+    assert w.ledger.pools["apim-authorization-servers"] == {"used": 9, "holders": set()}
+    assert w.service().handle(created(customer="gamma", event_id="e-gamma")).result == APPLIED
