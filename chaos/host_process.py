@@ -22,7 +22,8 @@ _STARTED = "Host started"
 
 class HostProcess:
     def __init__(self, settings_file: Path, log_dir: Path, *, env: dict[str, str] | None = None,
-                 app_root: Path = ROOT):
+                 app_root: Path = ROOT, name: str = "host"):
+        self.name = name
         self.settings_file = settings_file
         self.app_root = app_root
         self.log_dir = log_dir
@@ -39,7 +40,7 @@ class HostProcess:
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def start(self, timeout: float = 60.0) -> None:
         self.incarnation += 1
-        log_file = self.log_dir / f"host-{self.incarnation}.log"
+        log_file = self.log_dir / f"{self.name}-{self.incarnation}.log"
         self.log_files.append(log_file)
         self._ready.clear()
         with self._lock:
@@ -65,8 +66,27 @@ class HostProcess:
             self._running.clear()
         return running
 
+    def stall(self, seconds: float, stop_event: threading.Event) -> int:
+        """SIGSTOP for ``seconds``, then SIGCONT: a worker frozen mid-invocation (a long GC pause, a frozen VM) whose
+        Service Bus locks and ledger claims expire meanwhile. Returns how many invocations were running."""
+        with self._lock:
+            running = len(self._running)
+        proc = self.proc
+        if proc is None or proc.poll() is not None:
+            return 0
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            stop_event.wait(seconds)
+        finally:
+            try:
+                proc.send_signal(signal.SIGCONT)
+            except ProcessLookupError:  # killed while stopped
+                pass
+        return running
+
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(15)
@@ -121,3 +141,43 @@ def app_root_with(folder: Path, service_bus: dict) -> Path:
         if not link.exists():
             link.symlink_to(ROOT / name)
     return folder
+
+
+class HostGroup:
+    """Several local hosts on one queue, as the Functions host scales out: each a process of its own."""
+
+    def __init__(self, hosts: list[HostProcess]):
+        self.hosts = hosts
+
+    def start(self) -> None:
+        for host in self.hosts:
+            host.start()
+
+    def stop(self) -> None:
+        for host in self.hosts:
+            host.stop()
+
+    @property
+    def running(self) -> int:
+        return sum(h.running for h in self.hosts)
+
+    @property
+    def alive(self) -> bool:
+        return all(h.alive for h in self.hosts)
+
+    @property
+    def executed(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for h in self.hosts:
+            for k, n in h.executed.items():
+                out[k] = out.get(k, 0) + n
+        return out
+
+    @property
+    def log_files(self) -> list[Path]:
+        return [f for h in self.hosts for f in h.log_files]
+
+    def busy(self, rng) -> HostProcess:
+        """A host with work running (a random one), else any."""
+        busy = [h for h in self.hosts if h.running]
+        return rng.choice(busy or self.hosts)

@@ -34,7 +34,7 @@ def _verdict_lines(title: str, v: Verdict, customers: int) -> list[str]:
     for item in v.dead_lettered[:10]:
         lines.append(f"    {item}")
     for label, items in (("duplicate", [f"{c}: {apps}" for c, apps in v.duplicates.items()]),
-                         ("orphan", v.orphans), ("lost", v.lost),
+                         ("orphan", v.orphans), ("lost", v.lost), ("half-provisioned", v.half_provisioned),
                          ("differs", [f"{c}: {'; '.join(p)}" for c, p in v.mismatches.items()]),
                          ("UNEXPLAINED", [f"{c}: {'; '.join(p)}" for c, p in v.unexplained.items()])):
         for item in items[:20]:
@@ -63,12 +63,21 @@ def render_text(report: ChaosReport) -> str:
         f"  fault rate:       {o.fault_rate:.0%} per call on auth0, keyvault, apim (seed {o.seed})",
         f"  faults injected:  {_faults(report)}",
         f"  outage:           {report.outage or 'none'}",
-        f"  kills:            {len(report.kills)} SIGKILLs of the host ({mid} mid-invocation)",
+        f"  hosts:            {o.hosts} host process(es) on one queue "
+        f"({'session-enabled' if o.sessions else 'no sessions'})",
+        f"  kills:            {len(report.kills)} SIGKILLs of a host ({mid} mid-invocation)",
+        f"  stalls:           {len(report.stalls)} SIGSTOPs of a busy host for {o.stall_seconds:.0f} s, longer than a "
+        f"claim ({sum(1 for n in report.stalls if n)} mid-invocation)",
+        f"  claims lost mid-run: {report.claims_lost} (the event went back to the queue; the new holder finished it)",
+        f"  fenced writes refused: {report.fenced}; claims renewed before a write: {report.renewals}",
         f"  invocations:      {report.invocations.get('Succeeded', 0)} succeeded, "
         f"{report.invocations.get('Failed', 0)} failed",
         f"  duplicates:       {_both(report, 'duplicates')}",
         f"  orphans:          {_both(report, 'orphans')}",
         f"  lost events:      {_both(report, 'lost')}",
+        f"  half-provisioned: {len(report.after.half_provisioned) if report.after else '?'} after the replay "
+        f"({len(report.before.half_provisioned) if report.before else '?'} before it, each with a dead-lettered "
+        "event)",
         f"  secret leaks:     {len(report.leaks)} ({report.secrets_checked} secrets searched in "
         f"{report.places_scanned} logs, ledger rows, dead-lettered messages and events)",
         "  dead-letter replay converges: "
@@ -98,6 +107,7 @@ def _verdict_json(v: Verdict | None) -> dict | None:
         return None
     return {"duplicates": v.duplicates, "orphans": v.orphans, "lost": v.lost, "mismatches": v.mismatches,
             "unexplained": v.unexplained, "dead_lettered": v.dead_lettered, "outcomes": dict(v.outcomes),
+            "half_provisioned": v.half_provisioned,
             "deliveries": v.deliveries}
 
 
@@ -110,7 +120,9 @@ def render_json(report: ChaosReport) -> str:
         "customers": report.customers, "events": report.events, "invalid_events": report.invalid_events,
         "messages_sent": report.messages_sent, "faults_injected": sum(report.faults_injected.values()),
         "faults_injected_by_the_outage": report.outage_faults,
-        "kills": len(report.kills),
+        "kills": len(report.kills), "stalls": len(report.stalls), "hosts": report.options.hosts,
+        "claims_lost_mid_run": report.claims_lost, "fenced_writes_refused": report.fenced,
+        "half_provisioned": len(report.after.half_provisioned) if report.after else None,
         "duplicates": sum(len(v.duplicates) for v in (report.before, report.after) if v),
         "orphans": sum(len(v.orphans) for v in (report.before, report.after) if v),
         "lost_events": sum(len(v.lost) for v in (report.before, report.after) if v),

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import leak_scan
-from .host_process import ROOT, HostProcess, app_root_with
+from .host_process import HostGroup, ROOT, HostProcess, app_root_with
 from .verify import Verdict, dead_letters, verify
 from .workload import Workload, build_workload
 
@@ -35,10 +35,14 @@ SESSION_QUEUE = "customer-events-sessions"
 SESSION_IDLE_TIMEOUT = "00:00:02"
 FAULT_KINDS = [500, 503, 429, "timeout", "drop", "drop_after"]
 FAULTED_SERVICES = ("auth0", "keyvault", "apim")
-#: short settings so that a run takes minutes: claims of a killed worker expire after 10 s (the settings
-#: validator's minimum), transient failures are retried after 0.2 s doubling up to 5 s
+#: short settings so that a run takes minutes: claims of a killed worker expire after 17 s, the shortest the app
+#: accepts with these timeouts (twice the longest call, 3 x 1.5 + 2 s, plus 2 s of clock skew), transient
+#: failures are retried after 0.2 s doubling up to 5 s
 APP_SETTINGS = {
-    "CLAIM_TTL_SECONDS": "10",
+    "CLAIM_TTL_SECONDS": "17",
+    "AUTH0_TIMEOUT_SECONDS": "2.5",
+    "AUTH0_MAX_WAIT_SECONDS": "2",
+    "AZURE_TIMEOUT_SECONDS": "1.5",
     "RETRY_BASE_SECONDS": "0.2",
     "RETRY_MAX_DELAY_SECONDS": "5",
     "RETRY_MAX_ATTEMPTS": "5",  # about 6 s of backoff: an outage longer than that dead-letters what it hits
@@ -58,6 +62,9 @@ class ChaosOptions:
     outage_seconds: float = 12.0    # one service fails every call for this long, mid-run (0: no outage)
     outage_service: str = "auth0"
     sessions: bool = False          # a session-enabled queue (SessionId = customer id) instead of the plain one
+    hosts: int = 1                  # host processes on the one queue (the Functions host scaled out)
+    stalls: int = 0                 # SIGSTOPs of a busy host, each longer than the claim TTL
+    stall_seconds: float = float(APP_SETTINGS["CLAIM_TTL_SECONDS"]) + 5  # longer than a claim, skew included
     drain_timeout: float = 180.0
     keep: bool = False              # keep the run's folder (logs, settings) even when it passes
     folder: Path | None = None
@@ -65,6 +72,12 @@ class ChaosOptions:
     @classmethod
     def big(cls, **overrides) -> "ChaosOptions":
         return cls(**{"customers": 200, "kills": 16, **overrides})
+
+    @classmethod
+    def full(cls, **overrides) -> "ChaosOptions":
+        """Issue 18's run: 3 hosts, 100 customers, no sessions, the shortest claim the app accepts, stalls longer
+        than a claim, 10% faults per call, 8 kills."""
+        return cls(**{"customers": 100, "hosts": 3, "kills": 8, "stalls": 4, **overrides})
 
 
 @dataclass
@@ -80,6 +93,10 @@ class ChaosReport:
     faults_injected: dict[str, int] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     kills: list[int] = field(default_factory=list)  # invocations running at each kill
+    stalls: list[int] = field(default_factory=list)  # invocations running at each stall
+    fenced: int = 0  # external writes refused because the claim was no longer the worker's
+    claims_lost: int = 0  # attempts that ended because their claim expired or was taken over mid-run
+    renewals: int = 0  # claims renewed after a long wait, before a write
     outage: str = ""
     outage_faults: int = 0  # of faults_injected, those of the outage
     invocations: dict[str, int] = field(default_factory=dict)
@@ -104,8 +121,9 @@ class ChaosReport:
         return (self.drained and not self.errors and final is not None and self.before is not None
                 and not self.before.duplicates and not self.before.orphans and not self.before.lost
                 and not self.before.unexplained and not final.duplicates and not final.orphans and not final.lost
-                and not final.mismatches and not self.valid_dead_lettered_after_replay and not self.leaks
-                and len(self.kills) >= self.options.kills)
+                and not final.mismatches and not final.half_provisioned
+                and not self.valid_dead_lettered_after_replay and not self.leaks
+                and len(self.kills) >= self.options.kills and len(self.stalls) >= self.options.stalls)
 
 
 def _quiet_dropped_connections(stack) -> None:
@@ -135,7 +153,7 @@ class ChaosRun:
         self.rng = random.Random(options.seed)
         self.report = ChaosReport(options)
         self.stack = None
-        self.host: HostProcess | None = None
+        self.host: HostGroup | None = None
         self.sent_bodies: list[str] = []
         self._sent = 0
         self._stop = threading.Event()
@@ -179,14 +197,15 @@ class ChaosRun:
                 # after its last event; with many customers of few events each (this workload) that adds up to
                 # most of the run, so a shorter one here.
                 app_root = app_root_with(folder / "app", {"sessionIdleTimeout": SESSION_IDLE_TIMEOUT})
-            self.host = HostProcess(settings_file, folder / "logs", env=self._child_env(settings),
-                                    app_root=app_root)
+            self.host = HostGroup([HostProcess(settings_file, folder / "logs", env=self._child_env(settings),
+                                               app_root=app_root, name=f"host{i}") for i in range(self.o.hosts)])
             r.durations["stack"] = time.monotonic() - t0
 
             t = time.monotonic()
             self._set_faults(self.o.fault_rate)
             self.host.start()
-            self.say(f"host started (pid {self.host.proc.pid}); chaos begins")
+            self.say(f"{self.o.hosts} host(s) started (pids "
+                     f"{', '.join(str(h.proc.pid) for h in self.host.hosts)}); chaos begins")
             self._chaos(workload)
             r.durations["chaos"] = time.monotonic() - t
 
@@ -233,6 +252,8 @@ class ChaosRun:
     # -- phases --------------------------------------------------------------------------------------------------
     def _chaos(self, workload: Workload) -> None:
         killer = threading.Thread(target=self._kill_loop, name="chaos-killer", daemon=True)
+        staller = threading.Thread(target=self._stall_loop, name="chaos-staller", daemon=True)
+        staller.start()
         reporter = threading.Thread(target=self._report_loop, name="chaos-progress", daemon=True)
         sending_done = threading.Event()
         self._sending_done = sending_done
@@ -265,6 +286,7 @@ class ChaosRun:
                         time.sleep(0.1)
         sending_done.set()
         killer.join()
+        staller.join()
         if outage is not None:
             outage.join()
 
@@ -303,12 +325,29 @@ class ChaosRun:
             deadline = time.monotonic() + 10.0
             while self.host.running == 0 and time.monotonic() < deadline and not self._stop.is_set():
                 time.sleep(0.02)
-            running = self.host.kill()
+            victim = self.host.busy(self.rng)
+            running = victim.kill()
             self.report.kills.append(running)
-            self.say(f"kill {len(self.report.kills)}/{self.o.kills}: SIGKILL with {running} invocation(s) "
-                     "running; restarting the host")
+            self.say(f"kill {len(self.report.kills)}/{self.o.kills}: SIGKILL of {victim.name} with {running} "
+                     "invocation(s) running; restarting it")
             time.sleep(self.rng.uniform(0.0, 0.5))
-            self.host.start()
+            victim.start()
+
+    def _stall_loop(self) -> None:
+        """Freeze a busy host for longer than a claim lasts: its claims expire and its Service Bus locks too, so
+        another host (or the same event's redelivery) takes the customer over while it is frozen. When it thaws it
+        goes on from the middle of its invocation: its fences must refuse every write."""
+        rng = random.Random(self.o.seed + 1)
+        while len(self.report.stalls) < self.o.stalls and not self._stop.is_set():
+            if self._stop.wait(rng.uniform(*self.o.kill_gap)):
+                return
+            deadline = time.monotonic() + 10.0
+            while self.host.running == 0 and time.monotonic() < deadline and not self._stop.is_set():
+                time.sleep(0.02)
+            victim = self.host.busy(rng)
+            self.say(f"stall {len(self.report.stalls) + 1}/{self.o.stalls}: SIGSTOP of {victim.name} for "
+                     f"{self.o.stall_seconds:.0f} s with {victim.running} invocation(s) running")
+            self.report.stalls.append(victim.stall(self.o.stall_seconds, self._stop))
 
     def _report_loop(self) -> None:
         while not self._stop.wait(3.0):
@@ -371,6 +410,18 @@ class ChaosRun:
         self.report.faults_injected = dict(sorted(injected.items()))
         self.report.calls = dict(calls)
         self.report.invocations = dict(self.host.executed)
+        for log_file in self.host.log_files:
+            try:
+                text = log_file.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if "outcome=fenced" in line:
+                    self.report.fenced += 1
+                elif "step=event outcome=failed" in line and "ledger.fence:" in line:
+                    self.report.claims_lost += 1
+                elif "step=ledger.renew_claim outcome=ok" in line:
+                    self.report.renewals += 1
 
     def _leak_scan(self, collector, folder: Path, workload: Workload) -> None:
         s = self.settings

@@ -40,6 +40,8 @@ class Verdict:
     orphans: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     mismatches: dict[str, list[str]] = field(default_factory=dict)
+    #: customers left part-way: some resources but not all, or a ledger row still provisioning/removing
+    half_provisioned: list[str] = field(default_factory=list)
     unexplained: dict[str, list[str]] = field(default_factory=dict)  # mismatches no dead-lettered event explains
     dead_lettered: list[str] = field(default_factory=list)  # "<event id> (<customer>): <reason>"
     outcomes: Counter = field(default_factory=Counter)  # audit outcome -> events
@@ -141,6 +143,11 @@ def verify(stack, workload: Workload, ledger, dlq: list[DeadLetter]) -> Verdict:
                 problems.append(f"still live: {res.line()}")
         if rec is not None and rec.claim_owner:
             problems.append(f"claim still held by {rec.claim_owner}")
+        whole = bool(res.auth0_applications and res.auth0_grants and res.authorization_servers and
+                     any(s == "active" for s in res.subscriptions.values()) and
+                     (res.secrets or not cust.confidential))
+        if (res.live and not whole) or (rec is not None and rec.status not in (PROVISIONED, REMOVED)):
+            v.half_provisioned.append(f"{cid}: ledger {rec.status if rec else 'none'}; {res.line()}")
         if problems:
             v.mismatches[cid] = problems
             if not any(e.event_id in dead_by_event for e in cust.events):

@@ -23,7 +23,13 @@ PLANS = {
     "create-remove-recreate": (("created", "removed", "created"), (0, 1, 2)),
     # The removal is sent first although it is newer: the created must be recognised as stale.
     "remove-before-create": (("created", "removed"), (1, 0)),
+    # Stamped with the same time (a CRM that stamps to the second), sent in either order: the tie rule (a removal
+    # wins over a creation of the same time) decides, never the arrival.
+    "tie-created-first": (("created", "removed"), (0, 1)),
+    "tie-removed-first": (("created", "removed"), (1, 0)),
 }
+#: plans whose events all carry one time
+TIED = {"tie-created-first", "tie-removed-first"}
 CREATED, REMOVED = "created", "removed"
 
 
@@ -53,8 +59,14 @@ class Customer:
 
     @property
     def expected(self) -> str:
-        """created or removed: the kind of the newest event by time."""
-        return max(self.events, key=lambda e: e.time).kind
+        """created or removed: the kind of the last event in the app's order of a customer's events (time, then
+        a removal before a creation of the same time, then the event id)."""
+        from shared.domain.records import event_order
+
+        def order(e: "Event"):
+            when = dt.datetime.fromisoformat(e.time.replace("Z", "+00:00"))
+            return event_order(when, e.body["type"], e.event_id)
+        return max(self.events, key=order).kind
 
     @property
     def confidential(self) -> bool:
@@ -122,7 +134,9 @@ def build_workload(customers: int, seed: int, *, duplicate_rate: float = 0.3, in
         cid = f"chaos-{i:03d}" if i % 5 else f"Chaos.{i:03d}"
         kinds, order = PLANS[plan]
         start = base + dt.timedelta(seconds=10 * i)
-        bodies = [_event(kind, cid, profile, start + dt.timedelta(seconds=k), rng) for k, kind in enumerate(kinds)]
+        step = 0 if plan in TIED else 1
+        bodies = [_event(kind, cid, profile, start + dt.timedelta(seconds=k * step), rng)
+                  for k, kind in enumerate(kinds)]
         events = []
         for send_round, k in enumerate(order):
             ev = Event(cid, kinds[k], bodies[k], send_round)

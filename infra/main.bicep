@@ -237,6 +237,12 @@ var appSettings = [
     value: '10'
   }
   {
+    // The longest wait for a turn under the rate limit; CLAIM_TTL_SECONDS must be at least twice the longest call
+    // (this + AUTH0_TIMEOUT_SECONDS, or 3 x AZURE_TIMEOUT_SECONDS + 2) plus 2 s: the app refuses to start otherwise.
+    name: 'AUTH0_MAX_WAIT_SECONDS'
+    value: '30'
+  }
+  {
     name: 'AUTH0_RATE_LIMIT'
     value: auth0RateLimit
   }

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .domain.profiles import ProfileConfigError, load_profiles
 from .settings import AppSettings, SettingsError, process_environment
+from .settings.model import CLOCK_SKEW_SECONDS
 
 if TYPE_CHECKING:  # for readers and type checkers only: not imported at run time
     from .service_layer.messages import MessageHandler
@@ -77,6 +78,8 @@ def build_service(settings: AppSettings, worker_id: str | None = None) -> "Provi
         purge_deleted_secrets=settings.keyvault_purge_deleted,
         claim_ttl=settings.claim_ttl_seconds,
         apim_client_registration_endpoint=settings.apim_client_registration_endpoint,
+        fence_guard=settings.fence_guard_seconds,
+        clock_skew=CLOCK_SKEW_SECONDS,
     )
     return ProvisioningService(identity=Auth0IdentityProvider.from_settings(settings),
                                secrets=KeyVaultSecretStore.from_settings(settings, credential),

@@ -124,11 +124,11 @@ class ManagementToken:
 class Auth0IdentityProvider(IdentityProvider):
     def __init__(self, domain: str, client_id: str, client_secret: str, *, audience: str | None = None,
                  timeout: float = 10.0, ca_bundle: str | None = None, http: httpx.Client | None = None,
-                 rate_limit: float | None = None, rate_limit_burst: int | None = None):
+                 rate_limit: float | None = None, rate_limit_burst: int | None = None, max_wait: float = 30.0):
         self.domain = domain
         self._secret = client_secret
-        self.throttle = (Throttle(rate_limit, rate_limit_burst or max(1, math.ceil(rate_limit)), service=SERVICE)
-                         if rate_limit else None)
+        self.throttle = (Throttle(rate_limit, rate_limit_burst or max(1, math.ceil(rate_limit)), service=SERVICE,
+                                  max_wait=max_wait) if rate_limit else None)
         self._http = http or httpx.Client(verify=_ssl_context(ca_bundle), timeout=timeout)
         self.token = ManagementToken(self._http, domain=domain, client_id=client_id, client_secret=client_secret,
                                      audience=audience or f"https://{domain}/api/v2/",
@@ -140,7 +140,8 @@ class Auth0IdentityProvider(IdentityProvider):
         return cls(settings.auth0_domain, settings.auth0_client_id, settings.auth0_client_secret,
                    audience=settings.auth0_management_audience, timeout=settings.auth0_timeout_seconds,
                    ca_bundle=settings.local_stack_ca_bundle, rate_limit=settings.auth0_rate_limit or None,
-                   rate_limit_burst=settings.auth0_rate_limit_burst or None)
+                   rate_limit_burst=settings.auth0_rate_limit_burst or None,
+                   max_wait=settings.auth0_max_wait_seconds)
 
     # -- plumbing ------------------------------------------------------------------------------------------------
     def _pace(self, operation: str) -> None:

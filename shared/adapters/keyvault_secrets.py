@@ -40,8 +40,10 @@ class KeyVaultSecretStore(SecretStore):
 
     @classmethod
     def from_settings(cls, settings, credential: Any, **client_options: Any) -> "KeyVaultSecretStore":
+        # A delete or recover that Key Vault has not finished within one call's timeout is left to the next attempt.
         return cls(settings.keyvault_url, credential, ca_bundle=settings.local_stack_ca_bundle,
-                   timeout=settings.azure_timeout_seconds, **client_options)
+                   timeout=settings.azure_timeout_seconds, polling_timeout=settings.azure_timeout_seconds,
+                   **client_options)
 
     def set_secret(self, name: str, value: str, *, content_type: str, tags: dict[str, str]) -> str:
         def deleted_but_recoverable(exc: Exception) -> Exception | None:

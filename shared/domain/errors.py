@@ -63,3 +63,7 @@ class LedgerConflict(TransientError):
 
 class CustomerBusy(TransientError):
     """Another worker holds this customer's claim; try again after it ends or expires."""
+
+
+class ClaimLost(TransientError):
+    """This worker's claim expired or was taken over: it writes nothing more (a fenced write was refused)."""

@@ -80,9 +80,17 @@ class CustomerRecord:
         return replace(self, **changes)
 
     # ---- questions ----------------------------------------------------------------------------------------------
-    def claimed_by_other(self, worker: str, now: dt.datetime) -> bool:
+    def claimed_by_other(self, worker: str, now: dt.datetime, skew: dt.timedelta = dt.timedelta(0)) -> bool:
+        """Another worker's claim stands until its expiry plus ``skew``, the allowance for the two clocks."""
         return bool(self.claim_owner and self.claim_owner != worker and self.claim_expires
-                    and self.claim_expires > now)
+                    and self.claim_expires + skew > now)
+
+    def claimed_by(self, worker: str, event_id: str) -> bool:
+        return self.claim_owner == worker and self.pending_event_id == event_id
+
+    def lease_left(self, now: dt.datetime) -> float:
+        """Seconds until the claim expires (negative once it has)."""
+        return (self.claim_expires - now).total_seconds() if self.claim_expires else float("-inf")
 
     def supersedes(self, event_time: dt.datetime, event_type: str, event_id: str) -> bool:
         """The last applied event comes after this one in :func:`event_order`: this one is stale."""
@@ -118,6 +126,10 @@ class CustomerRecord:
             if not self.auth0_client_id:
                 changes["auth0_create_intent"] = event_id
         return replace(self, **changes)
+
+    def renewed(self, now: dt.datetime, ttl: dt.timedelta) -> "CustomerRecord":
+        """The same claim for ``ttl`` more from ``now``."""
+        return replace(self, claim_expires=now + ttl, updated_at=now)
 
     def application_gone(self, event_id: str) -> "CustomerRecord":
         """The recorded application no longer exists: forget it and intend a new create, as for a first one."""

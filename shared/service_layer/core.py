@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from ..domain.errors import CustomerBusy, InvalidEvent, LedgerConflict, PermanentError, UnknownProfile
+from ..domain.errors import ClaimLost, CustomerBusy, InvalidEvent, LedgerConflict, PermanentError, UnknownProfile
 from ..domain.events import CustomerEvent
 from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, DUPLICATE, FAILED, REJECTED, STALE, AuditEntry, CustomerRecord
@@ -47,6 +48,11 @@ class ProvisioningOptions:
     """API Management requires this field; default ``https://{auth0_domain}/``."""
     max_parallel_steps: int = 4
     """Independent steps of one event that run at once (1: one after another, in a fixed order)."""
+    fence_guard: float = 0.0
+    """A worker writes outside the ledger only while its claim has at least this many seconds left (the longest
+    call plus the clock skew), renewing it first otherwise; CLAIM_TTL_SECONDS is at least twice this."""
+    clock_skew: float = 2.0
+    """Another worker's claim is honoured until its expiry plus this many seconds."""
 
     def __post_init__(self):
         if not self.auth0_domain or "/" in self.auth0_domain:
@@ -55,6 +61,8 @@ class ProvisioningOptions:
             raise ValueError("application_name_prefix must not contain < or > (Auth0 refuses them)")
         if self.claim_ttl <= 0:
             raise ValueError("claim_ttl must be positive")
+        if not 0 <= self.fence_guard < self.claim_ttl:
+            raise ValueError("fence_guard must be shorter than claim_ttl: a fresh claim must pass its own fence")
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,7 @@ class Attempt:
 
     def __post_init__(self):
         self.log = StepLog(self.event.customer_id, self.event.event_id, self.message_id)
+        self.lock = threading.RLock()  # parallel steps write ``record`` in turn
 
     @property
     def customer_id(self) -> str:
@@ -148,8 +157,11 @@ class Core:
 
     def check_not_busy(self, a: Attempt) -> None:
         rec, now = a.record, self.now()
-        if rec is not None and rec.claimed_by_other(self.worker_id, now):
-            wait = max(0.0, (rec.claim_expires - now).total_seconds())
+        skew = dt.timedelta(seconds=self.options.clock_skew)
+        if rec is not None and rec.claimed_by_other(self.worker_id, now, skew):
+            if rec.lease_left(now) < 0:  # expired, and within the skew allowance: taken over in a moment
+                a.log.emit("ledger.claim", "expired-pending", detail=f"owner={rec.claim_owner}")
+            wait = max(0.0, (rec.claim_expires + skew - now).total_seconds())
             raise CustomerBusy(f"worker {rec.claim_owner} is applying event {rec.pending_event_id} to this customer "
                                f"(claim expires in {wait:.0f} s)", service="ledger", operation="claim",
                                retry_after=wait)
@@ -166,6 +178,58 @@ class Core:
             written = (self.ledger.update_customer(claim) if a.record is not None
                        else self.ledger.create_customer(claim))
         a.record, a.claimed = written, True
+
+    def fence(self, a: Attempt, step: str) -> None:
+        """Before each write outside the ledger: the claim must be this attempt's, with at least the guard left
+        (the longest call plus the clock skew), so the write lands before any other worker may take the customer
+        over. When less is left (a stall, a long throttle wait) the claim is renewed, ETag-checked; when another
+        worker took it meanwhile, the write is refused (ClaimLost, transient: the new holder carries on)."""
+        with a.lock:
+            now = self.now()
+            if a.record.claimed_by(self.worker_id, a.event_id) and \
+                    a.record.lease_left(now) >= self.options.fence_guard:
+                return
+            ttl = dt.timedelta(seconds=self.options.claim_ttl)
+            if a.record.claimed_by(self.worker_id, a.event_id) and a.record.lease_left(now) >= 0:
+                try:
+                    with a.log.step("ledger.renew_claim") as s:
+                        a.record = self.ledger.update_customer(a.record.renewed(now, ttl))
+                        s.detail = f"before={step} expires={a.record.claim_expires.isoformat()}"
+                    return
+                except LedgerConflict:
+                    if self._refresh_if_mine(a):
+                        with a.log.step("ledger.renew_claim"):
+                            a.record = self.ledger.update_customer(a.record.renewed(self.now(), ttl))
+                        return
+            a.log.emit(step, "fenced", level=logging.WARNING,
+                       detail=f"claim_left_s={a.record.lease_left(now):.1f}: the claim expired or passed to "
+                              f"{a.record.claim_owner or 'nobody'}; nothing written")
+            raise ClaimLost(f"the claim on this customer expired or was taken over before {step}",
+                            service="ledger", operation="fence")
+
+    def update_record(self, a: Attempt, change: Callable[[CustomerRecord], CustomerRecord], step: str) -> None:
+        """Write a change to the state row under this attempt's claim; parallel steps take turns, and a conflict
+        with our own last write (an answer lost) is read again rather than taken for a lost claim."""
+        with a.lock:
+            try:
+                with a.log.step(step):
+                    a.record = self.ledger.update_customer(change(a.record))
+                return
+            except LedgerConflict:
+                if not self._refresh_if_mine(a):
+                    raise ClaimLost(f"the claim on this customer was taken over before {step}", service="ledger",
+                                    operation="fence") from None
+            with a.log.step(step):
+                a.record = self.ledger.update_customer(change(a.record))
+
+    def _refresh_if_mine(self, a: Attempt) -> bool:
+        with a.log.step("ledger.get_customer") as s:
+            fresh, _ = self.ledger.get_customer(a.customer_id)
+            mine = bool(fresh and fresh.claimed_by(self.worker_id, a.event_id))
+            s.outcome = "claim_held" if mine else "claim_lost"
+        if mine:
+            a.record = fresh
+        return mine
 
     # ---- after the work -----------------------------------------------------------------------------------------
     def commit(self, a: Attempt, final: CustomerRecord, outcome: str = APPLIED, reason: str | None = None) -> None:
@@ -210,14 +274,8 @@ class Core:
             return
         except LedgerConflict:
             pass
-        # Our last write may have been applied although its answer was lost: look again.
-        with a.log.step("ledger.get_customer") as s:
-            fresh, _ = self.ledger.get_customer(a.customer_id)
-            mine = bool(fresh and fresh.claim_owner == self.worker_id and fresh.pending_event_id == a.event_id)
-            s.outcome = "claim_held" if mine else "claim_lost"
-        if mine:
+        # Our last write may have been applied although its answer was lost: look again. A claim another worker
+        # holds now is left alone (its holder writes the row from here on).
+        if self._refresh_if_mine(a):
             with a.log.step("ledger.release_claim"):
-                a.record = self.ledger.update_customer(released(fresh), self.audit_entry(a, FAILED, reason))
-
-    def warn(self, a: Attempt, step: str, outcome: str, detail: str, level: int = logging.WARNING) -> None:
-        a.log.emit(step, outcome, detail=detail, level=level)
+                a.record = self.ledger.update_customer(released(a.record), self.audit_entry(a, FAILED, reason))

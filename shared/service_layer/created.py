@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 
 from ..domain import naming
-from ..domain.errors import InvalidEvent, PermanentError, ProvisioningError, TransientError, UnknownProfile
+from ..domain.errors import (ClaimLost, InvalidEvent, PermanentError, ProvisioningError, TransientError,
+                             UnknownProfile)
 from ..domain.events import CustomerCreated
 from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, PROVISIONED, REMOVED, Resources
@@ -68,7 +69,7 @@ def _provision(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str
     # must leave nothing behind, and every other step needs its client id or is cheap to run beside the others.
     app, created_now = ensure_application(core, a, profile, prior_intent)
     _, grant_id, secret_version, server_id, subscription = core.run([
-        lambda: record_client_id(core, a, app),
+        lambda: record_client_id(core, a, app, created_now),
         lambda: ensure_grant(core, a, profile, app.client_id, created_now),
         lambda: store_secret(core, a, profile, app) if profile.confidential else None,
         lambda: set_authorization_server(core, a, profile, app) if profile.wants_authorization_server else None,
@@ -151,15 +152,15 @@ def ensure_application(core: Core, a: Attempt, profile: ClientProfile, prior_int
             return app, False
         # Deleted behind our back, or by a removal that never finished: record the intent before creating another
         # one, as for a first create.
-        with a.log.step("ledger.record_intent") as s:
-            s.detail = f"recorded client_id={rec.auth0_client_id} no longer exists"
-            a.record = core.ledger.update_customer(rec.application_gone(a.event_id))
+        a.log.emit("auth0.get_application", "gone", detail=f"recorded client_id={rec.auth0_client_id} no longer exists")
+        core.update_record(a, lambda r: r.application_gone(a.event_id), "ledger.record_intent")
         prior_intent = a.event_id
     if prior_intent:
         app = adopt_application(core, a, profile)
         if app is not None:
             return app, False
     spec = application_spec(core, a.event, profile)  # type: ignore[arg-type]
+    core.fence(a, "auth0.create_application")
     with a.log.step("auth0.create_application") as s:
         try:
             app = core.identity.create_application(spec)
@@ -203,6 +204,7 @@ def adopt_application(core: Core, a: Attempt, profile: ClientProfile) -> Applica
         a.log.emit("auth0.adopt_application", "duplicates", level=logging.ERROR,
                    detail=f"keeping client_id={keep.client_id}, deleting duplicates "
                           f"{','.join(x.client_id for x in extras)}")
+        core.fence(a, "auth0.delete_application")
         core.run([lambda x=x: delete_application(core, a, x.client_id, audience_of(core, x, profile))
                   for x in extras])
     a.log.emit("auth0.adopt_application", "ok", detail=f"client_id={keep.client_id}")
@@ -238,12 +240,29 @@ def application_spec(core: Core, ev: CustomerCreated, profile: ClientProfile) ->
         description=clip(f"Customer {ev.customer_id} ({profile.name}), managed by {MANAGED_BY}", AUTH0_DESCRIPTION_MAX))
 
 
-def record_client_id(core: Core, a: Attempt, app: Application) -> None:
+def record_client_id(core: Core, a: Attempt, app: Application, created_now: bool) -> None:
     if a.record.auth0_client_id == app.client_id:
         return
-    with a.log.step("ledger.record_client_id") as s:
-        s.detail = f"client_id={app.client_id}"
-        a.record = core.ledger.update_customer(a.record.with_client_id(app.client_id))
+    try:
+        core.update_record(a, lambda r: r.with_client_id(app.client_id), "ledger.record_client_id")
+    except ClaimLost:
+        if created_now:
+            withdraw_application(core, a, app.client_id)
+        raise
+
+
+def withdraw_application(core: Core, a: Attempt, client_id: str) -> None:
+    """The claim was lost while this attempt created an application (a stall between the fence and the create):
+    the new holder did not record it, so it is an orphan unless someone adopted it meanwhile. Delete it then."""
+    with a.log.step("ledger.get_customer") as s:
+        fresh, _ = core.ledger.get_customer(a.customer_id)
+        adopted = bool(fresh and fresh.auth0_client_id == client_id)
+        s.outcome = "adopted" if adopted else "not_recorded"
+    if adopted:
+        return
+    with a.log.step("auth0.delete_application") as s:
+        s.outcome = "withdrawn" if core.identity.delete_application(client_id) else "gone"
+        s.detail = f"client_id={client_id}: created under a claim that was lost"
 
 
 def ensure_grant(core: Core, a: Attempt, profile: ClientProfile, client_id: str, created_now: bool) -> str:
@@ -251,6 +270,7 @@ def ensure_grant(core: Core, a: Attempt, profile: ClientProfile, client_id: str,
         grant_id = get_grant(core, a, client_id, profile.audience)
         if grant_id:
             return grant_id
+    core.fence(a, "auth0.create_client_grant")
     with a.log.step("auth0.create_client_grant") as s:
         grant_id = core.identity.create_client_grant(client_id, profile.audience, profile.scopes)
         s.outcome = "ok" if grant_id else "exists"
@@ -281,6 +301,7 @@ def store_secret(core: Core, a: Attempt, profile: ClientProfile, app: Applicatio
         return version
     # The name is soft-deleted (a removal, then this re-provisioning): free it, then set again.
     how = "recover"
+    core.fence(a, "keyvault.recover_or_purge")
     if core.options.purge_deleted_secrets:
         try:
             with a.log.step("keyvault.purge_deleted_secret"):
@@ -299,6 +320,7 @@ def store_secret(core: Core, a: Attempt, profile: ClientProfile, app: Applicatio
 
 
 def _set_secret(core: Core, a: Attempt, name: str, value: str, tags: dict[str, str]) -> str | None:
+    core.fence(a, "keyvault.set_secret")
     with a.log.step("keyvault.set_secret") as s:
         s.detail = f"name={name}"
         try:
@@ -326,6 +348,7 @@ def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app
         default_scope=" ".join(profile.scopes),
         description=f"Auth0 application of customer {a.customer_id} (profile {profile.name}), managed by "
                     f"{MANAGED_BY}")
+    core.fence(a, "apim.set_authorization_server")
     with a.log.step("apim.set_authorization_server") as s:
         s.detail = f"id={server_id}"
         a.server_written = True  # from here it may exist, whatever the answer
@@ -336,6 +359,7 @@ def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app
 def set_subscription(core: Core, a: Attempt, profile: ClientProfile) -> str:
     ev: CustomerCreated = a.event  # type: ignore[assignment]
     sub_id = naming.subscription_id(a.customer_id)
+    core.fence(a, "apim.set_subscription")
     with a.log.step("apim.set_subscription") as s:
         s.detail = f"id={sub_id} product={profile.apim_product}"
         core.gateway.set_subscription(sub_id, display_name=clip(ev.display_name, APIM_SUBSCRIPTION_NAME_MAX),

@@ -62,6 +62,7 @@ def _unique(names) -> list[str]:
 
 def delete_subscriptions(core: Core, a: Attempt, rec: CustomerRecord) -> None:
     for sub_id in _unique([rec.apim_subscription_id, naming.subscription_id(a.customer_id)]):
+        core.fence(a, "apim.delete_subscription")
         with a.log.step("apim.delete_subscription") as s:
             s.outcome = "ok" if core.gateway.delete_subscription(sub_id) else "gone"
             s.detail = f"id={sub_id}"
@@ -69,6 +70,7 @@ def delete_subscriptions(core: Core, a: Attempt, rec: CustomerRecord) -> None:
 
 def delete_authorization_servers(core: Core, a: Attempt, rec: CustomerRecord) -> None:
     for server_id in _unique([rec.apim_authorization_server_id, naming.authorization_server_id(a.customer_id)]):
+        core.fence(a, "apim.delete_authorization_server")
         with a.log.step("apim.delete_authorization_server") as s:
             s.outcome = "ok" if core.gateway.delete_authorization_server(server_id) else "gone"
             s.detail = f"id={server_id}"
@@ -79,6 +81,7 @@ def delete_authorization_servers(core: Core, a: Attempt, rec: CustomerRecord) ->
 
 def delete_secrets(core: Core, a: Attempt, rec: CustomerRecord) -> None:
     for name in _unique([rec.keyvault_secret_name, naming.secret_name(a.customer_id)]):
+        core.fence(a, "keyvault.delete_secret")
         with a.log.step("keyvault.delete_secret") as s:
             s.outcome = "ok" if core.secrets.delete_secret(name) else "gone"
             s.detail = f"name={name}"
@@ -123,9 +126,11 @@ def delete_application(core: Core, a: Attempt, client_id: str, audience: str | N
         a.log.emit("auth0.get_client_grant", "skipped", level=logging.WARNING,
                    detail=f"client_id={client_id}: no grant recorded and the profile is unknown")
     if grant_id:
+        core.fence(a, "auth0.delete_client_grant")
         with a.log.step("auth0.delete_client_grant") as s:
             s.outcome = "ok" if core.identity.delete_client_grant(grant_id) else "gone"
             s.detail = f"id={grant_id}"
+    core.fence(a, "auth0.delete_application")
     with a.log.step("auth0.delete_application") as s:
         s.outcome = "ok" if core.identity.delete_application(client_id) else "gone"
         s.detail = f"client_id={client_id}"

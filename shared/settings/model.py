@@ -27,6 +27,8 @@ LOCAL = {"scope": "local"}
 #: one of several ways to give a connection; the template sets the identity-based one
 ALTERNATIVE = {"scope": "alternative"}
 SECRET = {"secret": True}
+#: how far two instances' clocks may disagree: a claim is another worker's until its expiry plus this
+CLOCK_SKEW_SECONDS = 2.0
 
 
 QueueName = Pattern(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,259}$",
@@ -82,10 +84,17 @@ class SettingsModel(BaseModel):
         for check in sorted(checks, key=lambda c: c.__name__):
             for name, problem in check(values):
                 problems.setdefault(name, problem)
+        if model is not None:
+            for name, problem in model.after_checks():
+                problems.setdefault(name, problem)
         if problems or model is None:
             raise SettingsError([f"{name}: {text}" for name, text in problems.items()])
         model._values = dict(values)
         return model
+
+    def after_checks(self) -> Iterator[tuple[str, str]]:
+        """Rules between settings that are only meaningful once each is valid on its own."""
+        return iter(())
 
     @property
     def values(self) -> Mapping[str, str]:
@@ -191,6 +200,10 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
         "", alias="AUTH0_AUDIENCE", description="Management API audience (default https://{AUTH0_DOMAIN}/api/v2/).")
     auth0_timeout_seconds: Number(1, 120) = Field(
         10.0, alias="AUTH0_TIMEOUT_SECONDS", description="Timeout of each Auth0 HTTP call.")
+    auth0_max_wait_seconds: Number(0, 300) = Field(
+        30.0, alias="AUTH0_MAX_WAIT_SECONDS",
+        description="Longest an Auth0 call waits for its turn under the rate limit; a longer wait goes back to the "
+                    "message pipeline as a scheduled retry. Bounds every call, so CLAIM_TTL_SECONDS depends on it.")
     auth0_rate_limit: RateLimit = Field(
         0.0, alias="AUTH0_RATE_LIMIT",
         description="Optional cap on this instance's Auth0 Management API calls per second (0: no static cap).")
@@ -231,6 +244,25 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
     website_instance_id: str | None = Field(
         None, alias="WEBSITE_INSTANCE_ID", json_schema_extra=PLATFORM,
         description="Set by App Service: names this instance in the ledger's claims.")
+
+    @property
+    def longest_call_seconds(self) -> float:
+        """The longest one external call can take: Auth0's wait for its turn plus its timeout, or an Azure call
+        with its two quick in-call retries (azure_errors.py) and their backoff."""
+        return max(self.auth0_max_wait_seconds + self.auth0_timeout_seconds, 3 * self.azure_timeout_seconds + 2)
+
+    @property
+    def fence_guard_seconds(self) -> float:
+        """A worker writes outside the ledger only while its claim has this much left (else it renews first)."""
+        return self.longest_call_seconds + CLOCK_SKEW_SECONDS
+
+    def after_checks(self) -> Iterator[tuple[str, str]]:
+        if self.claim_ttl_seconds < 2 * self.fence_guard_seconds:
+            yield "CLAIM_TTL_SECONDS", (
+                f"must be at least {2 * self.fence_guard_seconds:g} s: twice the longest external call "
+                f"({self.longest_call_seconds:g} s from AUTH0_MAX_WAIT_SECONDS + AUTH0_TIMEOUT_SECONDS, or "
+                f"3 x AZURE_TIMEOUT_SECONDS + 2) plus {CLOCK_SKEW_SECONDS:g} s for clock skew; a shorter claim "
+                f"could expire while a call it guards is still on its way (got {self.claim_ttl_seconds:g})")
 
     @property
     def auth0_management_audience(self) -> str:

@@ -23,6 +23,7 @@ ENV = {
     "LEDGER_TABLE_ENDPOINT": "https://acct.table.core.windows.net",
     "ServiceBusConnection__fullyQualifiedNamespace": "sb-contoso.servicebus.windows.net",
     "CLAIM_TTL_SECONDS": "120",
+    "AZURE_TIMEOUT_SECONDS": "10",
     "RETRY_MAX_ATTEMPTS": "3",
     "EVENT_TYPE_PREFIX": "com.contoso.",
 }

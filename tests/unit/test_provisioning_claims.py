@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from shared.domain.errors import CustomerBusy, LedgerConflict, TransientError
-from shared.domain.records import APPLIED, DUPLICATE, PROVISIONING, REMOVING
+from shared.domain.errors import ClaimLost, CustomerBusy, LedgerConflict, TransientError
+from shared.domain.records import APPLIED, DUPLICATE, PROVISIONED, PROVISIONING, REMOVED, REMOVING
 from tests.unit.world import World, created, removed
 
 
@@ -30,7 +30,8 @@ def test_busy_customer_is_transient_with_retry_after_and_touches_nothing():
     with pytest.raises(CustomerBusy) as err:
         w.service("w2").handle(removed())
 
-    assert err.value.transient and err.value.retry_after == pytest.approx(200)
+    # 200 s of the claim left, plus the clock-skew allowance before another worker may take it over.
+    assert err.value.transient and err.value.retry_after == pytest.approx(200 + w.options.clock_skew)
     assert "w1" in str(err.value)
     assert w.log.calls[calls:] == ["ledger.get_customer"]  # no audit row, no claim write, nothing external
     assert w.snapshot() == before
@@ -144,7 +145,7 @@ def test_claim_lost_mid_flight_makes_the_final_write_conflict():
         return app
 
     w.identity.create_application = slow_create
-    with pytest.raises(LedgerConflict):
+    with pytest.raises(ClaimLost):
         svc1.handle(created())
     # w2 adopted the application w1 created: still one; w1 wrote nothing over w2's result.
     assert len(w.identity.apps) == 1
@@ -200,3 +201,70 @@ def test_two_invocations_of_one_worker_never_apply_to_one_customer_at_once():
     # The removal's retry, once the created is done, removes everything.
     assert svc.handle(removed()).result == APPLIED
     assert w.leftovers() == [] and w.orphans() == []
+
+
+def _stall_after_the_claim(w: World, during=None, seconds: float | None = None):
+    """Stall the worker right after it took its claim, before anything is created (the moment of issue 18,
+    case 1): the clock moves on, and ``during`` runs as another worker would meanwhile."""
+    real = w.gateway.get_authorization_server_limit
+
+    def stalled():
+        w.gateway.get_authorization_server_limit = real  # once: the other worker is not stalled
+        w.clock.advance(seconds if seconds is not None else w.options.claim_ttl + w.options.clock_skew + 1)
+        if during:
+            during()
+        return real()
+
+    w.gateway.get_authorization_server_limit = stalled
+
+
+def test_a_stalled_create_whose_claim_a_removal_took_creates_nothing():
+    """Regression (issue 18, case 1): worker 1 claimed acme, stalled past CLAIM_TTL_SECONDS, and went on; a removal
+    had taken the claim meanwhile, so every resource it then created was an orphan of a removed customer."""
+    w = World()
+    _stall_after_the_claim(w, during=lambda: w.service("w2").handle(removed(at=10)))
+
+    with pytest.raises(ClaimLost):
+        w.service("w1").handle(created(at=1))
+
+    assert w.ledger.record("acme").status == REMOVED
+    assert not w.identity.apps and not w.gateway.subscriptions and not w.gateway.customer_servers()
+    assert w.secrets.names() == [] and w.orphans() == []
+    assert w.identity.calls["create_application"] == 0  # fenced before the create, not compensated after it
+
+
+def test_a_stalled_create_whose_claim_a_redelivery_took_leaves_one_application():
+    """Regression (issue 18, case 1): the same created event, redelivered while worker 1 stalled, took the claim
+    and provisioned; worker 1's late create made a second application."""
+    w = World()
+    _stall_after_the_claim(w, during=lambda: w.service("w2").handle(created()))
+
+    with pytest.raises(ClaimLost):
+        w.service("w1").handle(created())
+
+    assert len(w.identity.apps) == 1 and w.orphans() == []
+    assert w.ledger.record("acme").status == PROVISIONED
+    assert w.ledger.audit("acme", "e-created").outcome == APPLIED
+
+
+def test_a_claim_nobody_took_is_renewed_after_a_stall_and_the_event_applies(caplog):
+    import logging
+
+    w = World()
+    _stall_after_the_claim(w, seconds=w.options.claim_ttl - w.options.fence_guard / 2)  # inside the guard
+    with caplog.at_level(logging.INFO, logger="customer_provisioning"):
+        assert w.service("w1").handle(created()).result == APPLIED
+    renewals = [r for r in caplog.records if getattr(r, "step", "") == "ledger.renew_claim"]
+    assert len(renewals) == 1 and "before=auth0.create_application" in renewals[0].getMessage()
+    assert len(w.identity.apps) == 1
+
+
+def test_a_claim_ttl_shorter_than_twice_the_longest_call_is_refused_at_start_up():
+    from shared.settings import AppSettings, SettingsError
+    from tests.unit.test_settings import base_env
+
+    with pytest.raises(SettingsError, match="CLAIM_TTL_SECONDS: must be at least 188 s"):
+        AppSettings.load(base_env(CLAIM_TTL_SECONDS="60"))
+    fast = base_env(CLAIM_TTL_SECONDS="20", AUTH0_TIMEOUT_SECONDS="3", AUTH0_MAX_WAIT_SECONDS="5",
+                    AZURE_TIMEOUT_SECONDS="2")
+    assert AppSettings.load(fast).fence_guard_seconds == 10.0

@@ -89,6 +89,7 @@ class World:
         self.ledger = FakeLedger(self.log, clock=self.clock)
         self.profiles = make_profiles()
         self.options = ProvisioningOptions(auth0_domain=DOMAIN, purge_deleted_secrets=purge, claim_ttl=claim_ttl,
+                                           fence_guard=min(30.0, claim_ttl / 2),
                                            max_parallel_steps=max_parallel)
 
     def service(self, worker_id: str = "w1", *, max_parallel: int | None = None, **options) -> ProvisioningService:
@@ -99,7 +100,7 @@ class World:
                                    ledger=self.ledger, profiles=self.profiles, options=opts, worker_id=worker_id)
 
     def expire_claims(self) -> None:
-        self.clock.advance(self.options.claim_ttl + 1)
+        self.clock.advance(self.options.claim_ttl + self.options.clock_skew + 1)
 
     # ---- what is there ------------------------------------------------------------------------------------------
     def snapshot(self) -> dict:
