@@ -9,15 +9,20 @@ STAMP_NPM := node_modules/.installed
 VENV_IAC := .venv-iac
 STAMP_IAC := $(VENV_IAC)/.installed
 
-.PHONY: setup setup-iac test test-infra fuzz run up down demo chaos bench clean help
+.PHONY: setup setup-iac test test-infra fuzz run host up down reset show demo chaos bench clean help
 
 help:
-	@echo "make run    set up, start the local stack and the local Functions host (Ctrl-C stops both)"
+	@echo "make run    set up, start the local stack (if it is not running) and the local Functions host;"
+	@echo "            Ctrl-C stops the host only: the stack keeps its queue, dead letters and state"
+	@echo "make host   restart only the app (after a config change) on the running stack"
+	@echo "make show   what the stand-ins hold (Auth0 apps, Key Vault secrets, APIM entries, queue counts)"
 	@echo "make test   set up and run every test (unit, stand-ins, integration, end-to-end)"
 	@echo "make fuzz   the property tests (tests/property) with many more examples: HYPOTHESIS_PROFILE=long"
 	@echo "make demo   run a whole customer lifecycle unattended and print what each service holds"
-	@echo "make up / make down   start / stop the local stack in the background"
+	@echo "make up / make down   start / stop the local stack in the background (its state is kept on disk)"
+	@echo "make reset  stop the local stack and forget its kept state (a fresh start)"
 	@echo "make setup  create .venv and install Python and npm packages (run by the others)"
+	@echo "make clean  make reset, and remove .venv, node_modules and .localstack"
 	@echo "make test-infra   only the offline checks of infra/ (Bicep parse, checkov, roles, settings, queue)"
 	@echo "make chaos  3 hosts on one queue, 100 customer lifecycles, 10% faults, an Auth0 outage, 8 kills and 4 stalls"
 	@echo "            longer than a claim; fails on any duplicate, orphan, lost or half-provisioned customer or leaked"
@@ -59,16 +64,27 @@ fuzz: setup
 UP_ARGS := $(if $(SERVICEBUS_CONNECTION),--servicebus-connection "$(SERVICEBUS_CONNECTION)") \
            $(if $(SERVICEBUS_NAMESPACE),--servicebus-namespace "$(SERVICEBUS_NAMESPACE)")
 
+# The stack keeps its state (the stand-ins' objects, Azurite's tables) in .localstack/state and .localstack/azurite
+# across restarts; `make reset` forgets it. Its queue lives as long as the stack process: `make run` and `make host`
+# never stop the stack, so a dead-lettered message is still there after the app is fixed and restarted.
 up: setup
-	$(PY) -m emulators up $(UP_ARGS)
+	$(PY) -m emulators up --persist $(UP_ARGS)
 
 down:
 	$(PY) -m emulators down
 
+reset: setup
+	$(PY) -m emulators reset
+
+show: setup
+	@$(PY) -m emulators show
+
+# One host per checkout: a second `make run` or `make host` refuses and names the running one (.localstack/host.lock).
 run: setup
-	@$(PY) -m emulators up $(UP_ARGS)
-	@echo "send events from another terminal: .venv/bin/python -m devtools.send created --customer acme"
-	@trap '$(PY) -m emulators down' EXIT; $(PY) -m funchost --settings local.settings.json
+	@$(PY) -m devtools.run $(UP_ARGS)
+
+host: setup
+	@$(PY) -m devtools.run --host-only
 
 demo: setup
 	$(PY) -m devtools.demo

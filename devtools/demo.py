@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sys
 import tempfile
 import uuid
@@ -27,15 +28,27 @@ def _section(title: str) -> None:
 
 
 def run_demo() -> int:
-    from emulators.inspect import view_customers
     from emulators.stack import LocalStack, StackOptions
-    from funchost import LocalFunctionsHost
-    from shared.settings import LedgerSettings
-    from shared.adapters.table_ledger import TableLedger
 
+    # The folder holds the stack's TLS key and its management credentials: removed however the demo ends.
     folder = Path(tempfile.mkdtemp(prefix="demo-stack-"))
-    print(f"starting the local stack in {folder} ...", flush=True)
-    stack = LocalStack(folder, StackOptions()).start()
+    try:
+        print(f"starting the local stack in {folder} ...", flush=True)
+        stack = LocalStack(folder, StackOptions()).start()
+        try:
+            return _run_demo_on(stack)
+        finally:
+            stack.stop()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run_demo_on(stack) -> int:
+    from emulators.inspect import view_customers
+    from funchost import LocalFunctionsHost
+    from shared.adapters.table_ledger import TableLedger
+    from shared.settings import LedgerSettings
+
     settings = dict(stack.settings)
     settings["RETRY_BASE_SECONDS"] = "0.5"
     host = LocalFunctionsHost(str(ROOT), settings, functions=["customer_events"])
@@ -117,7 +130,6 @@ def run_demo() -> int:
         return 1
     finally:
         host.stop(10)
-        stack.stop()
 
 
 def _resend(settings: dict, event: dict) -> None:

@@ -2,11 +2,13 @@
 
     python -m emulators up [--persist] [--folder .localstack]   start everything in the background
     python -m emulators status                                 what runs where
+    python -m emulators show [--customer ID] [--json]          what the stand-ins hold (apps, secrets, queue...)
     python -m emulators fault auth0 clients.create 503 --count 2
     python -m emulators faults keyvault --latency-ms 40 --error-rate 0.1 --errors 500,503,timeout
     python -m emulators calls [SERVICE]                        call counters (and injected faults)
     python -m emulators clear-faults [SERVICE]
     python -m emulators down                                   stop it (by the PID in stack.json)
+    python -m emulators reset                                  stop it and forget its kept state (--persist)
     python -m emulators serve                                  run in the foreground (what `up` starts)
 """
 from __future__ import annotations
@@ -39,11 +41,9 @@ def _read_stack(folder: Path) -> dict:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except OSError:
-        return False
+    """The stack's process runs (a PID reused by another program after a crash does not count)."""
+    from .runlock import pid_alive
+    return pid_alive(pid, expect="emulators")
 
 
 def _options(args):
@@ -79,12 +79,21 @@ def cmd_serve(args) -> int:
 
 
 def cmd_up(args) -> int:
+    from .runlock import startup_lock
     folder = Path(args.folder).resolve()
     folder.mkdir(parents=True, exist_ok=True)
+    with startup_lock(folder):
+        return _up(args, folder)
+
+
+def _up(args, folder: Path) -> int:
     if _stack_file(folder).exists():
         info = json.loads(_stack_file(folder).read_text())
         if _alive(info["pid"]):
-            print(f"local stack already running (pid {info['pid']}); `python -m emulators down` stops it")
+            kept = ("its state is kept in " + str(folder / "state") if info.get("persist")
+                    else "it was started without --persist: its state goes when it stops")
+            print(f"local stack already running (pid {info['pid']}), used as it is; {kept}; "
+                  "`python -m emulators down` stops it")
             return 0
         _stack_file(folder).unlink()
     argv = [sys.executable, "-m", "emulators", "--folder", str(folder), "serve", "--settings", args.settings,
@@ -152,14 +161,53 @@ def cmd_down(args) -> int:
         return 0
     pid = json.loads(_stack_file(folder).read_text())["pid"]
     if _alive(pid):
+        from .runlock import pid_exited, pid_gone
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
-        while _alive(pid) and time.monotonic() < deadline:
+        while not pid_exited(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if not pid_exited(pid):
             os.kill(pid, signal.SIGKILL)
+        # Its ports are free now; give whoever adopted it a moment to reap it, so `status` and scripts see it gone.
+        reaped = time.monotonic() + 5
+        while not pid_gone(pid) and time.monotonic() < reaped:
+            time.sleep(0.1)
     _stack_file(folder).unlink(missing_ok=True)
     print(f"local stack stopped (pid {pid})")
+    return 0
+
+
+def cmd_reset(args) -> int:
+    """Stop the stack and delete the state it keeps with --persist (the stand-ins' objects, Azurite's tables).
+    The TLS files and the stand-ins' credentials stay: they hold nothing of the app's."""
+    import shutil
+
+    from .runlock import HostLock
+    folder = Path(args.folder).resolve()
+    holder = HostLock(folder).holder()
+    if holder:
+        print(f"a local Functions host is running on this stack (pid {holder.get('pid')}, `make run` or `make host`);"
+              " stop it with Ctrl-C in its terminal first", file=sys.stderr)
+        return 1
+    cmd_down(args)
+    removed = [p.name for p in (folder / "state", folder / "azurite") if p.exists()]
+    for name in removed:
+        shutil.rmtree(folder / name)
+    print(f"state removed ({', '.join(removed)})" if removed else "no kept state to remove")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from .show import StandInUnreachable, collect, render
+    folder = Path(args.folder).resolve()
+    info = _read_stack(folder)
+    if not _alive(info["pid"]):
+        sys.exit(f"the local stack in {folder} is not running (pid {info['pid']} has gone); `make up` starts it")
+    try:
+        doc = collect(info, customer=args.customer)
+    except StandInUnreachable as exc:
+        sys.exit(f"cannot read the stack's state: {exc}")
+    print(json.dumps(doc, indent=1) if args.json else render(doc))
     return 0
 
 
@@ -236,6 +284,13 @@ def main(argv=None) -> int:
     sp.set_defaults(fn=cmd_serve)
     sub.add_parser("down", help="stop the stack started by `up`").set_defaults(fn=cmd_down)
     sub.add_parser("status", help="show what runs where").set_defaults(fn=cmd_status)
+    sub.add_parser("reset", help="stop the stack and delete the state it keeps with --persist "
+                                 "(refused while a local host runs on it)").set_defaults(fn=cmd_reset)
+    sp = sub.add_parser("show", help="print what the stand-ins hold: Auth0 applications, Key Vault secrets (never "
+                                     "values), APIM entries, queue counts and dead-lettered messages")
+    sp.add_argument("--customer", metavar="ID", help="only what belongs to this customer id")
+    sp.add_argument("--json", action="store_true", help="one JSON document, for scripts")
+    sp.set_defaults(fn=cmd_show)
     sp = sub.add_parser("fault", help="make the next N calls to one operation fail")
     sp.add_argument("service", choices=HTTP_SERVICES)
     sp.add_argument("op", help="operation name, e.g. clients.create (wildcards allowed: 'secrets.*')")

@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
+import threading
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from .auth0 import Auth0StandIn
@@ -64,6 +67,7 @@ class LocalStack:
         self.servicebus = None
         self.azurite: Azurite | None = None
         self.tls = None
+        self._servicebus_view: _ServiceBusView | None = None
 
     def _state(self, name: str) -> Path | None:
         return self.folder / "state" / f"{name}.json" if self.options.persist else None
@@ -80,32 +84,59 @@ class LocalStack:
             "auth0_management_client_secret": secrets.token_urlsafe(48),
         })
         issuer = TokenIssuer(bytes.fromhex(keys["token_signing_key"]))
+        ports = self._previous_ports()
         try:
-            self.identity = IdentityStandIn(issuer, header_secret=keys["identity_header"], host=o.host).start()
-            self.auth0 = Auth0StandIn(
+            self.identity = _on_port(o.host, ports.get("identity"), lambda port: IdentityStandIn(
+                issuer, header_secret=keys["identity_header"], host=o.host, port=port))
+            self.auth0 = _on_port(o.host, ports.get("auth0"), lambda port: Auth0StandIn(
                 issuer, management_clients={keys["auth0_management_client_id"]: keys["auth0_management_client_secret"]},
                 rate=o.auth0_rate, burst=o.auth0_burst, apis={API_AUDIENCE: ["read:data", "write:data"]},
-                host=o.host, tls=self.tls, state_file=self._state("auth0")).start()
-            self.keyvault = KeyVaultStandIn(issuer, tls=self.tls, purge_protection=o.keyvault_purge_protection,
-                                            host=o.host, state_file=self._state("keyvault")).start()
-            self.apim = ApimStandIn(issuer, tls=self.tls, sku=o.apim_sku,
-                                    authorization_server_limit=o.apim_authorization_server_limit,
-                                    host=o.host, state_file=self._state("apim")).start()
+                host=o.host, port=port, tls=self.tls, state_file=self._state("auth0")))
+            self.keyvault = _on_port(o.host, ports.get("keyvault"), lambda port: KeyVaultStandIn(
+                issuer, tls=self.tls, purge_protection=o.keyvault_purge_protection, host=o.host, port=port,
+                state_file=self._state("keyvault")))
+            self.apim = _on_port(o.host, ports.get("apim"), lambda port: ApimStandIn(
+                issuer, tls=self.tls, sku=o.apim_sku, authorization_server_limit=o.apim_authorization_server_limit,
+                host=o.host, port=port, state_file=self._state("apim")))
             if o.azurite:
-                self.azurite = Azurite(self.folder, host=o.host, persist=o.persist).start()
+                previous = ports.get("azurite")
+                if not (isinstance(previous, dict) and all(_port_free(o.host, p) for p in previous.values())):
+                    previous = None
+                self.azurite = Azurite(self.folder, host=o.host, persist=o.persist, ports=previous).start()
             if o.servicebus and not (o.servicebus_connection or o.servicebus_namespace):
                 from .servicebus import ServiceBusStandIn, load_config
                 config_path = o.servicebus_config or str(Path(__file__).parent / "servicebus" / "config.json")
-                self.servicebus = ServiceBusStandIn(load_config(config_path), host=o.host)
-                self.servicebus.start()
+                config = load_config(config_path)
+                self.servicebus = _on_port(o.host, ports.get("servicebus"), lambda port: ServiceBusStandIn(
+                    config, host=o.host, port=port))
+                self._servicebus_view = _ServiceBusView(self.servicebus, o.host).start()
         except BaseException:
             self.stop()
             raise
         self._keys = keys
+        if o.persist:
+            self._save_ports()
         return self
 
+    # With persist, a restarted stack takes the ports it had when they are free: a host left running (and the
+    # settings, and the URLs the stand-ins' kept state holds) reach it again without a restart of their own.
+    def _previous_ports(self) -> dict:
+        if not self.options.persist:
+            return {}
+        try:
+            return json.loads((self.folder / "ports.json").read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def _save_ports(self) -> None:
+        ports = {name: getattr(self, name).port for name in ("identity", "auth0", "keyvault", "apim", "servicebus")
+                 if getattr(self, name) is not None}
+        if self.azurite:
+            ports["azurite"] = dict(self.azurite.ports)
+        (self.folder / "ports.json").write_text(json.dumps(ports, indent=1))
+
     def stop(self) -> None:
-        for part in (self.servicebus, self.azurite, self.apim, self.keyvault, self.auth0, self.identity):
+        for part in (self._servicebus_view, self.servicebus, self.azurite, self.apim, self.keyvault, self.auth0, self.identity):
             if part is not None:
                 try:
                     part.stop()
@@ -160,15 +191,80 @@ class LocalStack:
         return {
             "pid": os.getpid(),
             "folder": str(self.folder),
+            "persist": self.options.persist,
             "ca_cert": str(self.tls.ca_cert),
             "services": {name: {"url": p.url, "control": f"{p.url}/_control/"} for name, p in parts.items() if p},
             "azurite": self.azurite.ports if self.azurite else None,
-            "servicebus": {"port": self.servicebus.port} if self.servicebus else None,
+            "servicebus": {"port": self.servicebus.port, "control": self._servicebus_view.url}
+            if self.servicebus else None,
         }
 
     def control(self, service: str):
         from .control import StandInControl
         return StandInControl(getattr(self, service).url, verify=str(self.tls.ca_cert))
+
+
+def _port_free(host: str, port) -> bool:
+    if not isinstance(port, int) or port <= 0:
+        return False
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers bind: TIME_WAIT is no obstacle
+        try:
+            probe.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def _on_port(host: str, port, make):
+    """``make(port).start()`` on the port asked for when it is free, else on any free port."""
+    if _port_free(host, port):
+        try:
+            return make(port).start()
+        except OSError:
+            pass  # taken between the probe and the bind
+    return make(0).start()
+
+
+class _ServiceBusView:
+    """``GET /servicebus`` on a loopback port: the Service Bus stand-in's snapshot (counts, message metadata, never
+    bodies) for processes other than the stack's own, such as ``python -m emulators show``."""
+
+    def __init__(self, servicebus, host: str) -> None:
+        self.servicebus = servicebus
+        view = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                if self.path.rstrip("/") != "/servicebus":
+                    self.send_error(404)
+                    return
+                body = json.dumps(view.servicebus.snapshot()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer((host, 0), Handler)
+        self._server.daemon_threads = True
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/servicebus"
+
+    def start(self) -> "_ServiceBusView":
+        threading.Thread(target=self._server.serve_forever, name="servicebus-view", daemon=True,
+                         kwargs={"poll_interval": 0.2}).start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
 
 
 def write_local_settings(values: dict[str, str], path: str | os.PathLike) -> None:

@@ -106,6 +106,7 @@ class Invoker:
         self.function_timeout = function_timeout
         self.function_directory = function_directory
         self._worker_slots = threading.BoundedSemaphore(worker_threads)
+        self._stacks_shown: dict[tuple[str, str], tuple[str, float]] = {}
         self._abort = abort  # set when the host gives up waiting for running invocations at shutdown
         self._lock = threading.Lock()
         self.counts: dict[str, dict[str, int]] = {}
@@ -173,9 +174,26 @@ class Invoker:
                   "Exception while executing function: Functions.%s. Result: Failure\n"
                   "Exception: %s: %s\nStack: %s", function_name, invocation_id, duration, function_name,
                   type(error).__name__, error,
-                  _user_traceback(error),
+                  self._stack_text(function_name, invocation_id, _user_traceback(error)),
                   extra=extra)
         return InvocationResult(invocation_id, FAILED, error, duration)
+
+    # A message that fails on every delivery raised the same exception from the same line each time: the stack
+    # is printed once, the later failures point at it (within STACK_REPEAT_SECONDS), so a poison message's five
+    # deliveries do not bury the log under five identical tracebacks.
+    STACK_REPEAT_SECONDS = 300.0
+
+    def _stack_text(self, function_name: str, invocation_id: str, stack: str) -> str:
+        now = time.monotonic()
+        key = (function_name, stack)
+        with self._lock:
+            seen = self._stacks_shown.get(key)
+            if seen is not None and now - seen[1] < self.STACK_REPEAT_SECONDS:
+                return f"(the same as for Id={seen[0]}; not repeated)"
+            if len(self._stacks_shown) >= 256:
+                self._stacks_shown.clear()
+            self._stacks_shown[key] = (invocation_id, now)
+        return stack
 
     def _timed_out(self, function_name: str, invocation_id: str, started: float, extra: dict) -> InvocationResult:
         timeout_text = dotnet_timespan(self.function_timeout)

@@ -65,9 +65,10 @@ def configure_console_logging(level: str | int = "INFO", stream=None, fmt: str =
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(level if isinstance(level, int) else level.upper())
-    # The SDKs log every AMQP state change at INFO; the Functions host does not show them by default either.
+    # The SDKs log every AMQP state change at INFO, httpx every request ("HTTP Request: POST ..."); the Functions
+    # host does not show such lines by default either.
     if root.level > logging.DEBUG:
-        for noisy in ("azure", "uamqp", "msal"):
+        for noisy in ("azure", "uamqp", "msal", "httpx", "httpcore"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
     return handler
 

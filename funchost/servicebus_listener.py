@@ -9,8 +9,9 @@ Semantics (Service Bus extension 5.x on Functions host v4, which runs a ServiceB
   eventually moves the message to the dead-letter queue.
 - While the function runs the message lock (or the session lock) is renewed, up to maxAutoLockRenewalDuration,
   by the SDK's ``AutoLockRenewer``.
-- Failures of the namespace (unreachable, entity missing, auth) never stop the host: the slot reconnects with
-  exponential backoff.
+- Failures of the namespace (unreachable, entity missing, auth) never stop the host: the slot reconnects on a
+  capped schedule (1, 2, 4, 8, then every 15 s), an ERROR line says when the next retry is, one INFO line says
+  when it is back. stop() does not wait for a slot stuck in the SDK's own retries, only for running invocations.
 
 Concurrency model: one receiver per concurrency slot, each used by exactly one thread (the sync SDK's receivers
 are not meant to be shared between threads; the SDK's own lock renewer is the exception it is built for).
@@ -20,7 +21,6 @@ stop() is noticed promptly.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 import typing
@@ -50,42 +50,78 @@ class _SessionLost(Exception):
 
 
 class Backoff:
-    """Exponential backoff with jitter, 1 s doubling to 30 s (the processor's own retry has already run)."""
+    """Reconnect delays of one slot: 1, 2, 4, 8 s, then every 15 s until the namespace answers.
 
-    def __init__(self, initial: float = 1.0, maximum: float = 30.0) -> None:
-        self.initial, self.maximum = initial, maximum
+    No jitter: the schedule is what the log shows, and one local host's few slots do not make a thundering herd.
+    The SDK's own retries (clientRetryOptions) have already run before a failure reaches this backoff."""
+
+    SCHEDULE = (1.0, 2.0, 4.0, 8.0, 15.0)
+
+    def __init__(self, schedule: tuple[float, ...] = SCHEDULE) -> None:
+        self.schedule = schedule
         self.attempt = 0
 
     def next_delay(self) -> float:
-        delay = min(self.maximum, self.initial * (2 ** self.attempt))
+        delay = self.schedule[min(self.attempt, len(self.schedule) - 1)]
         self.attempt += 1
-        return delay * random.uniform(0.8, 1.2)
+        return delay
 
     def reset(self) -> None:
         self.attempt = 0
 
 
-class _ConnectionHealth:
-    """One error line per outage per listener, not one per slot and retry."""
+def _clock(seconds_from_now: float) -> str:
+    """Wall-clock UTC time ``seconds_from_now`` ahead, as the console log prints times (``10:00:05Z``)."""
+    return time.strftime("%H:%M:%SZ", time.gmtime(time.time() + seconds_from_now))
 
-    def __init__(self, label: str) -> None:
+
+class _ConnectionHealth:
+    """What the listener says about its namespace: an ERROR when it becomes unreachable, another at most once
+    per retry interval while it stays so (whichever slot fails), a single INFO line when it answers again."""
+
+    def __init__(self, label: str, namespace: str) -> None:
         self.label = label
-        self._down = False
+        self.namespace = namespace or "(unknown namespace)"
+        self._down_since: float | None = None
+        self._next_report = 0.0
+        self._failures = 0
         self._lock = threading.Lock()
 
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
     def failed(self, error: BaseException, delay: float) -> None:
+        now = time.monotonic()
         with self._lock:
-            first, self._down = not self._down, True
-        level = logging.ERROR if first else logging.DEBUG
-        log.log(level, "%s: Service Bus receive failed (%s: %s); retrying in %.1fs", self.label,
-                type(error).__name__, error, delay)
+            first = self._down_since is None
+            if first:
+                self._down_since = now
+            self._failures += 1
+            report = first or now >= self._next_report
+            if report:
+                self._next_report = now + delay * 0.9
+            failures, down_for = self._failures, now - self._down_since
+        reason = f"{type(error).__name__}: {error}"
+        if first:
+            log.error("%s: Service Bus namespace %s is unreachable (%s); retrying at %s (in %.0f s), then with "
+                      "backoff up to every %.0f s", self.label, self.namespace, reason, _clock(delay), delay,
+                      Backoff.SCHEDULE[-1])
+        elif report:
+            log.error("%s: Service Bus namespace %s still unreachable after %.0f s (%d failed attempts; last: %s); "
+                      "next retry at %s (in %.0f s)", self.label, self.namespace, down_for, failures, reason,
+                      _clock(delay), delay)
+        else:
+            log.debug("%s: receive failed (%s); retrying in %.1f s", self.label, reason, delay)
 
     def ok(self) -> None:
-        if self._down:
-            with self._lock:
-                was_down, self._down = self._down, False
-            if was_down:
-                log.info("%s: Service Bus receiver connected again", self.label)
+        if self._down_since is None:
+            return
+        with self._lock:
+            since, self._down_since, self._failures = self._down_since, None, 0
+        if since is not None:
+            log.info("%s: Service Bus namespace %s reachable again after %.0f s; receiving", self.label,
+                     self.namespace, time.monotonic() - since)
 
 
 def _trigger_argument(target: ServiceBusTarget, messages: list) -> Any:
@@ -133,7 +169,9 @@ class ServiceBusListener:
         self.poll_interval = poll_interval
         self.name = target.function.name
         self.slots = options.max_concurrent_sessions if target.sessions else options.max_concurrent_calls
-        self._health = _ConnectionHealth(f"Functions.{self.name} ({target.entity})")
+        self._health = _ConnectionHealth(f"Functions.{self.name} ({target.entity})",
+                                         target.connection.namespace)
+        self._busy: set[threading.Thread] = set()  # slots running an invocation right now
         self._credential = _credential_for(target.connection) if target.connection.is_identity_based else None
         self._threads: list[threading.Thread] = []
 
@@ -145,10 +183,19 @@ class ServiceBusListener:
             self._threads.append(thread)
             thread.start()
 
-    def join(self, deadline: float) -> bool:
+    def join(self, deadline: float, idle_grace: float = 0.5) -> bool:
+        """Wait for the slots to end: until ``deadline`` for a slot running an invocation, ``idle_grace`` seconds
+        for the others. An idle slot may sit in the SDK's own retry sleep (up to tens of seconds while the
+        namespace is down) and nothing of value is lost by leaving it: its thread is a daemon and ends on its own
+        once the SDK returns. Returns False when an invocation was still running at the deadline."""
+        grace_end = min(deadline, time.monotonic() + idle_grace)
         for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(t.is_alive() for t in self._threads)
+            if thread not in self._busy:
+                thread.join(max(0.0, grace_end - time.monotonic()))
+        for thread in self._threads:
+            if thread in self._busy:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads if t in self._busy)
 
     def close(self) -> None:
         if self._credential is not None and hasattr(self._credential, "close"):
@@ -193,7 +240,7 @@ class ServiceBusListener:
                                                              max_wait_time=self.poll_interval)
                         self._health.ok()
                         backoff.reset()
-                        if messages:
+                        if messages and not self.stopping.is_set():
                             self._process(receiver, messages, session=None)
             except Exception as e:  # never let a slot die: log, back off, reconnect
                 if self.stopping.is_set():
@@ -256,6 +303,14 @@ class ServiceBusListener:
 
     # -- one invocation --------------------------------------------------------------------------------------
     def _process(self, receiver, messages: list[ServiceBusReceivedMessage], session) -> None:
+        current = threading.current_thread()
+        self._busy.add(current)
+        try:
+            self._process_busy(receiver, messages, session)
+        finally:
+            self._busy.discard(current)
+
+    def _process_busy(self, receiver, messages: list[ServiceBusReceivedMessage], session) -> None:
         renewer = None
         if session is None:
             # Per-invocation renewer: closing it is the only way to stop renewing once the function is done

@@ -1,0 +1,201 @@
+"""The developer loop as `make run`, `make host`, `make reset` and `python -m emulators show` drive it.
+
+One stack for the module, started like `make up` (persisted, in its own process). Hosts run as
+`python -m devtools.run` processes, as the Makefile starts them, so the lock, the refusal and Ctrl-C are the real ones.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from devtools.send import build_event, send_events
+from devtools.waiting import wait_until
+from emulators.runlock import pid_alive
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(240)
+
+
+def run(*argv: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+class HostProcess:
+    """`python -m devtools.run ...` in the background, its output collected as it comes."""
+
+    def __init__(self, *argv: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "devtools.run", *argv], cwd=ROOT, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONPATH": str(ROOT)})
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: self.lines.extend(self.proc.stdout), daemon=True).start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def wait_started(self) -> "HostProcess":
+        wait_until(lambda: "Host started" in self.output or self.proc.poll() is not None, timeout=60,
+                   what="the host to start")
+        assert self.proc.poll() is None, self.output
+        return self
+
+    def ctrl_c(self) -> float:
+        started = time.monotonic()
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(20)
+        return time.monotonic() - started
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("devloop")
+    settings = folder / "local.settings.json"
+    up = run("emulators", "--folder", str(folder), "up", "--persist", "--settings", str(settings))
+    assert up.returncode == 0, up.stdout + up.stderr
+    # A profiles file of the test's own, to break and fix.
+    profiles = folder / "client_profiles.toml"
+    shutil.copy(ROOT / "config" / "client_profiles.toml", profiles)
+    doc = json.loads(settings.read_text())
+    doc["Values"].update(CLIENT_PROFILES_PATH=str(profiles), RETRY_BASE_SECONDS="0.2")
+    settings.write_text(json.dumps(doc))
+    info = json.loads((folder / "stack.json").read_text())
+    yield {"folder": folder, "settings": settings, "profiles": profiles, "info": info,
+           "values": doc["Values"], "args": ["--folder", str(folder), "--settings", str(settings)]}
+    run("emulators", "--folder", str(folder), "down")
+
+
+def show(stack, customer: str) -> dict:
+    out = run("emulators", "--folder", str(stack["folder"]), "show", "--json", "--customer", customer)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_second_run_refuses_names_the_first_and_stops_nothing(stack):
+    first = HostProcess(*stack["args"])
+    try:
+        first.wait_started()
+        assert "already running" in first.output  # it used the running stack as it is
+        for argv in (stack["args"], [*stack["args"], "--host-only"]):
+            second = run("devtools.run", *argv)
+            assert second.returncode == 3, second.stdout + second.stderr
+            assert f"pid {first.proc.pid}" in second.stderr and "make host" in second.stderr
+            assert "Host started" not in second.stdout
+        # Resetting the stack under a running host is refused too.
+        reset = run("emulators", "--folder", str(stack["folder"]), "reset")
+        assert reset.returncode == 1 and f"pid {first.proc.pid}" in reset.stderr
+        assert first.proc.poll() is None and pid_alive(stack["info"]["pid"])
+        assert json.loads((stack["folder"] / "stack.json").read_text())["pid"] == stack["info"]["pid"]
+
+        elapsed = first.ctrl_c()
+    finally:
+        first.kill()
+    assert first.proc.returncode == 0, first.output
+    assert elapsed < 5, f"Ctrl-C took {elapsed:.1f} s"
+    assert "the local stack keeps running" in first.output
+    assert pid_alive(stack["info"]["pid"])  # Ctrl-C stops the host, never the stack
+
+    # The lock went with the process: the next host starts.
+    again = HostProcess(*stack["args"], "--host-only")
+    try:
+        again.wait_started()
+    finally:
+        again.ctrl_c()
+
+
+def test_a_dead_letter_survives_a_host_restart_is_listed_and_replayed_after_the_fix(stack):
+    customer = "devloop-umbrella"
+    host = HostProcess(*stack["args"], "--host-only")
+    try:
+        host.wait_started()
+        # A profile the configuration does not have yet: the app refuses the event and it is dead-lettered.
+        send_events([build_event("created", customer, profile="reseller")], stack["values"])
+        wait_until(lambda: show(stack, customer)["servicebus"]["entities"]["customer-events"]["dead_lettered"],
+                   timeout=90, what="the event to be dead-lettered")
+    finally:
+        host.ctrl_c()
+
+    # The fix: the profile is added. Then only the app restarts (`make host`); the stack and its queue stay.
+    text = stack["profiles"].read_text()
+    oem = text[text.index("[profiles.oem]"):].split("\n\n")[0]
+    stack["profiles"].write_text(text + "\n\n" + oem.replace("[profiles.oem]", "[profiles.reseller]") + "\n")
+    host = HostProcess(*stack["args"], "--host-only")
+    try:
+        host.wait_started()
+        [dead] = show(stack, customer)["servicebus"]["entities"]["customer-events"]["dead_letter_messages"]
+        assert dead["session_id"] == customer
+
+        listed = run("opstool", "list", "--settings", str(stack["settings"]), "--customer", customer, "--json")
+        assert listed.returncode == 0 and dead["message_id"] in listed.stdout, listed.stdout + listed.stderr
+        replay = run("opstool", "replay", "--settings", str(stack["settings"]), "--customer", customer, "--yes")
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+
+        def provisioned():
+            doc = show(stack, customer)
+            return doc if doc["apim"]["subscriptions"] and doc["keyvault"]["secrets"] else None
+
+        doc = wait_until(provisioned, timeout=90, what="the replayed event to provision the customer")
+    finally:
+        host.ctrl_c()
+    [app] = doc["auth0"]["applications"]
+    assert app["customer"] == customer and app["profile"] == "reseller" and app["grant_types"]
+    assert app["api_grants"] and app["api_grants"][0]["scope"]
+    [secret] = doc["keyvault"]["secrets"]
+    assert secret["tags"]["customer_id"] == customer and secret["versions"] == 1 and "value" not in secret
+    [sub] = doc["apim"]["subscriptions"]
+    assert sub["state"] == "active" and sub["product"] == "oem"
+    assert doc["servicebus"]["entities"]["customer-events"]["dead_lettered"] == 0
+
+    # The human form names the same things and never a secret value.
+    text = run("emulators", "--folder", str(stack["folder"]), "show", "--customer", customer).stdout
+    assert app["client_id"] in text and secret["name"] in text and "state=active" in text
+    state = json.loads(run("emulators", "--folder", str(stack["folder"]), "show", "--json").stdout)
+    assert state["customer"] is None
+    values = [c.get("client_secret") for c in _auth0_clients(stack) if c.get("client_secret")]
+    assert values and not [v for v in values if v in text or v in json.dumps(state)]
+
+
+def _auth0_clients(stack) -> list[dict]:
+    from emulators.control import StandInControl
+    info = stack["info"]
+    return StandInControl(info["services"]["auth0"]["url"], verify=info["ca_cert"]).state()["clients"]
+
+
+def test_the_host_reconnects_by_itself_when_the_stack_restarts_and_state_is_kept(stack):
+    folder = str(stack["folder"])
+    host = HostProcess(*stack["args"], "--host-only")
+    try:
+        host.wait_started()
+        assert run("emulators", "--folder", folder, "down").returncode == 0
+        wait_until(lambda: "is unreachable" in host.output, timeout=60, what="the host to report the outage")
+        assert "retrying at " in host.output
+        up = run("emulators", "--folder", folder, "up", "--persist", "--settings", str(stack["settings"]))
+        assert up.returncode == 0, up.stdout + up.stderr
+        # The restarted stack took its old ports, so the running host finds it without a restart of its own.
+        wait_until(lambda: "reachable again" in host.output, timeout=60, what="the host to reconnect")
+        stack["info"] = json.loads((stack["folder"] / "stack.json").read_text())
+        send_events([build_event("created", "devloop-after-restart", profile="oem")], stack["values"])
+        wait_until(lambda: show(stack, "devloop-after-restart")["apim"]["subscriptions"], timeout=90,
+                   what="a customer provisioned after the restart")
+    finally:
+        elapsed = host.ctrl_c()
+    assert elapsed < 5, host.output
+    assert host.output.count("reachable again") == 1
+    # What the previous test provisioned was kept across the stack's restart (persisted by default).
+    kept = show(stack, "devloop-umbrella")
+    assert len(kept["auth0"]["applications"]) == 1 and kept["keyvault"]["secrets"]

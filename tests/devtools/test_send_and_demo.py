@@ -1,0 +1,97 @@
+"""`devtools.send` says what is wrong without a traceback; `make demo` leaves nothing behind."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(60)
+
+
+def send(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "devtools.send", *argv], cwd=ROOT, capture_output=True, text=True,
+                          timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.fixture
+def no_stack(tmp_path) -> Path:
+    """Settings pointing at a port nothing listens on: a local stack that is not running."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = tmp_path / "local.settings.json"
+    path.write_text(json.dumps({"IsEncrypted": False, "Values": {
+        "ServiceBusConnection": f"Endpoint=sb://127.0.0.1:{port};SharedAccessKeyName=RootManageSharedAccessKey;"
+                                "SharedAccessKey=SAS_KEY_VALUE;UseDevelopmentEmulator=true",
+        "CUSTOMER_EVENTS_QUEUE": "customer-events"}}))
+    return path
+
+
+def test_a_stack_that_is_not_running_is_reported_in_a_sentence(no_stack):
+    out = send("--settings", str(no_stack), "created", "--customer", "acme", "--profile", "oem")
+    assert out.returncode == 3
+    assert "Traceback" not in out.stderr
+    assert "is the local stack running?" in out.stderr and "make up" in out.stderr
+
+
+def test_missing_files_and_missing_settings_are_reported_in_a_sentence(no_stack, tmp_path):
+    out = send("--settings", str(no_stack), "file", str(tmp_path / "nope.json"))
+    assert out.returncode == 2 and "no such file" in out.stderr and "Traceback" not in out.stderr
+    (tmp_path / "broken.json").write_text("{not json")
+    out = send("--settings", str(no_stack), "file", str(tmp_path / "broken.json"))
+    assert out.returncode == 2 and "is not JSON" in out.stderr and "Traceback" not in out.stderr
+    out = send("--settings", str(tmp_path / "missing.settings.json"), "removed", "--customer", "acme")
+    assert out.returncode == 2 and "no such settings file" in out.stderr
+
+
+def test_created_requires_customer_and_profile():
+    out = send("created")
+    assert out.returncode == 2
+    assert "required: --customer, --profile" in out.stderr
+
+
+def test_keep_warns_about_duplicate_detection_unless_the_message_id_is_new(no_stack):
+    sample = ROOT / "schemas" / "samples" / "customer-created-oem.json"
+    out = send("--settings", str(no_stack), "file", str(sample), "--keep")
+    assert "duplicate detection" in out.stderr and "--new-message-id" in out.stderr
+    out = send("--settings", str(no_stack), "file", str(sample), "--keep", "--new-message-id")
+    assert "duplicate detection" not in out.stderr
+
+
+def test_every_subcommand_has_a_description_and_shows_its_defaults():
+    from devtools.send import build_parser
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.dest == "kind").choices
+    assert set(subparsers) == {"created", "removed", "invalid", "file"}
+    for name, sub in subparsers.items():
+        assert sub.description, name
+        for action in sub._actions:
+            if action.dest != "help":
+                assert action.help, (name, action.dest)
+                if not action.required and action.default not in (None, False) and action.option_strings:
+                    assert "default" in action.help, (name, action.dest)
+
+
+def test_demo_removes_its_folder_however_it_ends(monkeypatch, tmp_path):
+    from devtools import demo
+    from emulators.stack import LocalStack
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    seen = []
+
+    def failing_start(self):
+        (self.folder / "stack-secrets.json").write_text("{}")  # what a started stack leaves there
+        seen.append(self.folder)
+        raise RuntimeError("Azurite did not answer")
+
+    monkeypatch.setattr(LocalStack, "start", failing_start)
+    with pytest.raises(RuntimeError):
+        demo.run_demo()
+    assert seen and not seen[0].exists() and list(tmp_path.iterdir()) == []

@@ -1,0 +1,51 @@
+"""The host's console at the default level: the app's lines and the host's, not the libraries' chatter, and one
+traceback per distinct failure rather than one per delivery."""
+from __future__ import annotations
+
+import io
+import logging
+import threading
+
+from funchost.invocation import Invoker
+from funchost.logs import configure_console_logging
+
+
+def test_httpx_request_lines_are_not_shown_at_the_default_level():
+    stream = io.StringIO()
+    root = logging.getLogger()
+    old_level, old_levels = root.level, {n: logging.getLogger(n).level for n in ("httpx", "httpcore", "azure")}
+    handler = configure_console_logging("INFO", stream=stream)
+    try:
+        logging.getLogger("httpx").info('HTTP Request: POST https://127.0.0.1:1/oauth/token "HTTP/1.1 200 OK"')
+        logging.getLogger("httpx").warning("a warning still shows")
+        logging.getLogger("customer_provisioning").info("customer=acme step=event outcome=applied")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        for name, level in old_levels.items():
+            logging.getLogger(name).setLevel(level)
+    text = stream.getvalue()
+    assert "HTTP Request:" not in text
+    assert "a warning still shows" in text and "outcome=applied" in text
+
+
+def test_the_same_failure_again_prints_its_stack_once(caplog):
+    invoker = Invoker(None, 2, ".", threading.Event())
+    invoker.register("work")
+
+    def fails(**_):
+        raise ValueError("data.profile: is required")
+
+    def other(**_):
+        raise KeyError("something else")
+
+    with caplog.at_level(logging.INFO, logger="funchost"):
+        first = invoker.invoke("work", fails, lambda ctx: {}, reason="(null)", details=[])
+        second = invoker.invoke("work", fails, lambda ctx: {}, reason="(null)", details=[])
+        third = invoker.invoke("work", other, lambda ctx: {}, reason="(null)", details=[])
+    failures = [r.getMessage() for r in caplog.records if "Result: Failure" in r.getMessage()]
+    assert len(failures) == 3
+    assert "Traceback" in failures[0] and "ValueError: data.profile: is required" in failures[0]
+    assert "Traceback" not in failures[1] and f"the same as for Id={first.invocation_id}" in failures[1]
+    assert "Exception: ValueError: data.profile: is required" in failures[1]  # the reason is still on the line
+    assert "Traceback" in failures[2] and second.status == third.status == first.status
