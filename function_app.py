@@ -12,6 +12,7 @@ from functions.customer_events import bp as customer_events
 # azure-core logs every HTTP request and response at INFO; at the host's default level that would drown the app's
 # one-line-per-step log in Application Insights. Warnings and errors still come through.
 logging.getLogger("azure").setLevel(logging.WARNING)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # the Auth0 client's one INFO line per request, likewise
 
 app = func.FunctionApp()
 app.register_functions(customer_events)

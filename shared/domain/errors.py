@@ -41,7 +41,16 @@ class PermanentError(ProvisioningError):
     """Retrying cannot help: the event, the configuration or a service's validation said no."""
 
 
-class InvalidEvent(PermanentError):
+class _NamesItsField(PermanentError):
+    """A rejection of the event itself: its message already names the field, so the reason is the message alone
+    (``event.profile: data.profile: ...`` said the same thing twice)."""
+
+    @property
+    def reason(self) -> str:
+        return self.message
+
+
+class InvalidEvent(_NamesItsField):
     """The event does not follow the contract. ``field`` is a JSON path such as ``data.customerId``."""
 
     def __init__(self, field: str, rule: str):
@@ -50,7 +59,7 @@ class InvalidEvent(PermanentError):
         self.rule = rule
 
 
-class UnknownProfile(PermanentError):
+class UnknownProfile(_NamesItsField):
     def __init__(self, profile: str, known: list[str]):
         super().__init__(f"data.profile: unknown profile {profile!r} (known: {', '.join(sorted(known))})",
                          service="event", operation="profile")
