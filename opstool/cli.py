@@ -136,11 +136,6 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXIT_CODES_HELP)
     _filters(p, with_all=True)
     _acting(p)
-    p.add_argument("--keep-retry-budget", dest="fresh_retry_budget", action="store_false",
-                   help="keep the app's retry-attempt, retry-first-attempt-utc and retry-original-message-id on "
-                        "the copy, so a transient failure after the replay dead-letters it again within seconds: a "
-                        "quick check that the cause is fixed (default: the copy starts a fresh retry budget, so a "
-                        "passing hiccup, such as a replayed duplicate racing its twin, is retried with backoff)")
     p.set_defaults(fn=cmd_replay)
 
     p = sub.add_parser("export", parents=[common], formatter_class=fmt, help="write messages to a JSON Lines file",

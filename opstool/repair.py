@@ -132,8 +132,7 @@ def cmd_replay(ctx: Context) -> int:
         confirm(ctx, f"replay {len(selected)} dead-lettered messages to queue {queue} on {ctx.target.namespace}",
                  len(selected))
         with client.get_queue_sender(queue) as sender:
-            replayer = Replayer(receiver, sender, queue, report, crash=CrashHook(ctx.values),
-                                fresh_retry_budget=ctx.args.fresh_retry_budget)
+            replayer = Replayer(receiver, sender, queue, report, crash=CrashHook(ctx.values))
             try:
                 _run_locked(ctx, receiver, report, selected, replayer)
             except BaseException:

@@ -18,10 +18,10 @@ and the application properties, without ``DeadLetterReason``/``DeadLetterErrorDe
 - ``replay-count``: one more than the dead-lettered message had.
 
 The app's own retry budget properties (``retry-attempt``, ``retry-first-attempt-utc``, ``retry-original-message-id``,
-see APP_RETRY_BUDGET_PROPERTIES) are dropped by default, so the replayed event starts a fresh budget: after a fix, a
-passing hiccup (a replayed duplicate racing its twin for the customer's claim, a last 503) is retried with backoff
-instead of going straight back to the dead-letter queue. ``--keep-retry-budget`` keeps them, so a copy that fails
-transiently again is dead-lettered within seconds: a quick check that the cause is fixed.
+see APP_RETRY_BUDGET_PROPERTIES) are dropped, so the replayed event starts a fresh budget: after a fix, a passing
+hiccup (a replayed duplicate racing its twin for the customer's claim, a last 503) is retried with backoff instead of
+going straight back to the dead-letter queue. (Kept, they would count for nothing: the app trusts retry properties
+only on a copy whose message id it derived from them, and a replayed copy has a new id.)
 
 Not carried: the time-to-live (the queue's default applies from the moment of the replay) and the broker's
 annotations (sequence number, enqueued time: the copy gets new ones).
@@ -53,14 +53,14 @@ def replay_message_id(queue: str, dl: DeadLetter) -> str:
     return str(uuid.uuid5(REPLAY_ID_NAMESPACE, name))
 
 
-#: the app's retry budget (shared/domain/retry_policy.py), dropped unless ``--keep-retry-budget``; all three go
+#: the app's retry budget (shared/domain/retry_policy.py), dropped from every copy; all three go
 #: together: the app derives its retry copies' ids from ``retry-original-message-id`` and the attempt, and
 #: restarting the attempt count under the old original id would reuse ids that duplicate detection may still remember
 APP_RETRY_BUDGET_PROPERTIES = (rp.ATTEMPT_PROPERTY, rp.FIRST_ATTEMPT_PROPERTY, rp.ORIGINAL_ID_PROPERTY)
 
 
-def copy_properties(dl: DeadLetter, *, fresh_retry_budget: bool = True) -> dict[str, Any]:
-    dropped = DEAD_LETTER_PROPERTIES + (APP_RETRY_BUDGET_PROPERTIES if fresh_retry_budget else ())
+def copy_properties(dl: DeadLetter) -> dict[str, Any]:
+    dropped = DEAD_LETTER_PROPERTIES + APP_RETRY_BUDGET_PROPERTIES
     props = {k: v for k, v in dl.application_properties.items() if k not in dropped}
     if dl.original_message_id:
         props[REPLAY_ORIGINAL_MESSAGE_ID] = dl.original_message_id
@@ -68,14 +68,14 @@ def copy_properties(dl: DeadLetter, *, fresh_retry_budget: bool = True) -> dict[
     return props
 
 
-def build_copy(dl: DeadLetter, queue: str, *, fresh_retry_budget: bool = True) -> Any:
+def build_copy(dl: DeadLetter, queue: str) -> Any:
     """The message to send: a ServiceBusMessage for a data body (what every sender of this queue uses), an
     AmqpAnnotatedMessage for the rare value or sequence body."""
     from azure.servicebus import ServiceBusMessage
     from azure.servicebus.amqp import AmqpAnnotatedMessage, AmqpMessageProperties
 
     message_id = replay_message_id(queue, dl)
-    props = copy_properties(dl, fresh_retry_budget=fresh_retry_budget)
+    props = copy_properties(dl)
     for name, value in props.items():
         if isinstance(value, bytes):
             # azure-servicebus sends every bytes property value as UTF-8 text: a binary one cannot be carried over.
@@ -114,10 +114,8 @@ class CrashHook:
 class Replayer:
     """``handle`` for :func:`~opstool.locked_receive.receive_selected`: send the copy, then complete."""
 
-    def __init__(self, receiver: Any, sender: Any, queue: str, report, *, crash: CrashHook | None = None,
-                 fresh_retry_budget: bool = True):
+    def __init__(self, receiver: Any, sender: Any, queue: str, report, *, crash: CrashHook | None = None):
         self.receiver, self.sender, self.queue = receiver, sender, queue
-        self.fresh_retry_budget = fresh_retry_budget
         self.report = report           # called with each Result
         self.streak = FailureStreak()  # re-raises the errors that end the run
         self.crash = crash or CrashHook({})
@@ -130,7 +128,7 @@ class Replayer:
                     event_type=dl.event.event_type)
         copy_id = replay_message_id(self.queue, dl)
         try:
-            self.sender.send_messages(build_copy(dl, self.queue, fresh_retry_budget=self.fresh_retry_budget))
+            self.sender.send_messages(build_copy(dl, self.queue))
         except Exception as exc:
             self.streak.failed(exc)
             self.report(Result(**base, result="failed",
