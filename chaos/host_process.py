@@ -12,12 +12,14 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 _EXECUTING = re.compile(r"Executing 'Functions\.[^']+' \(.*Id=([0-9a-f-]{36})\)")
 _EXECUTED = re.compile(r"Executed 'Functions\.[^']+' \((\w+), Id=([0-9a-f-]{36})")
 _STARTED = "Host started"
+_CLAIMED = re.compile(r"step=ledger\.claim outcome=ok duration_ms=\d+ status=provisioning")
 
 
 class HostProcess:
@@ -35,6 +37,7 @@ class HostProcess:
         self._running: set[str] = set()
         self._ready = threading.Event()
         self.executed = {"Succeeded": 0, "Failed": 0}
+        self.claimed = threading.Event()  # set on each claim the app logs: the moment a stall hurts most
         self.started_invocations = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
@@ -123,6 +126,9 @@ class HostProcess:
                         self._running.discard(m.group(2))
                         self.executed[m.group(1)] = self.executed.get(m.group(1), 0) + 1
                     continue
+                if _CLAIMED.search(line):
+                    self.claimed.set()
+                    continue
                 if _STARTED in line:
                     self._ready.set()
 
@@ -176,6 +182,18 @@ class HostGroup:
     @property
     def log_files(self) -> list[Path]:
         return [f for h in self.hosts for f in h.log_files]
+
+    def just_claimed(self, timeout: float, stop: threading.Event) -> HostProcess | None:
+        """The first host to log a new claim of a customer for a created event within ``timeout``."""
+        for host in self.hosts:
+            host.claimed.clear()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not stop.is_set():
+            for host in self.hosts:
+                if host.claimed.is_set():
+                    return host
+            time.sleep(0.002)
+        return None
 
     def busy(self, rng) -> HostProcess:
         """A host with work running (a random one), else any."""

@@ -65,6 +65,9 @@ class ChaosOptions:
     hosts: int = 1                  # host processes on the one queue (the Functions host scaled out)
     stalls: int = 0                 # SIGSTOPs of a busy host, each longer than the claim TTL
     stall_seconds: float = float(APP_SETTINGS["CLAIM_TTL_SECONDS"]) + 5  # longer than a claim, skew included
+    #: with stalls: extra latency on Auth0's create, so a stall right after a claim finds the worker before or in
+    #: its create (the moment of issue 18's case 1) rather than after it
+    create_latency_ms: float = 300.0
     drain_timeout: float = 180.0
     keep: bool = False              # keep the run's folder (logs, settings) even when it passes
     folder: Path | None = None
@@ -341,10 +344,9 @@ class ChaosRun:
         while len(self.report.stalls) < self.o.stalls and not self._stop.is_set():
             if self._stop.wait(rng.uniform(*self.o.kill_gap)):
                 return
-            deadline = time.monotonic() + 10.0
-            while self.host.running == 0 and time.monotonic() < deadline and not self._stop.is_set():
-                time.sleep(0.02)
-            victim = self.host.busy(rng)
+            # Right after a host claims a customer for a created event: the worker is between its claim and its
+            # creates, or in the create (slowed down by create_latency_ms).
+            victim = self.host.just_claimed(10.0, self._stop) or self.host.busy(rng)
             self.say(f"stall {len(self.report.stalls) + 1}/{self.o.stalls}: SIGSTOP of {victim.name} for "
                      f"{self.o.stall_seconds:.0f} s with {victim.running} invocation(s) running")
             self.report.stalls.append(victim.stall(self.o.stall_seconds, self._stop))
@@ -439,8 +441,10 @@ class ChaosRun:
         for name in (only,) if only else FAULTED_SERVICES:
             ctl = self.stack.control(name)
             if rate:
-                ctl.set_faults([{"op": "*", "error_rate": rate, "errors": FAULT_KINDS}],
-                               timeout_seconds=self.o.fault_timeout)
+                rules = [{"op": "*", "error_rate": rate, "errors": FAULT_KINDS}]
+                if name == "auth0" and self.o.stalls:
+                    rules.append({"op": "clients.create", "latency_ms": self.o.create_latency_ms})
+                ctl.set_faults(rules, timeout_seconds=self.o.fault_timeout)
             else:
                 ctl.clear_faults()
 

@@ -154,6 +154,9 @@ class Auth0StandIn(HttpStandIn):
         self.issuer = issuer
         self._domain = domain
         self.token_lifetime = int(token_lifetime)
+        #: the tenant's entity limit on applications (Auth0: 10 free, 100 self-service, 100,000 enterprise);
+        #: None: no limit
+        self.max_clients: int | None = None
         self.apis = {aud: list(scopes) for aud, scopes in (apis if apis is not None else DEFAULT_APIS).items()}
         self.bucket = TokenBucket(rate, burst)
         self._default_management = management_clients is None
@@ -206,7 +209,8 @@ class Auth0StandIn(HttpStandIn):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rate": self.bucket.rate, "burst": self.bucket.burst,
-                "token_lifetime": self.token_lifetime, "domain": self.domain, "apis": self.apis}
+                "token_lifetime": self.token_lifetime, "domain": self.domain, "apis": self.apis,
+                "max_clients": self.max_clients}
 
     def set_config(self, values: dict) -> None:
         super().set_config(values)
@@ -218,6 +222,8 @@ class Auth0StandIn(HttpStandIn):
                 raise HttpError(400, "invalid_config", str(exc)) from None
         if "token_lifetime" in values:
             self.token_lifetime = int(values["token_lifetime"])
+        if "max_clients" in values:
+            self.max_clients = None if values["max_clients"] is None else int(values["max_clients"])
 
     # -- errors, auth, rate limiting -----------------------------------------------------------------------------------
     def error_body(self, err: HttpError):
@@ -497,6 +503,12 @@ class Auth0StandIn(HttpStandIn):
         if body.get("client_metadata"):
             body = {**body, "client_metadata": dict(body["client_metadata"])}
         first_party = body.get("is_first_party", True)
+        if self.max_clients is not None and len(self.clients) >= self.max_clients:
+            # Auth0 refuses a configuration entity past the tenant's entity limit with a 403 that names it (the
+            # exact code is not documented; this one follows Auth0's error body shape).
+            raise HttpError(403, "too_many_entities",
+                            f"You reached the limit of {self.max_clients} applications for this tenant (entity "
+                            "limit). Delete unused applications or contact support to raise it.")
         record = self._new_client_record(body, "pending")
         self._check_client_rules(record)
         record["client_id"] = self._new_client_id(first_party)

@@ -125,3 +125,28 @@ def test_two_customers_racing_for_the_last_authorization_server_get_one_entry_an
     assert naming.secret_name(loser).lower() not in stack.keyvault._secrets
     for worker in workers:
         worker.ledger.close()
+
+
+def test_auth0s_entity_limit_is_a_clean_permanent_refusal(settings, stack, auth0_ctl):
+    """Issue 18: a tenant at its application limit refuses the create; the app creates the application first and
+    alone, so nothing else exists for the customer, and the reason names the limit."""
+    from shared.domain.errors import PermanentError
+
+    with stack.apim.lock:
+        stack.apim.reset()
+    auth0_ctl.config(max_clients=len(stack.auth0.clients))
+    try:
+        service = build_service(settings.model_copy(update={"ledger_table": "limit" + uuid.uuid4().hex[:12]}),
+                                worker_id="limit-test")
+        customer = "full-" + uuid.uuid4().hex[:8]
+        with pytest.raises(PermanentError, match="limit of .* applications"):
+            service.handle(event("created", customer, displayName="No Room", profile="oem"))
+    finally:
+        auth0_ctl.config(max_clients=None)
+    apim = stack.apim.dump_state()
+    assert naming.subscription_id(customer).lower() not in apim["subscriptions"]
+    assert naming.authorization_server_id(customer).lower() not in apim["authorizationServers"]
+    assert naming.secret_name(customer).lower() not in stack.keyvault._secrets
+    record, _ = service.ledger.get_customer(customer)
+    assert "limit of" in record.last_error and record.auth0_create_intent is None  # refused: nothing to look for
+    service.ledger.close()
