@@ -341,15 +341,30 @@ class ChaosRun:
         another host (or the same event's redelivery) takes the customer over while it is frozen. When it thaws it
         goes on from the middle of its invocation: its fences must refuse every write."""
         rng = random.Random(self.o.seed + 1)
-        while len(self.report.stalls) < self.o.stalls and not self._stop.is_set():
+        frozen: set[str] = set()
+        threads = []
+        while len(threads) < self.o.stalls and not self._stop.is_set():
             if self._stop.wait(rng.uniform(*self.o.kill_gap)):
-                return
+                break
             # Right after a host claims a customer for a created event: the worker is between its claim and its
-            # creates, or in the create (slowed down by create_latency_ms).
+            # creates, or in the create (slowed down by create_latency_ms). Stalls overlap (each lasts longer than
+            # a claim), but one host always stays awake to take the customers over.
             victim = self.host.just_claimed(10.0, self._stop) or self.host.busy(rng)
-            self.say(f"stall {len(self.report.stalls) + 1}/{self.o.stalls}: SIGSTOP of {victim.name} for "
+            if victim.name in frozen or len(frozen) + 1 >= len(self.host.hosts) > 1:
+                continue
+            frozen.add(victim.name)
+            self.say(f"stall {len(threads) + 1}/{self.o.stalls}: SIGSTOP of {victim.name} for "
                      f"{self.o.stall_seconds:.0f} s with {victim.running} invocation(s) running")
-            self.report.stalls.append(victim.stall(self.o.stall_seconds, self._stop))
+
+            def stall(host=victim):
+                self.report.stalls.append(host.stall(self.o.stall_seconds, self._stop))
+                frozen.discard(host.name)
+
+            thread = threading.Thread(target=stall, name=f"chaos-stall-{len(threads)}", daemon=True)
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
 
     def _report_loop(self) -> None:
         while not self._stop.wait(3.0):

@@ -202,8 +202,8 @@ class Core:
                             a.record = self.ledger.update_customer(a.record.renewed(self.now(), ttl))
                         return
             a.log.emit(step, "fenced", level=logging.WARNING,
-                       detail=f"claim_left_s={a.record.lease_left(now):.1f}: the claim expired or passed to "
-                              f"{a.record.claim_owner or 'nobody'}; nothing written")
+                       detail=f"claim_left_s={a.record.lease_left(now):.1f}: the claim expired, or another worker "
+                              "took the customer over; nothing written")
             raise ClaimLost(f"the claim on this customer expired or was taken over before {step}",
                             service="ledger", operation="fence")
 
