@@ -81,15 +81,19 @@ class Declined(Exception):
     pass
 
 
-def confirm(ctx: Context, question: str, count: int) -> None:
-    """Ask before acting on more than one message, unless --yes. Without a terminal to ask on: refuse."""
-    if count <= 1 or ctx.args.yes:
+def confirm(ctx: Context, question: str, count: int, stdin=None) -> None:
+    """Ask before acting, unless --yes: on a terminal always (a mistyped --seq is one message too), without one
+    refuse to act on several messages (a script that names one message by --seq goes on)."""
+    stdin = stdin or sys.stdin
+    if ctx.args.yes or count < 1:
         return
-    if not sys.stdin.isatty():
+    if not stdin.isatty():
+        if count == 1:
+            return
         raise UsageError(f"refusing to {question} without confirmation: stdin is not a terminal. Check the "
                          f"selection with --dry-run, then run again with --yes")
     ctx.err.write(safe_text(f"{question[0].upper()}{question[1:]}? [y/N] ", None))
     ctx.err.flush()
-    answer = sys.stdin.readline().strip().lower()
+    answer = stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
         raise Declined()

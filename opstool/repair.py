@@ -121,6 +121,11 @@ def cmd_replay(ctx: Context) -> int:
         _skip_missing(report, selection, selected)
         if not selected:
             return report.finish("replay", dry_run=ctx.args.dry_run)
+        rejected = [dl for dl in selected if (ctx.ledger.last_error(dl) or "").startswith("rejected")]
+        for dl in rejected:
+            emit(ctx.err, f"warning: seq {dl.sequence_number} was rejected by the app "
+                          f"({ctx.ledger.last_error(dl)}); the copy is the same event, so it is rejected again "
+                          "unless the app's configuration changed (a profile added, say) or the sender fixes it")
         if ctx.args.dry_run:
             for dl in selected:
                 report(Result(dl.sequence_number, dl.message_id, "would-replay",

@@ -195,3 +195,16 @@ def test_customers_shows_who_is_stuck_from_the_ledger(tool, ledger, azurite):
 def test_customers_needs_the_ledger(tool):
     run = tool.run("customers")  # the tool fixture passes --no-ledger without a ledger
     assert run.returncode == 2 and "the ledger is needed" in run.stderr
+
+
+def test_replaying_a_rejected_message_warns_that_it_will_be_rejected_again(servicebus, queue, tool, ledger,
+                                                                           azurite):
+    acme, _ = _incident(servicebus, queue, ledger)
+    tool.use_ledger(ledger, azurite)
+    cs = servicebus.connection_string
+    garbage = dlq_seq(cs, queue, "garbage-1")
+    run = tool.run("replay", "--seq", str(garbage), "--queue", queue, "--dry-run")
+    assert run.returncode == 0, run.stderr
+    assert f"warning: seq {garbage} was rejected by the app (rejected: $: body is not valid UTF-8" in run.stderr
+    other = tool.run("replay", "--seq", str(dlq_seq(cs, queue, acme["id"])), "--queue", queue, "--dry-run")
+    assert other.returncode == 0 and "warning" not in other.stderr  # failed, not rejected: no warning

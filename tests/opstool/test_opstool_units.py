@@ -285,3 +285,39 @@ def test_settings_come_from_the_environment_before_the_settings_file(tmp_path):
     assert "secret-value" not in repr(target)
     explicit = resolve_target(connection_string=None, namespace="prod-ns", queue="q", values=values)
     assert (explicit.queue, explicit.namespace) == ("q", "prod-ns.servicebus.windows.net")
+
+
+class _Answer:
+    def __init__(self, text: str, tty: bool = True):
+        self.text, self.tty = text, tty
+
+    def isatty(self):
+        return self.tty
+
+    def readline(self):
+        return self.text
+
+
+def _ctx(yes: bool = False):
+    import argparse
+    import io
+
+    class Ctx:
+        args = argparse.Namespace(yes=yes)
+        err = io.StringIO()
+    return Ctx()
+
+
+def test_one_message_is_confirmed_on_a_terminal_too_and_yes_skips_it():
+    from opstool.context import Declined, confirm
+
+    ctx = _ctx()
+    with pytest.raises(Declined):
+        confirm(ctx, "replay 1 dead-lettered messages", 1, stdin=_Answer("n\n"))
+    assert "Replay 1 dead-lettered messages? [y/N]" in ctx.err.getvalue()
+    confirm(_ctx(), "replay 1 dead-lettered messages", 1, stdin=_Answer("y\n"))
+    confirm(_ctx(yes=True), "purge", 1, stdin=_Answer("n\n"))  # --yes: not asked
+    confirm(_ctx(), "replay 1", 1, stdin=_Answer("", tty=False))  # a script naming one --seq goes on
+    from opstool.errors import UsageError
+    with pytest.raises(UsageError, match="without confirmation"):
+        confirm(_ctx(), "replay 2", 2, stdin=_Answer("", tty=False))
