@@ -60,20 +60,24 @@ def _unique(names) -> list[str]:
     return out
 
 
+def _delete_each(core: Core, a: Attempt, step: str, ids: list[str | None], delete) -> None:
+    """Delete by the recorded id and by the derived name (the same one, usually), each write fenced."""
+    for item in _unique(ids):
+        core.fence(a, step)
+        with a.log.step(step) as s:
+            s.outcome = "ok" if delete(item) else "gone"
+            s.detail = f"id={item}"
+
+
 def delete_subscriptions(core: Core, a: Attempt, rec: CustomerRecord) -> None:
-    for sub_id in _unique([rec.apim_subscription_id, naming.subscription_id(a.customer_id)]):
-        core.fence(a, "apim.delete_subscription")
-        with a.log.step("apim.delete_subscription") as s:
-            s.outcome = "ok" if core.gateway.delete_subscription(sub_id) else "gone"
-            s.detail = f"id={sub_id}"
+    _delete_each(core, a, "apim.delete_subscription",
+                 [rec.apim_subscription_id, naming.subscription_id(a.customer_id)], core.gateway.delete_subscription)
 
 
 def delete_authorization_servers(core: Core, a: Attempt, rec: CustomerRecord) -> None:
-    for server_id in _unique([rec.apim_authorization_server_id, naming.authorization_server_id(a.customer_id)]):
-        core.fence(a, "apim.delete_authorization_server")
-        with a.log.step("apim.delete_authorization_server") as s:
-            s.outcome = "ok" if core.gateway.delete_authorization_server(server_id) else "gone"
-            s.detail = f"id={server_id}"
+    _delete_each(core, a, "apim.delete_authorization_server",
+                 [rec.apim_authorization_server_id, naming.authorization_server_id(a.customer_id)],
+                 core.gateway.delete_authorization_server)
     # Only once the entry is gone: a slot given back early could let another customer past the tier's limit.
     with a.log.step("ledger.release_slot") as s:
         s.outcome = "ok" if core.ledger.release_slot(APIM_SERVER_POOL, a.customer_id) else "none"

@@ -112,6 +112,12 @@ class LedgerConnection:
         return self.connection_string is None
 
 
+#: where the ledger's account comes from, first found wins: (setting, what its value is)
+LEDGER_SETTINGS = (("LEDGER_TABLE_ENDPOINT", "endpoint"), ("LEDGER_CONNECTION", "connection"),
+                   ("AzureWebJobsStorage", "connection"), ("AzureWebJobsStorage__tableServiceUri", "endpoint"),
+                   ("AzureWebJobsStorage__accountName", "account"))
+
+
 def resolve_ledger_connection(values: Mapping[str, str], table: str) -> LedgerConnection:
     """``LEDGER_TABLE_ENDPOINT`` (identity) or ``LEDGER_CONNECTION`` (a connection string), one of the two; when
     neither is set, the Functions host's own storage, ``AzureWebJobsStorage``: its connection string, or for an
@@ -122,24 +128,15 @@ def resolve_ledger_connection(values: Mapping[str, str], table: str) -> LedgerCo
     if endpoint and connection:
         raise ConnectionSettingError("LEDGER_CONNECTION, LEDGER_TABLE_ENDPOINT: set one of them, not both "
                                      "(a connection string, or an endpoint for identity-based access)")
-    if endpoint:
-        return LedgerConnection(table, "LEDGER_TABLE_ENDPOINT", endpoint=_table_endpoint("LEDGER_TABLE_ENDPOINT",
-                                                                                          endpoint))
-    if connection:
-        return LedgerConnection(table, "LEDGER_CONNECTION",
-                                connection_string=_storage_connection("LEDGER_CONNECTION", connection))
-    host = get_setting(values, "AzureWebJobsStorage")
-    if host:
-        return LedgerConnection(table, "AzureWebJobsStorage",
-                                connection_string=_storage_connection("AzureWebJobsStorage", host))
-    uri = get_setting(values, "AzureWebJobsStorage__tableServiceUri")
-    if uri:
-        return LedgerConnection(table, "AzureWebJobsStorage__tableServiceUri",
-                                endpoint=_table_endpoint("AzureWebJobsStorage__tableServiceUri", uri))
-    account = get_setting(values, "AzureWebJobsStorage__accountName")
-    if account:
-        return LedgerConnection(table, "AzureWebJobsStorage__accountName",
-                                endpoint=f"https://{account}.table.core.windows.net")
+    for name, kind in LEDGER_SETTINGS:
+        value = get_setting(values, name)
+        if not value:
+            continue
+        if kind == "connection":
+            return LedgerConnection(table, name, connection_string=_storage_connection(name, value))
+        if kind == "account":
+            value = f"https://{value}.table.core.windows.net"
+        return LedgerConnection(table, name, endpoint=_table_endpoint(name, value))
     raise ConnectionSettingError("LEDGER_CONNECTION: is required (a storage connection string; by default the value "
                                  "of AzureWebJobsStorage), or set LEDGER_TABLE_ENDPOINT for identity-based access")
 
