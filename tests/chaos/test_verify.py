@@ -45,10 +45,14 @@ def test_verdict_reports_duplicates_orphans_lost_events_and_mismatches(stack_env
 
 
 def test_workload_newest_event_decides_and_every_plan_meets_every_profile():
-    w = build_workload(12, seed=1)
+    w = build_workload(18, seed=1)
     expected = {c.plan: c.expected for c in w.customers}
+    # Tied times: the removal wins, whichever was sent first (the app's tie rule).
     assert expected == {"create": "created", "create-remove": "removed", "create-remove-recreate": "created",
-                        "remove-before-create": "removed"}
+                        "remove-before-create": "removed", "tie-created-first": "removed",
+                        "tie-removed-first": "removed"}
+    for tied in (c for c in w.customers if c.plan.startswith("tie-")):
+        assert len({e.time for e in tied.events}) == 1
     assert {(c.plan, c.profile) for c in w.customers} == {(p, q) for p in expected
                                                           for q in ("oem", "partner-web", "partner-spa")}
     out_of_order = next(c for c in w.customers if c.plan == "remove-before-create")
