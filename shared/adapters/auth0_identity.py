@@ -123,13 +123,13 @@ class ManagementToken:
 
 class Auth0IdentityProvider(IdentityProvider):
     def __init__(self, domain: str, client_id: str, client_secret: str, *, audience: str | None = None,
-                 timeout: float = 10.0, ca_bundle: str | None = None, http: httpx.Client | None = None,
-                 rate_limit: float | None = None, rate_limit_burst: int | None = None, max_wait: float = 30.0):
+                 timeout: float = 10.0, ca_bundle: str | None = None, rate_limit: float | None = None,
+                 rate_limit_burst: int | None = None, max_wait: float = 30.0):
         self.domain = domain
         self._secret = client_secret
         self.throttle = (Throttle(rate_limit, rate_limit_burst or max(1, math.ceil(rate_limit)), service=SERVICE,
                                   max_wait=max_wait) if rate_limit else None)
-        self._http = http or httpx.Client(verify=_ssl_context(ca_bundle), timeout=timeout)
+        self._http = httpx.Client(verify=_ssl_context(ca_bundle), timeout=timeout)
         self.token = ManagementToken(self._http, domain=domain, client_id=client_id, client_secret=client_secret,
                                      audience=audience or f"https://{domain}/api/v2/",
                                      on_fetch=lambda: self._pace("token"))

@@ -25,10 +25,8 @@ POLLING_TIMEOUT = 30.0
 
 class KeyVaultSecretStore(SecretStore):
     def __init__(self, vault_url: str, credential: Any, *, ca_bundle: str | None = None, timeout: float = 30.0,
-                 polling_interval: float = POLLING_INTERVAL, polling_timeout: float = POLLING_TIMEOUT,
-                 **client_options: Any):
+                 polling_timeout: float = POLLING_TIMEOUT, **client_options: Any):
         """``client_options`` go to the SecretClient as they are (azure-core's, e.g. ``raw_response_hook``)."""
-        self.polling_interval = polling_interval
         self.polling_timeout = polling_timeout
         self._client = SecretClient(
             vault_url, credential,
@@ -72,11 +70,11 @@ class KeyVaultSecretStore(SecretStore):
 
     def delete_secret(self, name: str) -> bool:
         return self._long_running("delete_secret", lambda: self._client.begin_delete_secret(
-            name, _polling_interval=self.polling_interval))
+            name, _polling_interval=POLLING_INTERVAL))
 
     def recover_deleted_secret(self, name: str) -> bool:
         return self._long_running("recover_deleted_secret", lambda: self._client.begin_recover_deleted_secret(
-            name, _polling_interval=self.polling_interval))
+            name, _polling_interval=POLLING_INTERVAL))
 
     def purge_deleted_secret(self, name: str) -> bool:
         # With purge protection on: 403, permanent.
