@@ -244,6 +244,11 @@ var appSettings = [
     name: 'AUTH0_RATE_LIMIT_BURST'
     value: auth0RateLimitBurst
   }
+  // Every instance paces Auth0 and ARM calls on the rate-limit headers of the answers (a shared budget)
+  {
+    name: 'RATE_LIMIT_HEADER_PACING'
+    value: 'true'
+  }
   // Key Vault: purge protection is on, so a deleted name is recovered, never purged
   {
     name: 'KEYVAULT_URL'

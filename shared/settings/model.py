@@ -196,6 +196,10 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
         description="Optional cap on this instance's Auth0 Management API calls per second (0: no static cap).")
     auth0_rate_limit_burst: Burst = Field(
         0, alias="AUTH0_RATE_LIMIT_BURST", description="Bucket size of that cap (default: the rate, rounded up).")
+    rate_limit_header_pacing: Boolean = Field(
+        True, alias="RATE_LIMIT_HEADER_PACING",
+        description="Pace Auth0 and ARM calls on the services' rate-limit headers, which every instance sees, so "
+                    "that any number of instances share the tenant's and the principal's limits (true/false).")
     api_audience: HttpUrl = Field(
         alias="API_AUDIENCE", description="The API the customers' applications are granted (${API_AUDIENCE}).")
     client_profiles_path: AppFile = Field(
