@@ -42,6 +42,8 @@ class StackOptions:
     auth0_burst: int = 100
     apim_sku: str = "Developer"
     apim_authorization_server_limit: int | None = None
+    # ARM's per-principal buckets on the APIM stand-in: kind -> (rate, burst); None: no throttling
+    arm_limits: dict | None = None
     keyvault_purge_protection: bool = False
 
 
@@ -90,6 +92,7 @@ class LocalStack:
                                             host=o.host, state_file=self._state("keyvault")).start()
             self.apim = ApimStandIn(issuer, tls=self.tls, sku=o.apim_sku,
                                     authorization_server_limit=o.apim_authorization_server_limit,
+                                    arm_limits=o.arm_limits,
                                     host=o.host, state_file=self._state("apim")).start()
             if o.azurite:
                 self.azurite = Azurite(self.folder, host=o.host, persist=o.persist).start()
