@@ -47,6 +47,15 @@ class StackOptions:
     keyvault_purge_protection: bool = False
 
 
+def max_concurrent_calls(host_json: Path = ROOT / "host.json") -> int:
+    """host.json's Service Bus maxConcurrentCalls (the Functions default, 16 x cores, when it sets none)."""
+    try:
+        value = json.loads(host_json.read_text())["extensions"]["serviceBus"]["maxConcurrentCalls"]
+        return int(value)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 16 * (os.cpu_count() or 1)
+
+
 def _private_json(path: Path, make) -> dict:
     if path.exists():
         return json.loads(path.read_text())
@@ -127,6 +136,8 @@ class LocalStack:
         values = {
             "FUNCTIONS_WORKER_RUNTIME": "python",
             "AzureWebJobsFeatureFlags": "EnableWorkerIndexing",
+            # The worker's thread pool as large as the concurrency host.json promises (its default is cores + 4).
+            "PYTHON_THREADPOOL_THREAD_COUNT": str(max_concurrent_calls()),
             "CUSTOMER_EVENTS_QUEUE": QUEUE,
             "EVENT_TYPE_PREFIX": "",
             "CLIENT_PROFILES_PATH": "config/client_profiles.toml",

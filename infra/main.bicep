@@ -244,6 +244,12 @@ var appSettings = [
     name: 'AUTH0_RATE_LIMIT_BURST'
     value: auth0RateLimitBurst
   }
+  // The Python worker's thread pool as large as host.json's maxConcurrentCalls (its default is cores + 4, fewer
+  // than the 8 messages the trigger hands over at once); tests/infra checks the two agree.
+  {
+    name: 'PYTHON_THREADPOOL_THREAD_COUNT'
+    value: '8'
+  }
   // Every instance paces Auth0 and ARM calls on the rate-limit headers of the answers (a shared budget)
   {
     name: 'RATE_LIMIT_HEADER_PACING'
