@@ -73,6 +73,15 @@ def set_latency(stack: StackProcess, latency_ms: float) -> None:
         stack.control(name).set_faults([{"op": "*", "latency_ms": latency_ms}] if latency_ms else [])
 
 
+def set_profile(stack: StackProcess, proxy, profile) -> None:
+    """Apply a latency profile (``bench.profiles.Profile``) to the stand-ins and the ledger's delay proxy; None
+    removes every latency."""
+    for name in LATENCY_SERVICES:
+        stack.control(name).set_faults(profile.rules(name) if profile is not None else [])
+    if proxy is not None:
+        proxy.set_delay(profile.distribution("ledger") if profile is not None else 0.0)
+
+
 def created_event(customer: str) -> dict:
     from devtools.send import build_event
     return build_event("created", customer, profile="oem", display_name=f"Bench {customer}")
@@ -90,8 +99,11 @@ def sb_message(event: dict):
 
 
 # -- 1 + 2: latency of the service call, and calls per customer -----------------------------------------------------
-def service_call_latency(stack: StackProcess, settings: dict[str, str], customers: int) -> dict:
-    """The service layer called in this process (``ProvisioningService.handle``), one customer at a time."""
+def service_call_latency(stack: StackProcess, settings: dict[str, str], customers: int, *, repetitions: int = 1,
+                         prefix: str = "bench-svc", sequential: bool = False) -> dict:
+    """The service layer called in this process (``ProvisioningService.handle``), one customer at a time: per
+    repetition, ``customers`` created, then the same removed. ``sequential``: every step of an event one after
+    another (``max_parallel_steps`` 1), the baseline the parallel steps are measured against."""
     from shared.settings import AppSettings
     from shared.bootstrap import build_service
     from shared.domain.events import parse_event
@@ -102,7 +114,10 @@ def service_call_latency(stack: StackProcess, settings: dict[str, str], customer
 
     os.environ.update(settings)  # DefaultAzureCredential reads the managed-identity endpoint from the environment
     app_settings = AppSettings.load(settings)
-    service = build_service(app_settings, worker_id="bench-service-call")
+    service = build_service(app_settings, worker_id=f"{prefix}-worker")
+    if sequential:
+        import dataclasses
+        object.__setattr__(service.core, "options", dataclasses.replace(service.core.options, max_parallel_steps=1))
     # Counted from outside the app: azure-core's response hook sees every HTTP answer of these two clients (the
     # other services count their own requests in the stand-ins).
     answers: Counter = Counter()
@@ -144,19 +159,26 @@ def service_call_latency(stack: StackProcess, settings: dict[str, str], customer
 
     # The first customer of a process pays for the tokens, Key Vault's challenge and the APIM tier lookup.
     s0 = snapshot()
-    cold_created = handle(created_event("bench-warm-0"))
+    cold_created = handle(created_event(f"{prefix}-warm"))
     s1 = snapshot()
-    cold_removed = handle(removed_event("bench-warm-0"))
+    cold_removed = handle(removed_event(f"{prefix}-warm"))
     s2 = snapshot()
-    ids = [f"bench-svc-{i:03d}" for i in range(customers)]
-    created = [handle(created_event(c)) for c in ids]
-    s3 = snapshot()
-    removed = [handle(removed_event(c)) for c in ids]
-    s4 = snapshot()
+    reps_created, reps_removed = [], []
+    s3 = s4 = None
+    for rep in range(repetitions):
+        ids = [f"{prefix}-{rep}-{i:03d}" for i in range(customers)]
+        before = snapshot()
+        reps_created.append(Latency([handle(created_event(c)) for c in ids]))
+        middle = snapshot()
+        reps_removed.append(Latency([handle(removed_event(c)) for c in ids]))
+        if rep == 0:
+            s2, s3, s4 = before, middle, snapshot()
     for part in (service.identity, service.secrets, service.gateway, service.ledger):
         part.close()
     return {
-        "created": Latency(created), "removed": Latency(removed),
+        "created": Latency([v for r in reps_created for v in r.samples_ms]),
+        "removed": Latency([v for r in reps_removed for v in r.samples_ms]),
+        "reps_created": reps_created, "reps_removed": reps_removed,
         "cold_created_ms": cold_created, "cold_removed_ms": cold_removed,
         "calls_created": calls_between(s2, s3, customers), "calls_removed": calls_between(s3, s4, customers),
         "calls_first_created": calls_between(s0, s1, 1), "calls_first_removed": calls_between(s1, s2, 1),
