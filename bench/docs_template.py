@@ -67,9 +67,10 @@ server and subscription.
   Auth0's token request included) and, for the ledger, by an azure-core response hook on its client, over the first
   repetition's customers. Identity = token requests to the managed-identity endpoint.
 - **Scale-out** ({main} profile): {hosts} host processes at once, each with the same settings and no
-  `AUTH0_RATE_LIMIT`: they pace on the rate-limit headers only and never talk to each other. Each host takes warm-up
-  customers; then the Auth0 stand-in gets a new, full tenant bucket ({rate}/s, burst {burst}) and the APIM stand-in new
-  ARM buckets, and {scale_customers} `customer.created` events are sent at once. Throughput = customers applied /
+  `AUTH0_RATE_LIMIT`: they pace on the rate-limit headers only and never talk to each other. The Auth0 stand-in gets
+  a new tenant bucket ({rate}/s, burst {burst}) and the APIM stand-in new ARM buckets; the hosts take two warm-up
+  customers each; after an idle moment in which the buckets fill, {scale_customers} `customer.created` events are
+  sent at once (a backlog arriving at instances that were serving). Throughput = customers applied /
   (last applied - first send), from each host's log line of the applied event. The ceiling is the tighter of the two
   shared limits: Auth0's rate over its 2 calls per created customer, and ARM's write rate over its 2 writes per
   customer (ARM's burst of 200 writes carries the first 100 customers; the ceiling ignores it). 429s are Auth0's

@@ -63,14 +63,17 @@ def run_hosts(stack: StackProcess, settings: dict[str, str], folder: Path, *, ho
     try:
         for h in procs:
             h.wait_for(lambda x: x.started_at, 120, "the host to start")
+        # The shared limits first, then warm-up customers (tokens, clients, and each host's view of the buckets),
+        # then an idle moment for the buckets to fill: a backlog arriving at instances that have been serving.
+        auth0, apim = stack.control("auth0"), stack.control("apim")
+        auth0.config(rate=auth0_rate, burst=auth0_burst)
+        apim.config(arm_limits=arm_limits)
         warm = [f"{prefix}-warm-{i}" for i in range(2 * hosts)]
         _send(settings, [created_event(c) for c in warm])
         got = _wait_applied(procs, set(warm), 120)
         if len(got) < len(warm):
             raise RuntimeError(f"{prefix}: warm-up customers not applied")
-        auth0, apim = stack.control("auth0"), stack.control("apim")
-        auth0.config(rate=auth0_rate, burst=auth0_burst)  # new, full buckets
-        apim.config(arm_limits=arm_limits)
+        time.sleep(auth0_burst / auth0_rate + 1.0)
         before = server_counters(stack)
         throttled_before = apim.config().get("arm_throttled", 0)
         status_before = [Counter(h.auth0_status) for h in procs]

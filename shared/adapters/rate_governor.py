@@ -42,6 +42,7 @@ class RateGovernor:
 
     def __init__(self, name: str, *, limit: float | None = None, rate: float | None = None,
                  reserve_fraction: float = 0.4, jitter: float = 0.2, max_wait: float = 30.0, recheck: float = 0.05,
+                 unseen_weight: float = 3.0,
                  clock: Callable[[], float] = time.time, sleep: Callable[[float], None] = time.sleep,
                  random: Callable[[], float] = _random.random):
         self.name = name
@@ -51,12 +52,14 @@ class RateGovernor:
         self.jitter = float(jitter)
         self.max_wait = float(max_wait)
         self.recheck = float(recheck)
+        self.unseen_weight = float(unseen_weight)
         self._clock, self._sleep, self._random = clock, sleep, random
         self._lock = threading.Lock()
         self._remaining: float | None = None  # the last answer's remaining, less the calls sent since
         self._reset: float | None = None      # when the bucket is full again (clock time)
         self._learned: float | None = None    # refill rate learnt from the answers
         self._probing = False                 # the first call is out, its answer not yet seen
+        self._sent = 0                        # calls this process sent since that answer
         self._blind = False                   # answers come without the headers
         self._last = -math.inf                # when this process last sent a call
         self._hold_until = 0.0
@@ -77,6 +80,7 @@ class RateGovernor:
         with self._lock:
             now = self._clock()
             self._remaining = max(0.0, float(remaining))
+            self._sent = 0
             if limit is not None and limit > 0:
                 self._limit = float(limit)
             elif self._limit is not None and self._remaining > self._limit:
@@ -113,10 +117,14 @@ class RateGovernor:
         remaining, limit = self._remaining, self._limit
         if remaining is None:
             return 0.0  # nothing to pace on
+        # What this process sent since the last answer is not in it yet: count it as taken, and ``unseen_weight``
+        # times over (the other instances, unseen, are likely sending as well; 3 keeps the first burst of 4 busy
+        # instances from a full bucket within it).
+        remaining = max(0.0, remaining - self.unseen_weight * self._sent)
         reserve = max(1.0, self.reserve_fraction * limit) if limit else 1.0
         rate = self._refill_rate(now)
         if self._reset is not None and remaining > 0:
-            to_refill = max(0.0, self._reset - now)
+            to_refill = max(0.0, self._reset - now) + (self.unseen_weight * self._sent / rate if rate else 0.0)
         elif limit and rate:
             to_refill = max(0.0, limit - remaining) / rate
         else:
@@ -146,6 +154,7 @@ class RateGovernor:
             wait = max(self._last + self.spacing(now) * factor, self._hold_until) - now
             if wait <= 0:
                 self._last = now
+                self._sent += 1
                 return 0.0
             return wait
 

@@ -56,7 +56,7 @@ def test_a_full_bucket_lets_calls_through_at_once():
 
 
 def test_the_remaining_budget_is_spread_over_the_time_to_reset():
-    g, t = governor(reserve_fraction=0.2)
+    g, t = governor(reserve_fraction=0.2, unseen_weight=0)
     g.observe(remaining=12, limit=20, reset=t.now + 4.0)  # reserve 4: 8 calls above it for 4 s
     assert g.spacing() == pytest.approx(0.5)
     g.acquire()
@@ -100,8 +100,18 @@ def test_auth0_headers():
     assert g.spacing() == pytest.approx(2 / 4)
 
 
+def test_calls_sent_since_the_last_answer_count_as_taken():
+    g, t = governor(reserve_fraction=0.2, unseen_weight=2)
+    g.observe(remaining=12, limit=20, reset=t.now + 4.0)
+    before = g.spacing()
+    assert g.turn() == 0.0
+    assert g.spacing() > before  # 12 - 2 x 1 left, and 0.2 s more to refill (learnt 2/s)
+    g.observe(remaining=11, limit=20, reset=t.now + 4.5)
+    assert g.spacing() == pytest.approx(4.5 / 7)
+
+
 def test_calls_of_one_process_are_spaced_from_the_last_one():
-    g, t = governor(reserve_fraction=0.2)
+    g, t = governor(reserve_fraction=0.2, unseen_weight=0)
     g.observe(remaining=12, limit=20, reset=t.now + 4.0)
     assert g.acquire() == 0.0
     t.now += 0.2
