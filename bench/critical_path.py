@@ -118,3 +118,18 @@ def sequential_calls(calls) -> int:
 def profile_floor(calls, profile) -> tuple[float, list[str]]:
     """The floor under a latency profile (``bench.profiles.Profile``): each call costs its operation's median."""
     return longest_chain(calls, lambda c: profile.median(c.service, c.op))
+
+
+def simulated_latency(calls, profile, samples: int = 4000, seed: int = 1) -> tuple[float, float]:
+    """(p50, p95) in ms of the flow's longest chain when every call's latency is drawn from the profile's
+    distribution: what an implementation of this graph with no overhead at all would measure. Above the floor
+    (the sum of medians) when the profile has a spread: the slower of parallel branches sets the pace."""
+    import random
+
+    from .stats import percentile
+    rng = random.Random(seed)
+    totals = []
+    for _ in range(samples):
+        drawn = {c.name: profile.latency(c.service, c.op).draw(rng) for c in calls}
+        totals.append(longest_chain(calls, lambda c: drawn[c.name])[0])
+    return percentile(totals, 50), percentile(totals, 95)

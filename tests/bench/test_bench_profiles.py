@@ -56,3 +56,15 @@ def test_the_floor_of_a_profile_sums_the_medians_on_the_longest_chain():
     # get + list (10) + create (100) + the authorization server PUT (1000) + commit
     assert floor == pytest.approx(1 + 10 + 100 + 1000 + 1)
     assert chain[-2:] == ["apim.set_authorization_server", "ledger.commit"]
+
+
+def test_the_simulated_graph_is_the_floor_without_spread_and_above_it_with():
+    flat = profiles.parse("t", '[auth0]\n"*" = [100]\n[apim]\n"*" = [100]\n[keyvault]\n"*" = [100]\n'
+                               '[ledger]\n"*" = [100]\n')
+    floor, _ = critical_path.profile_floor(critical_path.CREATED, flat)
+    p50, p95 = critical_path.simulated_latency(critical_path.CREATED, flat, samples=50)
+    assert p50 == pytest.approx(floor) and p95 == pytest.approx(floor)
+    spread = profiles.load("realistic")
+    floor, _ = critical_path.profile_floor(critical_path.CREATED, spread)
+    p50, p95 = critical_path.simulated_latency(critical_path.CREATED, spread, samples=500)
+    assert floor < p50 < p95
