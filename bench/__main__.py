@@ -116,6 +116,10 @@ def run(args) -> dict:
                 sim50, sim95 = critical_path.simulated_latency(calls, profile)
                 floors[flow] = {"floor_ms": floor, "chain": chain, "simulated_p50_ms": sim50,
                                 "simulated_p95_ms": sim95, "minimum": dict(critical_path.minimum_calls(calls))}
+                if flow in critical_path.PHASES:
+                    as_run = critical_path.phased(calls, critical_path.PHASES[flow])
+                    floors[flow]["phased_floor_ms"] = critical_path.profile_floor(as_run, profile)[0]
+                    floors[flow]["phased_p50_ms"] = critical_path.simulated_latency(as_run, profile)[0]
             out = {"description": profile.description, "floors": floors,
                    "token_ms": profile.median("auth0", "oauth.token")}
             _phase(f"{name}: service call, {args.repetitions} x {args.customers} customers created, then removed")

@@ -98,6 +98,13 @@ draws every call's latency from the profile (4,000 draws of the whole graph, `cr
 takes the p50 of the longest chain, what an implementation with no overhead at all would measure. The app's p50
 over that figure is its own overhead; the floor over it is the cost of the profile's spread.
 
+The graph is what each call needs; the service layer runs a creation in phases instead, each waiting for the whole
+previous one (`critical_path.PHASES`): the grant, the secret and the authorization server wait for the APIM
+subscription as well as for the application. With 40 ms everywhere that costs nothing; with ARM writes at about a
+second it puts the subscription's write on the critical path. The latency table shows the same no-overhead p50 for
+the graph as phased: the distance from the design's figure is the cost of the phases, and the app's p50 over the
+phased figure is what is left of its own overhead.
+
 {chains}
 
 What the model assumes today (the service layer as it is on this branch): a creation lists APIM's authorization
@@ -131,6 +138,11 @@ the "Load" line says how busy it was.
 - **Existing customers.** Until the capacity check stops listing every authorization server (issue 18), each create
   reads one ARM list page per 100 servers: the "ARM list requests per customer" column grows with the customers, and
   so does the time per create; the throughput falls with it.
+- **The order of steps.** On the uniform profile the phases of a creation cost nothing; on the realistic one the
+  subscription's ARM write sits on the critical path (see "How the floor is derived"). Starting the subscription
+  with the claim and letting the last phase wait only for the application (the subscription joined before the
+  commit) would bring a creation's p50 from the phased figure down to the design's. That change belongs to the
+  service layer (`shared/service_layer/created.py`).
 - **Baselines.** The sequential baseline shows what running independent steps side by side saves on each profile;
   the plain script shows the cost of the app's ledger steps (claim, records, commit) against what it buys: no
   duplicate applications after a retry, no orphaned resources, pacing under load.

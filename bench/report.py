@@ -58,7 +58,10 @@ def latency_table(r: dict) -> Table:
                 f"**{_ms(lat.p50)}** / {_ms(lat.p95)}",
                 f"{_spread(reps, 'p50')} / {_spread(reps, 'p95')}",
                 _ms(floor), f"{k:.2f} x", target + _verdict(ok),
-                "-" if sim is None else f"{_ms(sim)} ({ratio(lat.p50, sim):.2f} x)",
+                ("-" if sim is None else f"{_ms(sim)} ({ratio(lat.p50, sim):.2f} x)")
+                + (f"; as the service layer phases it {_ms(p['floors'][flow]['phased_p50_ms'])} "
+                   f"({ratio(lat.p50, p['floors'][flow]['phased_p50_ms']):.2f} x)"
+                   if "phased_p50_ms" in p["floors"][flow] else ""),
                 f"{_ms(seq.p50)} / {_ms(seq.p95)} ({ratio(seq.p50, floor):.2f} x)",
                 f"{_ms(plain.p50)} / {_ms(plain.p95)} ({ratio(plain.p50, floor):.2f} x)",
             ])
