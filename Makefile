@@ -20,7 +20,7 @@ help:
 	@echo "make test-infra   only the offline checks of infra/ (Bicep parse, checkov, roles, settings, queue)"
 	@echo "make chaos  60 customer lifecycles under 10% faults, an Auth0 outage and 8 worker kills; fails on any"
 	@echo "            duplicate, orphan, lost event or leaked secret (make chaos CHAOS_ARGS=--big: 200 and 16)"
-	@echo "make bench  measure latency, calls per customer, backfill throughput, cold start and memory; writes docs/BENCHMARKS.md"
+	@echo "make bench  latency per profile, baselines, scale-out under shared limits, existing customers, cold start; writes docs/BENCHMARKS.md"
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import critical_path
-from .stats import median, ratio
+from .stats import ratio
 
 SERVICES = ("auth0", "keyvault", "apim", "identity", "ledger")
 LABELS = {"auth0": "Auth0", "keyvault": "Key Vault", "apim": "APIM", "identity": "identity", "ledger": "ledger"}
