@@ -27,7 +27,7 @@ help:
 	@echo "make chaos  3 hosts on one queue, 100 customer lifecycles, 10% faults, an Auth0 outage, 8 kills and 4 stalls"
 	@echo "            longer than a claim; fails on any duplicate, orphan, lost or half-provisioned customer or leaked"
 	@echo "            secret (CHAOS_ARGS='--hosts 2' and the like change it; python -m chaos --help)"
-	@echo "make bench  measure latency, calls per customer, backfill throughput, cold start and memory; writes docs/BENCHMARKS.md"
+	@echo "make bench  latency per profile, baselines, scale-out under shared limits, existing customers, cold start; writes docs/BENCHMARKS.md"
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 

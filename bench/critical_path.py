@@ -9,13 +9,19 @@ out). A call lists the calls whose results it needs. From the one graph come
   another, i.e. the time a customer takes when every call costs its service's latency and nothing else costs
   anything. With the same latency L on every service on the path this is (calls on the longest chain) x L.
 
-The reasons for each dependency are in docs/BENCHMARKS.md ("How the floor is derived").
+Each call also names the stand-in operation it is (``op``), so that a latency profile (``bench/profiles``) gives the
+floor of that profile: the sum of the operations' medians along the longest chain.
+
+The reasons for each dependency are in docs/BENCHMARKS.md ("How the floor is derived"). The graphs follow the service
+layer as it is: when a flow changes (a capacity reservation in the ledger instead of listing the authorization
+servers, a removal that lets Auth0 delete the grant with its application), edit its tuple below; the floor, the
+design minimum and the report follow.
 """
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -23,19 +29,21 @@ class Call:
     name: str
     service: str
     after: tuple[str, ...] = ()
+    op: str = "*"  # the stand-in's operation name (the ledger's calls are all "*": one proxy, one distribution)
 
 
 # customer.created, profile "oem" (confidential, with an APIM authorization server), first delivery.
 CREATED = (
     Call("ledger.get_customer", "ledger"),
     Call("ledger.claim", "ledger", ("ledger.get_customer",)),
-    Call("apim.list_authorization_servers", "apim", ("ledger.get_customer",)),
-    Call("auth0.create_application", "auth0", ("ledger.claim", "apim.list_authorization_servers")),
-    Call("apim.set_subscription", "apim", ("ledger.claim",)),
+    Call("apim.list_authorization_servers", "apim", ("ledger.get_customer",), "authorization_servers.list"),
+    Call("auth0.create_application", "auth0", ("ledger.claim", "apim.list_authorization_servers"), "clients.create"),
+    Call("apim.set_subscription", "apim", ("ledger.claim",), "subscriptions.create_or_update"),
     Call("ledger.record_client_id", "ledger", ("auth0.create_application",)),
-    Call("auth0.create_client_grant", "auth0", ("auth0.create_application",)),
-    Call("keyvault.set_secret", "keyvault", ("auth0.create_application",)),
-    Call("apim.set_authorization_server", "apim", ("auth0.create_application",)),
+    Call("auth0.create_client_grant", "auth0", ("auth0.create_application",), "client_grants.create"),
+    Call("keyvault.set_secret", "keyvault", ("auth0.create_application",), "secrets.set"),
+    Call("apim.set_authorization_server", "apim", ("auth0.create_application",),
+         "authorization_servers.create_or_update"),
     Call("ledger.commit", "ledger", ("ledger.record_client_id", "auth0.create_client_grant", "keyvault.set_secret",
                                      "apim.set_authorization_server", "apim.set_subscription")),
 )
@@ -44,17 +52,42 @@ CREATED = (
 REMOVED = (
     Call("ledger.get_customer", "ledger"),
     Call("ledger.claim", "ledger", ("ledger.get_customer",)),
-    Call("apim.delete_subscription", "apim", ("ledger.claim",)),
-    Call("apim.delete_authorization_server", "apim", ("ledger.claim",)),
-    Call("keyvault.delete_secret", "keyvault", ("ledger.claim",)),
-    Call("keyvault.get_deleted_secret", "keyvault", ("keyvault.delete_secret",)),
-    Call("auth0.delete_client_grant", "auth0", ("ledger.claim",)),
-    Call("auth0.delete_application", "auth0", ("auth0.delete_client_grant",)),
+    Call("apim.delete_subscription", "apim", ("ledger.claim",), "subscriptions.delete"),
+    Call("apim.delete_authorization_server", "apim", ("ledger.claim",), "authorization_servers.delete"),
+    Call("keyvault.delete_secret", "keyvault", ("ledger.claim",), "secrets.delete"),
+    Call("keyvault.get_deleted_secret", "keyvault", ("keyvault.delete_secret",), "deleted_secrets.get"),
+    Call("auth0.delete_client_grant", "auth0", ("ledger.claim",), "client_grants.delete"),
+    Call("auth0.delete_application", "auth0", ("auth0.delete_client_grant",), "clients.delete"),
     Call("ledger.commit", "ledger", ("apim.delete_subscription", "apim.delete_authorization_server",
                                      "keyvault.get_deleted_secret", "auth0.delete_application")),
 )
 
 FLOWS = {"created": CREATED, "removed": REMOVED}
+
+#: How the service layer runs each flow today: phases, each waiting for the whole previous one (``core.run`` is a
+#: barrier), where the graphs above say what each call needs. A creation's grant, secret and authorization server
+#: thus wait for the APIM subscription as well as the application: with ARM writes at about a second, the
+#: subscription's write lands on the critical path. A flow not named here runs as its graph says.
+PHASES = {
+    "created": (("ledger.get_customer",), ("ledger.claim", "apim.list_authorization_servers"),
+                ("auth0.create_application", "apim.set_subscription"),
+                ("ledger.record_client_id", "auth0.create_client_grant", "keyvault.set_secret",
+                 "apim.set_authorization_server"),
+                ("ledger.commit",)),
+}
+
+
+def phased(calls, phases) -> tuple[Call, ...]:
+    """The graph in which every call of a phase waits for every call of the phase before."""
+    index = _index(calls)
+    named = [n for phase in phases for n in phase]
+    if sorted(named) != sorted(index):
+        raise ValueError("the phases must name every call once")
+    out, previous = [], ()
+    for phase in phases:
+        out.extend(Call(index[n].name, index[n].service, tuple(previous), index[n].op) for n in phase)
+        previous = phase
+    return tuple(out)
 
 
 def _index(calls) -> dict[str, Call]:
@@ -74,9 +107,10 @@ def minimum_calls(calls) -> Counter:
     return Counter(c.service for c in calls)
 
 
-def longest_chain(calls, latency_ms: Mapping[str, float]) -> tuple[float, list[str]]:
-    """(floor in ms, the chain of calls that sets it). ``latency_ms``: per service; a service not named costs 0.
-    Raises ValueError on a cycle."""
+def longest_chain(calls, latency_ms: Mapping[str, float] | Callable[[Call], float]) -> tuple[float, list[str]]:
+    """(floor in ms, the chain of calls that sets it). ``latency_ms``: per service (a service not named costs 0), or
+    a function of the call. Raises ValueError on a cycle."""
+    cost = latency_ms if callable(latency_ms) else (lambda c: float(latency_ms.get(c.service, 0.0)))
     index = _index(calls)
     memo: dict[str, tuple[float, list[str]]] = {}
     visiting: set[str] = set()
@@ -94,7 +128,7 @@ def longest_chain(calls, latency_ms: Mapping[str, float]) -> tuple[float, list[s
             if candidate[0] > best[0] or (candidate[0] == best[0] and len(candidate[1]) > len(best[1])):
                 best = candidate
         visiting.discard(name)
-        memo[name] = (best[0] + float(latency_ms.get(call.service, 0.0)), best[1] + [name])
+        memo[name] = (best[0] + float(cost(call)), best[1] + [name])
         return memo[name]
 
     results = [finish(c.name) for c in calls]
@@ -104,3 +138,23 @@ def longest_chain(calls, latency_ms: Mapping[str, float]) -> tuple[float, list[s
 def sequential_calls(calls) -> int:
     """Calls on the longest chain when every call counts one."""
     return len(longest_chain(calls, {c.service: 1.0 for c in calls})[1])
+
+
+def profile_floor(calls, profile) -> tuple[float, list[str]]:
+    """The floor under a latency profile (``bench.profiles.Profile``): each call costs its operation's median."""
+    return longest_chain(calls, lambda c: profile.median(c.service, c.op))
+
+
+def simulated_latency(calls, profile, samples: int = 4000, seed: int = 1) -> tuple[float, float]:
+    """(p50, p95) in ms of the flow's longest chain when every call's latency is drawn from the profile's
+    distribution: what an implementation of this graph with no overhead at all would measure. Above the floor
+    (the sum of medians) when the profile has a spread: the slower of parallel branches sets the pace."""
+    import random
+
+    from .stats import percentile
+    rng = random.Random(seed)
+    totals = []
+    for _ in range(samples):
+        drawn = {c.name: profile.latency(c.service, c.op).draw(rng) for c in calls}
+        totals.append(longest_chain(calls, lambda c: drawn[c.name])[0])
+    return percentile(totals, 50), percentile(totals, 95)

@@ -4,18 +4,22 @@ Azurite (the ledger) has no control API to slow it down, so the benchmark puts t
 Azurite's table endpoint. Every chunk from the client is forwarded ``delay`` seconds after it arrived, in order;
 answers come back at once. An HTTP request (its headers and body arrive together) therefore reaches Azurite
 ``delay`` later, which is what one round trip to a remote Table Storage costs; requests on a kept-alive connection
-each pay it once.
+each pay it once. With a latency distribution (``bench.profiles.Latency``) instead of a fixed delay, each chunk's
+delay is drawn from it (chunks of one connection still arrive in order).
 """
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
 
 
 class DelayProxy:
-    def __init__(self, upstream_host: str, upstream_port: int, delay_seconds: float, host: str = "127.0.0.1"):
+    def __init__(self, upstream_host: str, upstream_port: int, delay_seconds: float, host: str = "127.0.0.1",
+                 seed: int | None = None):
         self.upstream = (upstream_host, int(upstream_port))
-        self.delay = float(delay_seconds)
+        self.set_delay(delay_seconds)
+        self._rng = random.Random(seed)
         self.host = host
         self.port = 0
         self.connections = 0
@@ -23,6 +27,14 @@ class DelayProxy:
         self._server = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
+
+    def set_delay(self, delay) -> None:
+        """A fixed delay in seconds, or a distribution in ms with ``draw(rng)`` (``bench.profiles.Latency``)."""
+        self.delay = delay if hasattr(delay, "draw") else float(delay)
+
+    def _next_delay(self) -> float:
+        d = self.delay
+        return d.draw(self._rng) / 1000.0 if hasattr(d, "draw") else d
 
     def start(self) -> "DelayProxy":
         self._thread = threading.Thread(target=self._run, name="delay-proxy", daemon=True)
@@ -83,12 +95,14 @@ class DelayProxy:
                 dst.write_eof()
 
         sender = asyncio.ensure_future(pump())
+        last_due = 0.0
         try:
             while True:
                 data = await src.read(65536)
                 if not data:
                     break
-                queue.put_nowait((loop.time() + self.delay, data))
+                last_due = max(last_due, loop.time() + self._next_delay())
+                queue.put_nowait((last_due, data))
         finally:
             queue.put_nowait((None, None))
             await sender

@@ -68,9 +68,11 @@ def _terminate(proc: subprocess.Popen, timeout: float) -> None:
 class StackProcess:
     """``python -m emulators serve`` in a folder of its own."""
 
-    def __init__(self, folder: Path, *, auth0_rate: float, auth0_burst: int, apim_sku: str):
+    def __init__(self, folder: Path, *, auth0_rate: float, auth0_burst: int, apim_sku: str,
+                 extra_args: tuple[str, ...] = ()):
         self.folder = Path(folder)
-        self.args = ["--auth0-rate", str(auth0_rate), "--auth0-burst", str(auth0_burst), "--apim-sku", apim_sku]
+        self.args = ["--auth0-rate", str(auth0_rate), "--auth0-burst", str(auth0_burst), "--apim-sku", apim_sku,
+                     *extra_args]
         self.proc: subprocess.Popen | None = None
         self.info: dict = {}
         self.settings: dict[str, str] = {}

@@ -10,7 +10,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import critical_path
 from .processes import ROOT, HostProcess, StackProcess, clean_environment
 from .stats import median, percentile
 
@@ -68,9 +67,13 @@ def counter_delta(after: dict[str, Counter], before: dict[str, Counter]) -> dict
     return out
 
 
-def set_latency(stack: StackProcess, latency_ms: float) -> None:
+def set_profile(stack: StackProcess, proxy, profile) -> None:
+    """Apply a latency profile (``bench.profiles.Profile``) to the stand-ins and the ledger's delay proxy; None
+    removes every latency."""
     for name in LATENCY_SERVICES:
-        stack.control(name).set_faults([{"op": "*", "latency_ms": latency_ms}] if latency_ms else [])
+        stack.control(name).set_faults(profile.rules(name) if profile is not None else [])
+    if proxy is not None:
+        proxy.set_delay(profile.distribution("ledger") if profile is not None else 0.0)
 
 
 def created_event(customer: str) -> dict:
@@ -89,9 +92,12 @@ def sb_message(event: dict):
                              content_type="application/cloudevents+json", subject=event["type"])
 
 
-# -- 1 + 2: latency of the service call, and calls per customer -----------------------------------------------------
-def service_call_latency(stack: StackProcess, settings: dict[str, str], customers: int) -> dict:
-    """The service layer called in this process (``ProvisioningService.handle``), one customer at a time."""
+# -- latency of the service call, and calls per customer ------------------------------------------------------------
+def service_call_latency(stack: StackProcess, settings: dict[str, str], customers: int, *, repetitions: int = 1,
+                         prefix: str = "bench-svc", sequential: bool = False) -> dict:
+    """The service layer called in this process (``ProvisioningService.handle``), one customer at a time: per
+    repetition, ``customers`` created, then the same removed. ``sequential``: every step of an event one after
+    another (``max_parallel_steps`` 1), the baseline the parallel steps are measured against."""
     from shared.settings import AppSettings
     from shared.bootstrap import build_service
     from shared.domain.events import parse_event
@@ -102,7 +108,10 @@ def service_call_latency(stack: StackProcess, settings: dict[str, str], customer
 
     os.environ.update(settings)  # DefaultAzureCredential reads the managed-identity endpoint from the environment
     app_settings = AppSettings.load(settings)
-    service = build_service(app_settings, worker_id="bench-service-call")
+    service = build_service(app_settings, worker_id=f"{prefix}-worker")
+    if sequential:
+        import dataclasses
+        object.__setattr__(service.core, "options", dataclasses.replace(service.core.options, max_parallel_steps=1))
     # Counted from outside the app: azure-core's response hook sees every HTTP answer of these two clients (the
     # other services count their own requests in the stand-ins).
     answers: Counter = Counter()
@@ -144,122 +153,30 @@ def service_call_latency(stack: StackProcess, settings: dict[str, str], customer
 
     # The first customer of a process pays for the tokens, Key Vault's challenge and the APIM tier lookup.
     s0 = snapshot()
-    cold_created = handle(created_event("bench-warm-0"))
+    cold_created = handle(created_event(f"{prefix}-warm"))
     s1 = snapshot()
-    cold_removed = handle(removed_event("bench-warm-0"))
+    cold_removed = handle(removed_event(f"{prefix}-warm"))
     s2 = snapshot()
-    ids = [f"bench-svc-{i:03d}" for i in range(customers)]
-    created = [handle(created_event(c)) for c in ids]
-    s3 = snapshot()
-    removed = [handle(removed_event(c)) for c in ids]
-    s4 = snapshot()
+    reps_created, reps_removed = [], []
+    s3 = s4 = None
+    for rep in range(repetitions):
+        ids = [f"{prefix}-{rep}-{i:03d}" for i in range(customers)]
+        before = snapshot()
+        reps_created.append(Latency([handle(created_event(c)) for c in ids]))
+        middle = snapshot()
+        reps_removed.append(Latency([handle(removed_event(c)) for c in ids]))
+        if rep == 0:
+            s2, s3, s4 = before, middle, snapshot()
     for part in (service.identity, service.secrets, service.gateway, service.ledger):
         part.close()
     return {
-        "created": Latency(created), "removed": Latency(removed),
+        "created": Latency([v for r in reps_created for v in r.samples_ms]),
+        "removed": Latency([v for r in reps_removed for v in r.samples_ms]),
+        "reps_created": reps_created, "reps_removed": reps_removed,
         "cold_created_ms": cold_created, "cold_removed_ms": cold_removed,
         "calls_created": calls_between(s2, s3, customers), "calls_removed": calls_between(s3, s4, customers),
         "calls_first_created": calls_between(s0, s1, 1), "calls_first_removed": calls_between(s1, s2, 1),
     }
-
-
-# -- 1 (end to end): Service Bus + the local host ---------------------------------------------------------------------
-def end_to_end_latency(host: HostProcess, settings: dict[str, str], customers: int) -> dict:
-    """From just before the send to the host's log line for the applied event, one customer at a time."""
-    from azure.servicebus import ServiceBusClient
-
-    def one(sender, event: dict, prefix: str) -> tuple[float, float | None]:
-        cid = event["data"]["customerId"]
-        seen = len(host.outcomes.get(cid, []))
-        started = time.monotonic()
-        sender.send_messages(sb_message(event))
-        done = host.wait_for(lambda h: next((t for t, o in h.outcomes.get(cid, [])[seen:] if o == "applied"), None),
-                             60, f"{prefix} of {cid}")
-        handler = host.handler_ms.get(cid, [None])[-1]
-        return (done - started) * 1000, handler
-
-    with ServiceBusClient.from_connection_string(settings["ServiceBusConnection"]) as client, \
-            client.get_queue_sender(settings["CUSTOMER_EVENTS_QUEUE"]) as sender:
-        warm = one(sender, created_event("bench-e2e-warm"), "created")  # the host's first event: SDKs, tokens
-        ids = [f"bench-e2e-{i:03d}" for i in range(customers)]
-        created = [one(sender, created_event(c), "created") for c in ids]
-        removed = [one(sender, removed_event(c), "removed") for c in ids]
-    return {
-        "created": Latency([c[0] for c in created]), "removed": Latency([r[0] for r in removed]),
-        "created_handler": Latency([c[1] for c in created if c[1] is not None]),
-        "removed_handler": Latency([r[1] for r in removed if r[1] is not None]),
-        "first_event_ms": warm[0],
-    }
-
-
-# -- 3 + 5: backfill under Auth0's rate limit, and the host's memory ------------------------------------------------
-def backfill(stack: StackProcess, host: HostProcess, settings: dict[str, str], customers: int, *, rate: float,
-             burst: int, timeout: float) -> dict:
-    from azure.servicebus import ServiceBusClient
-
-    # Warm the host up first (SDK imports, tokens) with the limit still generous, so the run starts from a full
-    # bucket and a process that is already serving.
-    with ServiceBusClient.from_connection_string(settings["ServiceBusConnection"]) as client, \
-            client.get_queue_sender(settings["CUSTOMER_EVENTS_QUEUE"]) as sender:
-        sender.send_messages(sb_message(created_event("bench-fill-warm")))
-        host.wait_for(lambda h: h.applied_at("bench-fill-warm"), 120, "the backfill host's warm-up customer")
-        stack.control("auth0").config(rate=rate, burst=burst)  # a new, full bucket
-        for name in HTTP_SERVICES:
-            stack.control(name).clear_calls()
-        errors_before = dict(host.step_errors)
-        retries_before = dict(host.retries)
-        status_before = dict(host.auth0_status)
-        holds_before = host.paced_holds
-        ids = [f"bench-fill-{i:04d}" for i in range(customers)]
-        events = [created_event(c) for c in ids]
-        started = time.monotonic()
-        for i in range(0, len(events), 100):
-            sender.send_messages([sb_message(e) for e in events[i:i + 100]])
-        sent = time.monotonic()
-    wanted = set(ids)
-    try:
-        host.wait_for(lambda h: h.applied_count(wanted) == len(wanted), timeout,
-                      f"{customers} backfill customers to be applied")
-        finished = max(host.applied_at(c) for c in ids)
-        complete = True
-    except TimeoutError:
-        finished = time.monotonic()
-        complete = False
-    memory = host.memory_kib()
-    applied = host.applied_count(wanted)
-    calls = counter_delta(server_counters(stack), {})
-    stack.control("auth0").config(rate=1000, burst=1000)
-    errors = Counter(host.step_errors)
-    errors.subtract(errors_before)
-    retries = Counter(host.retries)
-    retries.subtract(retries_before)
-    statuses = Counter(host.auth0_status)
-    statuses.subtract(status_before)
-    seconds = finished - started
-    from emulators.inspect import view_stack
-    view = view_stack(stack.info)
-    fill_view = {c: r for c, r in view.customers.items() if c in wanted}
-    return {
-        "customers": customers, "applied": applied, "complete": complete, "seconds": seconds,
-        "send_seconds": sent - started, "per_second": applied / seconds if seconds > 0 else 0.0,
-        "auth0_calls": dict(calls["auth0"]), "auth0_calls_per_customer": sum(calls["auth0"].values()) / customers,
-        "http_429": statuses.get("429", 0), "auth0_statuses": {k: v for k, v in statuses.items() if v},
-        "paced_holds": host.paced_holds - holds_before,
-        "failed_on_429": sum(v for k, v in errors.items() if k.endswith(" 429")),
-        "step_errors": {k: v for k, v in errors.items() if v},
-        "retries_scheduled": retries.get("scheduled", 0), "retry_outcomes": {k: v for k, v in retries.items() if v},
-        "dead_lettered": dead_letter_count(settings),
-        "duplicates": {c: apps for c, apps in view.duplicates().items() if c in fill_view},
-        "unattributed": view.unattributed,
-        "incomplete": sorted(c for c in wanted if not _fully_provisioned(view.of(c))),
-        "ledger_provisioned": ledger_provisioned(settings, wanted),
-        "memory_kib": memory,
-    }
-
-
-def _fully_provisioned(r) -> bool:
-    return (len(r.auth0_applications) == 1 and len(r.auth0_grants) == 1 and len(r.secrets) == 1
-            and len(r.authorization_servers) == 1 and list(r.subscriptions.values()) == ["active"])
 
 
 def dead_letter_count(settings: dict[str, str]) -> int:
@@ -286,7 +203,7 @@ def ledger_provisioned(settings: dict[str, str], customers: set[str]) -> int:
         ledger.close()
 
 
-# -- 4: cold start -------------------------------------------------------------------------------------------------
+# -- cold start -------------------------------------------------------------------------------------------------------
 IMPORT_SNIPPET = ("import time; t = time.perf_counter(); import {module}; "
                   "print(round((time.perf_counter() - t) * 1000, 3))")
 
@@ -328,12 +245,3 @@ def first_event_times(settings: dict[str, str], folder: Path, repetitions: int) 
     return {"ready_ms": median(ready), "first_event_ms": median(first), "ready_samples_ms": ready,
             "first_event_samples_ms": first}
 
-
-def floors(latency_ms: float, latency_services) -> dict:
-    per_service = {s: latency_ms for s in latency_services}
-    out = {}
-    for flow, calls in critical_path.FLOWS.items():
-        floor, chain = critical_path.longest_chain(calls, per_service)
-        out[flow] = {"floor_ms": floor, "chain": chain, "sequential": len(chain),
-                     "minimum": dict(critical_path.minimum_calls(calls))}
-    return out

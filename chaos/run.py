@@ -35,13 +35,13 @@ SESSION_QUEUE = "customer-events-sessions"
 SESSION_IDLE_TIMEOUT = "00:00:02"
 FAULT_KINDS = [500, 503, 429, "timeout", "drop", "drop_after"]
 FAULTED_SERVICES = ("auth0", "keyvault", "apim")
-#: short settings so that a run takes minutes: claims of a killed worker expire after 17 s, the shortest the app
-#: accepts with these timeouts (twice the longest call, 3 x 1.5 + 2 s, plus 2 s of clock skew), transient
+#: short settings so that a run takes minutes: claims of a killed worker expire after 19 s, the shortest the app
+#: accepts with these timeouts (twice: the longest call, 1 s of pacing + 3 x 1.5 + 2 s, plus 2 s of clock skew), transient
 #: failures are retried after 0.2 s doubling up to 5 s
 APP_SETTINGS = {
-    "CLAIM_TTL_SECONDS": "17",
+    "CLAIM_TTL_SECONDS": "19",
     "AUTH0_TIMEOUT_SECONDS": "2.5",
-    "AUTH0_MAX_WAIT_SECONDS": "2",
+    "PACING_MAX_WAIT_SECONDS": "1",
     "AZURE_TIMEOUT_SECONDS": "1.5",
     "RETRY_BASE_SECONDS": "0.2",
     "RETRY_MAX_DELAY_SECONDS": "5",

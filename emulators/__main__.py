@@ -1,6 +1,9 @@
 """Command line of the local stack.
 
     python -m emulators up [--persist] [--folder .localstack]   start everything in the background
+        [--auth0-rate 50 --auth0-burst 100]                     the tenant-wide Auth0 bucket (all clients share it)
+        [--arm-reads 25/250 --arm-writes 10/200 --arm-deletes 10/200 | --arm-reads off ...]
+                                                               ARM's per-principal buckets on the APIM stand-in
     python -m emulators status                                 what runs where
     python -m emulators show [--customer ID] [--json]          what the stand-ins hold (apps, secrets, queue...)
     python -m emulators fault auth0 clients.create 503 --count 2
@@ -46,10 +49,34 @@ def _alive(pid: int) -> bool:
     return pid_alive(pid, expect="emulators")
 
 
+def rate_burst(text: str) -> tuple[float, int] | None:
+    """``RATE/BURST`` (e.g. ``10/200``) or ``off``."""
+    if text.strip().lower() in ("off", "none", "0"):
+        return None
+    try:
+        rate, burst = text.split("/")
+        value = (float(rate), int(burst))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected RATE/BURST (e.g. 10/200) or off, not {text!r}") from None
+    if value[0] <= 0 or value[1] < 1:
+        raise argparse.ArgumentTypeError("the rate must be positive and the burst at least 1")
+    return value
+
+
+def _arm_limits(args) -> dict | None:
+    limits = {kind: getattr(args, f"arm_{kind}") for kind in ("reads", "writes", "deletes")}
+    limits = {k: v for k, v in limits.items() if v is not None}
+    return limits or None
+
+
+def _format_rate(value) -> str:
+    return "off" if value is None else f"{value[0]:g}/{value[1]}"
+
+
 def _options(args):
     from .stack import StackOptions
     return StackOptions(persist=args.persist, servicebus=not args.no_servicebus, auth0_rate=args.auth0_rate,
-                        auth0_burst=args.auth0_burst, apim_sku=args.apim_sku,
+                        auth0_burst=args.auth0_burst, apim_sku=args.apim_sku, arm_limits=_arm_limits(args),
                         servicebus_config=args.servicebus_config,
                         servicebus_connection=args.servicebus_connection,
                         servicebus_namespace=args.servicebus_namespace)
@@ -97,7 +124,9 @@ def _up(args, folder: Path) -> int:
             return 0
         _stack_file(folder).unlink()
     argv = [sys.executable, "-m", "emulators", "--folder", str(folder), "serve", "--settings", args.settings,
-            "--auth0-rate", str(args.auth0_rate), "--auth0-burst", str(args.auth0_burst), "--apim-sku", args.apim_sku]
+            "--auth0-rate", str(args.auth0_rate), "--auth0-burst", str(args.auth0_burst), "--apim-sku", args.apim_sku,
+            "--arm-reads", _format_rate(args.arm_reads), "--arm-writes", _format_rate(args.arm_writes),
+            "--arm-deletes", _format_rate(args.arm_deletes)]
     if args.persist:
         argv.append("--persist")
     if args.no_servicebus:
@@ -271,8 +300,13 @@ def main(argv=None) -> int:
         sp.add_argument("--servicebus-namespace", metavar="FQDN",
                         help="use this namespace with DefaultAzureCredential instead of the stand-in "
                              "(e.g. contoso.servicebus.windows.net)")
-        sp.add_argument("--auth0-rate", type=float, default=50.0, help="Auth0 rate limit, requests/s (default 50)")
+        sp.add_argument("--auth0-rate", type=float, default=50.0,
+                        help="Auth0 rate limit of the tenant (every client shares it), requests/s (default 50)")
         sp.add_argument("--auth0-burst", type=int, default=100, help="Auth0 rate limit bucket size (default 100)")
+        for kind, default in (("reads", "25/250"), ("writes", "10/200"), ("deletes", "10/200")):
+            sp.add_argument(f"--arm-{kind}", type=rate_burst, default=rate_burst(default), metavar="RATE/BURST",
+                            help=f"ARM's per-principal {kind} bucket on the APIM stand-in, or off "
+                                 f"(default {default}, Microsoft's documented limit)")
         sp.add_argument("--apim-sku", default="Developer", help="APIM tier, sets the authorization server limit")
 
     sp = sub.add_parser("up", help="start the stack in the background and wait until it answers")

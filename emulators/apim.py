@@ -17,7 +17,15 @@ Operation names (fault injection, call counters):
     products.list  .get  .get_entity_tag
 
 Control API config keys (``PATCH /_control/config``): ``sku``, ``sku_capacity``, ``authorization_server_limit``
-(``null`` = the tier's limit), ``page_size`` (list page size without ``$top``), ``if_match_required``.
+(``null`` = the tier's limit), ``page_size`` (list page size without ``$top``), ``if_match_required``,
+``arm_limits`` (``{"reads": [rate, burst], "writes": [...], "deletes": [...]}``, ``null`` = no throttling; a change
+starts new, full buckets).
+
+ARM throttling (Microsoft, "Understand how Azure Resource Manager throttles requests"): token buckets per principal
+(the token's ``oid``, else ``appid``/``sub``) and operation kind: reads (GET, HEAD), writes (PUT, PATCH, POST) and
+deletes. Every answer carries ``x-ms-ratelimit-remaining-subscription-reads``/``-writes``/``-deletes`` for its kind;
+an empty bucket answers 429 ``TooManyRequests`` with ``Retry-After`` (seconds, rounded up). ``ARM_LIMITS`` holds the
+documented sizes and rates; the stand-in applies them when given ``arm_limits`` (``python -m emulators up`` does).
 
 Client set-up (azure-core refuses a bearer token over plain http, so this stand-in serves TLS only)::
 
@@ -63,11 +71,13 @@ import datetime as dt
 import json
 import re
 import secrets
+import time
 import urllib.parse
 import uuid
 from typing import Any
 
 from .http_standin import HttpError, HttpStandIn, Request, Response, bearer_token, route
+from .ratelimit import TokenBucket
 from .tls import TlsFiles
 from .tokens import TokenError, TokenIssuer
 
@@ -164,6 +174,43 @@ def _validation_error(target: str, message: str) -> HttpError:
     return HttpError(400, "ValidationError", "One or more fields contain incorrect values:", details=p.items)
 
 
+#: ARM's per-principal buckets: kind -> (refill per second, size)
+ARM_LIMITS = {"reads": (25.0, 250), "writes": (10.0, 200), "deletes": (10.0, 200)}
+
+
+def arm_kind(method: str) -> str:
+    method = method.upper()
+    if method in ("GET", "HEAD"):
+        return "reads"
+    return "deletes" if method == "DELETE" else "writes"
+
+
+class ArmThrottle:
+    """ARM's token buckets, one per (principal, kind)."""
+
+    def __init__(self, limits: dict[str, tuple[float, int]]):
+        self.limits = {k: (float(v[0]), int(v[1])) for k, v in limits.items()}
+        for rate, burst in self.limits.values():
+            if rate <= 0 or burst < 1:
+                raise ValueError("ARM limits need a positive rate and a burst of at least 1")
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+        self.throttled = 0
+
+    def take(self, principal: str, kind: str) -> tuple[bool, dict[str, str]]:
+        if kind not in self.limits:
+            return True, {}
+        bucket = self._buckets.get((principal, kind))
+        if bucket is None:
+            rate, burst = self.limits[kind]
+            bucket = self._buckets[(principal, kind)] = TokenBucket(rate, burst)
+        allowed, h = bucket.take()
+        headers = {f"x-ms-ratelimit-remaining-subscription-{kind}": h["x-ratelimit-remaining"]}
+        if not allowed:
+            self.throttled += 1
+            headers["Retry-After"] = str(max(1, int(float(h["x-ratelimit-reset"]) - time.time() + 0.999)))
+        return allowed, headers
+
+
 class ApimStandIn(HttpStandIn):
     name = "apim"
 
@@ -173,7 +220,8 @@ class ApimStandIn(HttpStandIn):
                  sku: str = "Developer", sku_capacity: int = 1, products: list[dict] | None = None,
                  authorization_server_limit: int | None = None, apis: list[str] | None = None,
                  location: str = "West Europe", publisher_email: str = "apim@example.com",
-                 publisher_name: str = "Local stack", page_size: int = 100, **kw):
+                 publisher_name: str = "Local stack", page_size: int = 100,
+                 arm_limits: dict[str, tuple[float, int]] | None = None, **kw):
         if tls is None:
             raise ValueError("the API Management stand-in needs TLS: azure-core sends bearer tokens over https only")
         self.issuer = issuer
@@ -185,6 +233,7 @@ class ApimStandIn(HttpStandIn):
         self.location, self.publisher_email, self.publisher_name = location, publisher_email, publisher_name
         self.page_size = int(page_size)
         self.if_match_required = True
+        self.arm = ArmThrottle(arm_limits) if arm_limits else None
         self._configured_products = copy.deepcopy(DEFAULT_PRODUCTS if products is None else products)
         self.service_id = (f"/subscriptions/{subscription_id}/resourceGroups/{resource_group}"
                            f"/providers/Microsoft.ApiManagement/service/{service_name}")
@@ -209,7 +258,8 @@ class ApimStandIn(HttpStandIn):
     def get_config(self) -> dict:
         return {**super().get_config(), "sku": self.sku, "sku_capacity": self.sku_capacity,
                 "authorization_server_limit": self.authorization_server_limit, "page_size": self.page_size,
-                "if_match_required": self.if_match_required}
+                "if_match_required": self.if_match_required,
+                "arm_limits": self.arm.limits if self.arm else None, "arm_throttled": self.arm.throttled if self.arm else 0}
 
     def set_config(self, values: dict) -> None:
         super().set_config(values)
@@ -227,6 +277,11 @@ class ApimStandIn(HttpStandIn):
             self.page_size = max(1, int(values["page_size"]))
         if "if_match_required" in values:
             self.if_match_required = bool(values["if_match_required"])
+        if "arm_limits" in values:
+            try:
+                self.arm = ArmThrottle(values["arm_limits"]) if values["arm_limits"] else None
+            except (TypeError, ValueError, IndexError) as exc:
+                raise HttpError(400, "invalid_config", str(exc)) from None
 
     # -- state -----------------------------------------------------------------------------------
     def _seed_products(self) -> dict:
@@ -261,7 +316,18 @@ class ApimStandIn(HttpStandIn):
         return {"error": body}
 
     def before(self, req: Request) -> dict[str, str]:
-        self._authenticate(req)
+        principal = self._authenticate(req)
+        headers = {"x-ms-request-id": str(uuid.uuid4())}
+        if self.arm is not None:
+            with self.lock:
+                allowed, limit_headers = self.arm.take(principal, arm_kind(req.method))
+            headers.update(limit_headers)
+            req.arm_headers = limit_headers
+            if not allowed:
+                # ARM's wording (learn.microsoft.com, "Understand how Azure Resource Manager throttles requests")
+                raise HttpError(429, "TooManyRequests", "The request is being throttled as the limit has been "
+                                "reached for operation type - " + arm_kind(req.method).capitalize()[:-1] + ".",
+                                headers=headers)
         version = req.arg("api-version")
         if version is None:
             # ARM's wording, e.g. MicrosoftDocs/feedback#2279
@@ -281,9 +347,19 @@ class ApimStandIn(HttpStandIn):
                             f"The Resource 'Microsoft.ApiManagement/service/{p['svc']}' under resource group "
                             f"'{p['rg']}' was not found. For more details please go to "
                             "https://aka.ms/ARMResourceNotFoundFix")
-        return {"x-ms-request-id": str(uuid.uuid4())}
+        return headers
 
-    def _authenticate(self, req: Request) -> None:
+    def _run(self, fn, req, handler):
+        # ARM's rate-limit headers go on every answer, errors included; the base only adds them to successes.
+        try:
+            return super()._run(fn, req, handler)
+        except HttpError as err:
+            for k, v in getattr(req, "arm_headers", {}).items():
+                err.headers.setdefault(k, v)
+            raise
+
+    def _authenticate(self, req: Request) -> str:
+        """Checks the bearer token; returns the principal it names (ARM throttles per principal)."""
         # ARM's codes and messages, e.g. hashicorp/terraform-provider-azurerm#3612 (missing header),
         # Azure/azure-sdk-for-python#4124 (bad format), JetBrains/azure-tools-for-intellij#16 (audience).
         def fail(code: str, message: str, description: str):
@@ -318,6 +394,8 @@ class ApimStandIn(HttpStandIn):
                            "The access token has expired.") from None
             raise fail("InvalidAuthenticationToken", "The access token is invalid.",
                        "The access token is invalid.") from None
+        claims = self._claims(token)
+        return str(claims.get("oid") or claims.get("appid") or claims.get("sub") or "")
 
     @staticmethod
     def _claims(token: str) -> dict:

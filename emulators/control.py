@@ -44,6 +44,10 @@ class StandInControl:
     def fail_next(self, op: str, fail_with, count: int = 1) -> dict:
         return self._call("POST", "faults/script", {"op": op, "fail_with": fail_with, "count": count})
 
+    def faults(self) -> dict:
+        """The rules, scripts and counters in force."""
+        return self._call("GET", "faults")
+
     def clear_faults(self) -> None:
         self._call("DELETE", "faults")
 

@@ -4,7 +4,8 @@ Rules match a stand-in's operation names (``clients.create``, ``secrets.set``...
 wildcards, so a test can slow down one call or break a whole service. Two kinds of rule:
 
 - a *rate* rule: every matching call gets ``latency_ms`` added and fails with probability ``error_rate``,
-  the failure drawn from ``errors``;
+  the failure drawn from ``errors``; with ``latency_p95_ms`` as well, the latency is drawn from a lognormal
+  distribution with median ``latency_ms`` and that 95th percentile (a latency profile, ``bench/profiles/``);
 - a *script*: "the next N matching calls fail with Y", consumed in order before any rate rule applies.
 
 Failure kinds: an HTTP status (500, 503, 429...), ``timeout`` (the stand-in holds the request longer than
@@ -14,6 +15,7 @@ and ``drop_after`` (the call is applied, then the connection is closed before th
 from __future__ import annotations
 
 import fnmatch
+import math
 import random
 import threading
 from dataclasses import dataclass, field
@@ -37,8 +39,11 @@ class RateRule:
     latency_ms: float = 0.0
     error_rate: float = 0.0
     errors: list = field(default_factory=lambda: [500])
+    latency_p95_ms: float | None = None
 
     def __post_init__(self):
+        if self.latency_p95_ms is not None and float(self.latency_p95_ms) < float(self.latency_ms):
+            raise ValueError("latency_p95_ms must not be below latency_ms (the median)")
         if not 0.0 <= float(self.error_rate) <= 1.0:
             raise ValueError("error_rate must be between 0 and 1")
         if float(self.latency_ms) < 0:
@@ -102,7 +107,14 @@ class FaultPlan:
         """Count a call to ``op`` and return the latency to add to it."""
         with self._lock:
             self.calls[op] = self.calls.get(op, 0) + 1
-            return sum(float(r.latency_ms) for r in self._rules if fnmatch.fnmatchcase(op, r.op))
+            return sum(self._draw(r) for r in self._rules if fnmatch.fnmatchcase(op, r.op))
+
+    def _draw(self, rule: RateRule) -> float:
+        median = float(rule.latency_ms)
+        if rule.latency_p95_ms is None or median <= 0:
+            return median
+        sigma = lognormal_sigma(median, float(rule.latency_p95_ms))
+        return median * math.exp(sigma * self._random.gauss(0.0, 1.0))
 
     def failure(self, op: str) -> str | int | None:
         """The failure to inject into this call of ``op``, if any: a script first, else the rate rules."""
@@ -125,3 +137,12 @@ class FaultPlan:
                 key = f"{op}:{fail}"
                 self.injected[key] = self.injected.get(key, 0) + 1
             return fail
+
+
+#: the 95th percentile of the standard normal distribution
+Z95 = 1.6448536269514722
+
+
+def lognormal_sigma(median: float, p95: float) -> float:
+    """sigma of the lognormal distribution with this median and 95th percentile (mu = ln median)."""
+    return max(0.0, math.log(p95 / median) / Z95) if median > 0 and p95 > 0 else 0.0

@@ -45,7 +45,18 @@ class StackOptions:
     auth0_burst: int = 100
     apim_sku: str = "Developer"
     apim_authorization_server_limit: int | None = None
+    # ARM's per-principal buckets on the APIM stand-in: kind -> (rate, burst); None: no throttling
+    arm_limits: dict | None = None
     keyvault_purge_protection: bool = False
+
+
+def max_concurrent_calls(host_json: Path = ROOT / "host.json") -> int:
+    """host.json's Service Bus maxConcurrentCalls (the Functions default, 16 x cores, when it sets none)."""
+    try:
+        value = json.loads(host_json.read_text())["extensions"]["serviceBus"]["maxConcurrentCalls"]
+        return int(value)
+    except (OSError, ValueError, KeyError, TypeError):
+        return 16 * (os.cpu_count() or 1)
 
 
 def _private_json(path: Path, make) -> dict:
@@ -97,7 +108,7 @@ class LocalStack:
                 state_file=self._state("keyvault")))
             self.apim = _on_port(o.host, ports.get("apim"), lambda port: ApimStandIn(
                 issuer, tls=self.tls, sku=o.apim_sku, authorization_server_limit=o.apim_authorization_server_limit,
-                host=o.host, port=port, state_file=self._state("apim")))
+                arm_limits=o.arm_limits, host=o.host, port=port, state_file=self._state("apim")))
             if o.azurite:
                 previous = ports.get("azurite")
                 if not (isinstance(previous, dict) and all(_port_free(o.host, p) for p in previous.values())):
@@ -155,6 +166,8 @@ class LocalStack:
         values = {
             "FUNCTIONS_WORKER_RUNTIME": "python",
             "AzureWebJobsFeatureFlags": "EnableWorkerIndexing",
+            # The worker's thread pool as large as the concurrency host.json promises (its default is cores + 4).
+            "PYTHON_THREADPOOL_THREAD_COUNT": str(max_concurrent_calls()),
             "CUSTOMER_EVENTS_QUEUE": QUEUE,
             "EVENT_TYPE_PREFIX": "",
             "CLIENT_PROFILES_PATH": "config/client_profiles.toml",

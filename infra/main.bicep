@@ -239,7 +239,7 @@ var appSettings = [
   {
     // The longest wait for a turn under the rate limit; CLAIM_TTL_SECONDS must be at least twice the longest call
     // (this + AUTH0_TIMEOUT_SECONDS, or 3 x AZURE_TIMEOUT_SECONDS + 2) plus 2 s: the app refuses to start otherwise.
-    name: 'AUTH0_MAX_WAIT_SECONDS'
+    name: 'PACING_MAX_WAIT_SECONDS'
     value: '30'
   }
   {
@@ -249,6 +249,17 @@ var appSettings = [
   {
     name: 'AUTH0_RATE_LIMIT_BURST'
     value: auth0RateLimitBurst
+  }
+  // The Python worker's thread pool as large as host.json's maxConcurrentCalls (its default is cores + 4, fewer
+  // than the 8 messages the trigger hands over at once); tests/infra checks the two agree.
+  {
+    name: 'PYTHON_THREADPOOL_THREAD_COUNT'
+    value: '8'
+  }
+  // Every instance paces Auth0 and ARM calls on the rate-limit headers of the answers (a shared budget)
+  {
+    name: 'RATE_LIMIT_HEADER_PACING'
+    value: 'true'
   }
   // Key Vault: purge protection is on, so a deleted name is recovered, never purged
   {

@@ -3,6 +3,10 @@
 Capacity: an OAuth 2.0 authorization server entry per customer meets a hard limit on the small tiers (10 entries on
 Consumption, Developer, Basic and Basic v2; 500 on Standard, Premium and Standard v2; Microsoft's "API Management
 limits" page). The tier is read once per process (it changes only with a redeployment); the count is read each time.
+
+Throttling: ARM limits this principal's reads and writes, shared by every instance of the app. With header pacing on
+(``RATE_LIMIT_HEADER_PACING``), ``arm_pacing.ArmPacingPolicy`` in the client's pipeline paces every attempt on ARM's
+``x-ms-ratelimit-remaining-subscription-*`` headers and holds after a 429; the one call path stays ``_call``.
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from azure.mgmt.apimanagement import ApiManagementClient
 from azure.mgmt.apimanagement.models import AuthorizationServerContract, SubscriptionCreateParameters
 
 from ..service_layer.ports import ApiGateway, AuthorizationServerSpec, Capacity
+from .arm_pacing import ArmPacingPolicy
 from .azure_errors import ABSENT, ShortRetryPolicy, azure_call, client_kwargs
 
 SERVICE = "apim"
@@ -34,20 +39,25 @@ def authorization_server_limit(sku: str) -> int | None:
 class ApimGateway(ApiGateway):
     def __init__(self, credential: Any, subscription_id: str, resource_group: str, service_name: str, *,
                  management_endpoint: str = "https://management.azure.com", ca_bundle: str | None = None,
-                 timeout: float = 30.0):
+                 timeout: float = 30.0, header_pacing: bool = True,
+                 arm_buckets: dict[str, tuple[float, float]] | None = None, max_wait: float = 30.0):
         self.subscription_id = subscription_id
         self.resource_group = resource_group
         self.service_name = service_name
         self.management_endpoint = management_endpoint.rstrip("/")
+        # The policy runs for each of a call's (up to three) attempts: the call as a whole waits at most max_wait.
+        self.pacing = ArmPacingPolicy(buckets=arm_buckets, max_wait=max_wait / 3) if header_pacing else None
+        extra = {"custom_hook_policy": self.pacing} if self.pacing is not None else {}
         self._client = ApiManagementClient(
             credential, subscription_id, base_url=self.management_endpoint,
-            retry_policy=ShortRetryPolicy(), **client_kwargs(ca_bundle=ca_bundle, timeout=timeout))
+            retry_policy=ShortRetryPolicy(), **extra, **client_kwargs(ca_bundle=ca_bundle, timeout=timeout))
 
     @classmethod
     def from_settings(cls, settings, credential: Any) -> "ApimGateway":
         return cls(credential, settings.apim_subscription_id, settings.apim_resource_group,
                    settings.apim_service_name, management_endpoint=settings.apim_management_endpoint,
-                   ca_bundle=settings.local_stack_ca_bundle, timeout=settings.azure_timeout_seconds)
+                   ca_bundle=settings.local_stack_ca_bundle, timeout=settings.azure_timeout_seconds,
+                   header_pacing=settings.rate_limit_header_pacing, max_wait=settings.pacing_max_wait_seconds)
 
     def _call(self, operation: str, fn, *, absent_on: tuple[int, ...] = (), secrets=()):
         return azure_call(SERVICE, operation, fn, absent_on=absent_on, secrets=secrets)

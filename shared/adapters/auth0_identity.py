@@ -10,11 +10,14 @@
 - Errors: 429 -> TransientError with ``retry_after`` from ``x-ratelimit-reset`` (else ``Retry-After``); 5xx, timeouts
   and connection failures -> TransientError; 404 -> None/False; 409 on a grant create -> None; 401 -> one fresh token
   and one more try, then PermanentError; other 4xx -> PermanentError with Auth0's message (never a request body).
-- Pacing: with ``rate_limit`` set (``AUTH0_RATE_LIMIT``), every HTTP call, the token request included, first takes
-  a slot from a client-side token bucket (``throttle.Throttle``) with the tenant's rate and burst, so a backlog waits
-  its turn in-process instead of meeting 429s (each of which costs the whole event a retry). A paced call that still
-  meets a 429 holds the bucket until ``x-ratelimit-reset`` and is tried again, up to twice (a 429 applied nothing);
-  unpaced calls raise it at once, as above.
+- Pacing: the limit is the tenant's, shared by every instance of the app, so the adapter paces on what the tenant
+  says: an httpx response hook feeds every answer's ``x-ratelimit-limit``/``-remaining``/``-reset`` to a
+  ``rate_governor.RateGovernor``, which spreads the bucket's remaining budget over the time to its reset (with a
+  reserve and jitter) and holds at zero until the reset. Instances never talk to each other; they read the same
+  headers (``RATE_LIMIT_HEADER_PACING``, on by default). ``AUTH0_RATE_LIMIT`` adds an optional static cap per
+  instance (``throttle.Throttle``). Every HTTP call, the token request included, waits for both. A paced call that
+  still meets a 429 holds every paced call until ``x-ratelimit-reset`` and is tried again, up to twice: a 429 is
+  refused before anything is applied, so even a create is safe to repeat. Unpaced calls raise it at once.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from auth0.management.core.parse_error import ParsingError
 from ..domain.errors import PermanentError, ProvisioningError, TransientError
 from ..service_layer.ports import Application, ApplicationSpec, IdentityProvider
 from .failure_rules import is_transient_status, redact, retry_after_seconds
+from .rate_governor import RateGovernor
 from .throttle import Throttle
 
 SERVICE = "auth0"
@@ -124,12 +128,18 @@ class ManagementToken:
 class Auth0IdentityProvider(IdentityProvider):
     def __init__(self, domain: str, client_id: str, client_secret: str, *, audience: str | None = None,
                  timeout: float = 10.0, ca_bundle: str | None = None, rate_limit: float | None = None,
-                 rate_limit_burst: int | None = None, max_wait: float = 30.0):
+                 rate_limit_burst: int | None = None, header_pacing: bool = True, max_wait: float = 30.0):
         self.domain = domain
         self._secret = client_secret
         self.throttle = (Throttle(rate_limit, rate_limit_burst or max(1, math.ceil(rate_limit)), service=SERVICE,
                                   max_wait=max_wait) if rate_limit else None)
+        self.governor = RateGovernor(SERVICE, max_wait=max_wait) if header_pacing else None
         self._http = httpx.Client(verify=_ssl_context(ca_bundle), timeout=timeout)
+        if self.governor is not None:
+            # Every answer, the token request's and errors included, tells the tenant's bucket.
+            hooks = dict(self._http.event_hooks)
+            hooks["response"] = [*hooks.get("response", []), self._observe]
+            self._http.event_hooks = hooks
         self.token = ManagementToken(self._http, domain=domain, client_id=client_id, client_secret=client_secret,
                                      audience=audience or f"https://{domain}/api/v2/",
                                      on_fetch=lambda: self._pace("token"))
@@ -141,20 +151,29 @@ class Auth0IdentityProvider(IdentityProvider):
                    audience=settings.auth0_management_audience, timeout=settings.auth0_timeout_seconds,
                    ca_bundle=settings.local_stack_ca_bundle, rate_limit=settings.auth0_rate_limit or None,
                    rate_limit_burst=settings.auth0_rate_limit_burst or None,
-                   max_wait=settings.auth0_max_wait_seconds)
+                   header_pacing=settings.rate_limit_header_pacing, max_wait=settings.pacing_max_wait_seconds)
 
     # -- plumbing ------------------------------------------------------------------------------------------------
+    @property
+    def paced(self) -> bool:
+        return self.throttle is not None or self.governor is not None
+
+    def _observe(self, response: httpx.Response) -> None:
+        self.governor.observe_auth0(response.headers)
+
     def _pace(self, operation: str) -> None:
-        """Wait for this HTTP call's slot when calls are paced."""
+        """Wait for this HTTP call's slot: the static cap first, then the tenant's shared budget."""
         if self.throttle is not None:
             self.throttle.acquire(operation)
+        if self.governor is not None:
+            self.governor.acquire(operation)
 
     def _call(self, operation: str, fn: Callable[[], Any], *, absent_on: tuple[int, ...] = ()) -> Any:
         """Run one SDK call; returns ``_ABSENT`` for a status in ``absent_on``, raises only our error kinds."""
         refreshed = False
         rate_limited = 0
         while True:
-            if self.throttle is not None:
+            if self.paced:
                 # A token fetch inside fn() would hold this call's slot while it waits for its own, and the call
                 # would then go out bunched with others: fetch first, so the slot is used the moment it comes.
                 self.token()
@@ -193,20 +212,25 @@ class Auth0IdentityProvider(IdentityProvider):
                                      operation=operation) from None
 
     def _hold_after_429(self, headers: Any, earlier: int, operation: str) -> bool:
-        """Paced calls only: the tenant's bucket was emptier than ours (another client shares it, or a call of
-        ours reached it late), so hold every paced call until its reset and try this one again. A 429 is refused
-        before anything is applied, so even a create is safe to repeat. Unpaced calls leave the wait to the
-        message pipeline, as does a reset further away than the throttle's max_wait."""
-        if self.throttle is None or earlier >= MAX_PACED_429_RETRIES:
+        """Paced calls only: the tenant's bucket was emptier than this process knew (other instances or other
+        clients share it, or a call of ours reached it late), so hold every paced call until its reset and try this
+        one again. A 429 is refused before anything is applied, so even a create is safe to repeat. Unpaced calls
+        leave the wait to the message pipeline, as does a reset further away than the pacing's max_wait."""
+        if not self.paced or earlier >= MAX_PACED_429_RETRIES:
             return False
         wait = retry_after_seconds(headers, status=429)
-        wait = 1.0 / self.throttle.rate if wait is None else wait
-        if wait > self.throttle.max_wait:
+        if wait is None:
+            wait = 1.0 / self.throttle.rate if self.throttle is not None else 1.0
+        limit = min(p.max_wait for p in (self.throttle, self.governor) if p is not None)
+        if wait > limit:
             return False
-        self.throttle.hold(wait)
-        # Worth a warning: repeated, it means AUTH0_RATE_LIMIT is above what this process gets of the tenant's limit.
-        log.warning("auth0.%s: 429 from Auth0 although paced at %g/s; paced calls held %.1f s until its reset",
-                    operation, self.throttle.rate, wait)
+        for pacer in (self.throttle, self.governor):
+            if pacer is not None:
+                pacer.hold(wait)
+        # Worth a warning: repeated, it means the instances ask more of the tenant than it gives (AUTH0_RATE_LIMIT
+        # above this instance's share, or another client of the tenant busy).
+        log.warning("auth0.%s: 429 from Auth0 although paced; paced calls held %.1f s until its reset",
+                    operation, wait)
         return True
 
     def _classify(self, status: int | None, headers: Any, body: Any, operation: str) -> ProvisioningError:

@@ -200,15 +200,20 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
         "", alias="AUTH0_AUDIENCE", description="Management API audience (default https://{AUTH0_DOMAIN}/api/v2/).")
     auth0_timeout_seconds: Number(1, 120) = Field(
         10.0, alias="AUTH0_TIMEOUT_SECONDS", description="Timeout of each Auth0 HTTP call.")
-    auth0_max_wait_seconds: Number(0, 300) = Field(
-        30.0, alias="AUTH0_MAX_WAIT_SECONDS",
-        description="Longest an Auth0 call waits for its turn under the rate limit; a longer wait goes back to the "
-                    "message pipeline as a scheduled retry. Bounds every call, so CLAIM_TTL_SECONDS depends on it.")
+    pacing_max_wait_seconds: Number(0, 300) = Field(
+        30.0, alias="PACING_MAX_WAIT_SECONDS",
+        description="Longest a call waits for its turn under a rate limit (Auth0's; ARM's split over an Azure "
+                    "call's attempts); a longer wait goes back to the message pipeline as a scheduled retry. Bounds "
+                    "every call, so CLAIM_TTL_SECONDS depends on it.")
     auth0_rate_limit: RateLimit = Field(
         0.0, alias="AUTH0_RATE_LIMIT",
         description="Optional cap on this instance's Auth0 Management API calls per second (0: no static cap).")
     auth0_rate_limit_burst: Burst = Field(
         0, alias="AUTH0_RATE_LIMIT_BURST", description="Bucket size of that cap (default: the rate, rounded up).")
+    rate_limit_header_pacing: Boolean = Field(
+        True, alias="RATE_LIMIT_HEADER_PACING",
+        description="Pace Auth0 and ARM calls on the services' rate-limit headers, which every instance sees, so "
+                    "that any number of instances share the tenant's and the principal's limits (true/false).")
     api_audience: HttpUrl = Field(
         alias="API_AUDIENCE", description="The API the customers' applications are granted (${API_AUDIENCE}).")
     client_profiles_path: AppFile = Field(
@@ -247,9 +252,9 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
 
     @property
     def longest_call_seconds(self) -> float:
-        """The longest one external call can take: Auth0's wait for its turn plus its timeout, or an Azure call
-        with its two quick in-call retries (azure_errors.py) and their backoff."""
-        return max(self.auth0_max_wait_seconds + self.auth0_timeout_seconds, 3 * self.azure_timeout_seconds + 2)
+        """The longest one external call can take: its wait for a turn under a rate limit, plus Auth0's timeout or
+        an Azure call with its two quick in-call retries (azure_errors.py) and their backoff."""
+        return self.pacing_max_wait_seconds + max(self.auth0_timeout_seconds, 3 * self.azure_timeout_seconds + 2)
 
     @property
     def fence_guard_seconds(self) -> float:
@@ -260,7 +265,7 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
         if self.claim_ttl_seconds < 2 * self.fence_guard_seconds:
             yield "CLAIM_TTL_SECONDS", (
                 f"must be at least {2 * self.fence_guard_seconds:g} s: twice the longest external call "
-                f"({self.longest_call_seconds:g} s from AUTH0_MAX_WAIT_SECONDS + AUTH0_TIMEOUT_SECONDS, or "
+                f"({self.longest_call_seconds:g} s: PACING_MAX_WAIT_SECONDS + AUTH0_TIMEOUT_SECONDS, or + "
                 f"3 x AZURE_TIMEOUT_SECONDS + 2) plus {CLOCK_SKEW_SECONDS:g} s for clock skew; a shorter claim "
                 f"could expire while a call it guards is still on its way (got {self.claim_ttl_seconds:g})")
 

@@ -42,3 +42,22 @@ def test_removed_needs_five_calls_in_a_row_and_nine_in_all():
     assert floor == 200 and len(chain) == 5
     assert minimum_calls(REMOVED) == {"ledger": 3, "apim": 2, "keyvault": 2, "auth0": 2}
     assert longest_chain(REMOVED, {"auth0": 40, "keyvault": 40, "apim": 40})[0] == 80
+
+
+def test_phases_make_every_call_wait_for_the_whole_previous_phase():
+    from bench import critical_path as cp
+    as_run = cp.phased(cp.CREATED, cp.PHASES["created"])
+    by_name = {c.name: c for c in as_run}
+    assert set(by_name["apim.set_authorization_server"].after) == {"auth0.create_application", "apim.set_subscription"}
+    assert cp.minimum_calls(as_run) == cp.minimum_calls(cp.CREATED)
+    # with ARM writes dearer than the rest, the phases lengthen the chain by the subscription's write
+    lat = {"ledger": 1.0, "auth0": 10.0, "keyvault": 10.0, "apim": 100.0}
+    assert cp.longest_chain(as_run, lat)[0] > cp.longest_chain(cp.CREATED, lat)[0]
+
+
+def test_phases_must_name_every_call():
+    import pytest
+
+    from bench import critical_path as cp
+    with pytest.raises(ValueError):
+        cp.phased(cp.CREATED, (("ledger.get_customer",),))

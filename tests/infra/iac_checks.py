@@ -373,6 +373,8 @@ PLATFORM_SETTINGS = {
     "ServiceBusConnection__credential": "the trigger's connection uses a managed identity",
     "APPLICATIONINSIGHTS_CONNECTION_STRING": "telemetry",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "telemetry with Microsoft Entra ID (local auth is off)",
+    "PYTHON_THREADPOOL_THREAD_COUNT": "read by the Python worker, not the app: its thread pool, sized to host.json's "
+                                      "maxConcurrentCalls",
 }
 
 #: settings the app knows but the template deliberately leaves unset, with the reason

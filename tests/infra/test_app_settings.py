@@ -84,3 +84,19 @@ def test_a_storage_key_is_reported(mutated):
                            "output name string = account.name\noutput key string = account.listKeys().keys[0].value\n")
     assert "storage.bicep: reads keys or connection strings (list*()); use identity-based access" in \
         _findings(templates)
+
+
+def test_the_worker_thread_pool_matches_host_json_concurrency(main_template):
+    """maxConcurrentCalls messages are handed over at once; the worker runs sync functions on a pool of
+    PYTHON_THREADPOOL_THREAD_COUNT threads (default cores + 4): the template, the local stack and the sample set it
+    to host.json's figure, so that the concurrency host.json promises is the one the app gets."""
+    import json
+
+    from emulators.stack import max_concurrent_calls
+    values = {e["name"]: main_template.resolve(e["value"]) for e in iac_checks.template_app_settings(main_template)}
+    host = json.loads((iac_checks.INFRA.parent / "host.json").read_text())
+    wanted = host["extensions"]["serviceBus"]["maxConcurrentCalls"]
+    sample = json.loads((iac_checks.INFRA.parent / "local.settings.sample.json").read_text())["Values"]
+    assert int(values["PYTHON_THREADPOOL_THREAD_COUNT"]) == wanted
+    assert int(sample["PYTHON_THREADPOOL_THREAD_COUNT"]) == wanted
+    assert max_concurrent_calls() == wanted

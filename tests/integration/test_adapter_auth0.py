@@ -209,14 +209,19 @@ def test_a_dropped_create_is_transient_and_the_application_can_be_found(auth0, a
     assert len(auth0.find_applications(customer)) == 1
 
 
-def test_rate_limited_calls_are_transient_with_the_reset_time(auth0, auth0_ctl):
-    auth0.get_application("warm-up")
-    auth0_ctl.config(rate=0.5, burst=1)  # one request, then one every 2 s
-    before = standin_calls(auth0_ctl, "clients.get")
-    started = time.time()
-    with pytest.raises(TransientError) as info:
-        for _ in range(3):
-            auth0.get_application("no-such-client")
+def test_rate_limited_calls_are_transient_with_the_reset_time(settings, auth0_ctl):
+    """Unpaced (no static cap, header pacing off): a 429 goes to the message pipeline at once."""
+    auth0 = Auth0IdentityProvider.from_settings(settings.model_copy(update=dict(rate_limit_header_pacing=False)))
+    try:
+        auth0.get_application("warm-up")
+        auth0_ctl.config(rate=0.5, burst=1)  # one request, then one every 2 s
+        before = standin_calls(auth0_ctl, "clients.get")
+        started = time.time()
+        with pytest.raises(TransientError) as info:
+            for _ in range(3):
+                auth0.get_application("no-such-client")
+    finally:
+        auth0.close()
     err = info.value
     assert err.status == 429
     assert err.retry_after is not None and 0 < err.retry_after <= 3

@@ -89,7 +89,6 @@ def test_two_customers_racing_for_the_last_authorization_server_get_one_entry_an
     active subscription but no entry)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from shared.adapters.credentials import get_credential
     from shared.domain.errors import PermanentError
     from shared.service_layer.ports import AuthorizationServerSpec
 

@@ -24,6 +24,7 @@ ENV = {
     "ServiceBusConnection__fullyQualifiedNamespace": "sb-contoso.servicebus.windows.net",
     "CLAIM_TTL_SECONDS": "120",
     "AZURE_TIMEOUT_SECONDS": "10",
+    "PACING_MAX_WAIT_SECONDS": "20",
     "RETRY_MAX_ATTEMPTS": "3",
     "EVENT_TYPE_PREFIX": "com.contoso.",
 }

@@ -55,7 +55,7 @@ def test_explicit_values(tmp_path):
         EVENT_TYPE_PREFIX="com.contoso.", KEYVAULT_PURGE_DELETED="TRUE", APIM_MANAGEMENT_ENDPOINT="https://arm.local/",
         LEDGER_CONNECTION="UseDevelopmentStorage=true", LEDGER_TABLE="ledger2", AZURE_CLIENT_ID="uai-client",
         LOCAL_STACK_CA_BUNDLE=str(ca), CLAIM_TTL_SECONDS="60",
-        AZURE_TIMEOUT_SECONDS="5", AUTH0_MAX_WAIT_SECONDS="10"))
+        AZURE_TIMEOUT_SECONDS="5", PACING_MAX_WAIT_SECONDS="10"))
     assert s.auth0_domain == "127.0.0.1:8443" and s.auth0_management_audience == "https://custom/api/v2/"
     assert s.auth0_timeout_seconds == 3.5 and s.event_type_prefix == "com.contoso."
     assert s.keyvault_purge_deleted is True and s.apim_management_endpoint == "https://arm.local"

@@ -1,0 +1,149 @@
+"""The text of docs/BENCHMARKS.md around a run's tables (``report.markdown`` fills it in)."""
+
+TEMPLATE = """# Benchmarks
+
+`make bench` (or `.venv/bin/python -m bench`) measures the app on the local stack, prints the tables below and
+rewrites this file with the run's figures and the machine's load. Targets are printed beside the figures (PASS / MISS
+for this run); no test asserts them. Ratios compare the app with what the run's own set-up allows (the floor of the
+latency profile, the ceiling of the shared rate limits), not with absolute numbers of this machine.
+
+## Run
+
+- **Machine**: {machine}
+- **Load**: {load}. {load_note}
+- **Duration**: {duration} s ({duration_min} min) for the whole run, stack start-up included (`make setup` not).
+
+{tables}
+
+## Latency profiles
+
+A profile gives, per service and operation, the median and the 95th percentile of one call as a Function App in the
+same region would see it. The stand-ins draw each call's latency from the lognormal distribution with that median
+and p95 (`bench/profiles/*.toml`, applied through the stand-ins' fault-injection control API); the ledger's delay
+proxy in front of Azurite draws each request's delay the same way. The managed-identity endpoint and Service Bus get
+none.
+
+| service, operation | realistic p50 / p95 | uniform | source |
+|---|---|---|---|
+| Table Storage (the ledger), every request | 8 / 30 ms | 40 ms | Estimate. Microsoft documents throughput targets for Table Storage, not latency; its comparison with Cosmos DB for Table describes Table Storage latency as "fast, but no upper bounds". Single-digit milliseconds in one region is the common observation; the tail is a guess. |
+| ARM writes (PUT authorization server, PUT subscription) | 1000 / 2500 ms | 40 ms | Estimate: ARM routes each write to the API Management resource provider, which applies it before answering; about a second is typical of such synchronous writes. Microsoft documents ARM's throttling (below), not its latency. |
+| ARM deletes | 900 / 2200 ms | 40 ms | Estimate, as writes. |
+| ARM reads and lists | 120-200 / 350-600 ms | 40 ms | Estimate: a read served from the resource provider's store. |
+| Auth0 Management API: create application | 350 / 900 ms | 40 ms | Estimate. Auth0 publishes rate limits, not latency; a write to a multi-region tenant store plus secret generation takes a few hundred ms. |
+| Auth0: grant create/delete, application delete | 200-250 / 550-700 ms | 40 ms | Estimate, as above. |
+| Auth0: reads, token | 120-150 / 350-400 ms | 40 ms | Estimate. |
+| Key Vault: set, delete | 60 / 180 ms | 40 ms | Estimate: Microsoft documents Key Vault's service limits (transactions per 10 s), not latency. |
+| Key Vault: reads (the delete poll) | 30 / 100 ms | 40 ms | Estimate. |
+
+Every figure but the limits is an estimate: replace them with the deployed app's own dependency telemetry
+(Application Insights: `dependencies | summarize percentiles(duration, 50, 95) by target, name`) when there is one.
+
+**Rate limits.** Auth0's Management API bucket is per tenant: every client shares it (the stand-in keeps one bucket
+for all clients and sends `x-ratelimit-limit`/`-remaining`/`-reset` on every answer). The throughput runs use
+{rate} requests/s with a burst of {burst}. ARM limits each principal per region with token buckets (Microsoft,
+"Understand how Azure Resource Manager throttles requests": reads 250 refilled at 25/s, writes 200 at 10/s, deletes
+200 at 10/s); the API Management stand-in applies writes {arm_writes}, reads {arm_reads} per principal (the
+token's `oid`/`appid`), answers `x-ms-ratelimit-remaining-subscription-reads`/`-writes`/`-deletes` and, when empty,
+429 with `Retry-After`. Every instance of the app uses one managed identity, so they share one principal's buckets.
+
+## What is measured, and how
+
+Everything runs on loopback: the local stack (`python -m emulators serve`, its own process), the app's real SDK
+clients, and the local Functions host (`python -m funchost`, one process per host) with the repository's `host.json`
+(`maxConcurrentCalls` 8, and `PYTHON_THREADPOOL_THREAD_COUNT` 8 so that the worker runs all eight). All customers use
+the `oem` profile: a confidential third-party application, its grant, a Key Vault secret, an APIM authorization
+server and subscription.
+
+- **Latency per customer**: `ProvisioningService.handle` called in the benchmark's process, from its start to its
+  return, one customer at a time: {reps} repetitions of {customers} customers created, then the same removed, after
+  one warm-up customer (the process's first customer pays for tokens and clients). p50 and p95 over all repetitions,
+  and per repetition (their spread). The floor is the profile's critical-path floor (below).
+- **Baselines** (same run, same stand-ins and profile, {baseline} customers each): *steps sequential* is the same
+  app with `max_parallel_steps` 1, every step of an event one after another; *plain SDK script*
+  (`bench/plain_script.py`) is what a team would write first: auth0-python, azure-keyvault-secrets,
+  azure-mgmt-apimanagement and azure-data-tables called one after another, the SDKs' default retries, no pacing, no
+  intent records, no idempotency.
+- **External calls per customer**: counted by the stand-ins (every HTTP request, Key Vault's 401 challenge and
+  Auth0's token request included) and, for the ledger, by an azure-core response hook on its client, over the first
+  repetition's customers. Identity = token requests to the managed-identity endpoint.
+- **Scale-out** ({main} profile): {hosts} host processes at once, each with the same settings and no
+  `AUTH0_RATE_LIMIT`: they pace on the rate-limit headers only and never talk to each other. The Auth0 stand-in gets
+  a new tenant bucket ({rate}/s, burst {burst}) and the APIM stand-in new ARM buckets; the hosts take two warm-up
+  customers each; after an idle moment in which the buckets fill, {scale_customers} `customer.created` events are
+  sent at once (a backlog arriving at instances that were serving). Throughput = customers applied /
+  (last applied - first send), from each host's log line of the applied event. The ceiling is the tighter of the two
+  shared limits: Auth0's rate over its 2 calls per created customer, and ARM's write rate over its 2 writes per
+  customer (ARM's burst of 200 writes carries the first 100 customers; the ceiling ignores it). 429s are Auth0's
+  answers as httpx logs them in the hosts plus the ARM stand-in's count of throttled requests; Auth0 calls per
+  customer is the stand-in's count of every Auth0 request (refused ones and token requests included) over the
+  customers applied. Peak memory is each host's `VmHWM` from `/proc/<pid>/status`, read before it stops.
+- **Existing customers** ({main} profile): API Management is emptied, then filled with other customers' authorization
+  servers ({existing}, straight through the SDK with the limits and latency off meanwhile); at each level one host
+  creates {existing_customers} customers at once under the same shared limits. Flat is the target: a create should
+  cost the same whatever the number of customers.
+- **Cold start** ({main} profile): a fresh host process with one created event waiting in the queue, spawn -> "Host
+  started" -> the event applied ({cold} repetitions, median); the reference is host ready + one token fetch (the
+  profile's median) + the created floor. And `import function_app` against a bare `import azure.functions`, each in
+  fresh interpreters ({imports}, the first left out).
+
+### How the floor is derived
+
+`bench/critical_path.py` writes each flow down as a graph of its external calls in a warm process (tokens, Key
+Vault's challenge and the APIM tier are per process, not per customer), each with the calls whose results it needs
+and the stand-in operation it is. The design minimum is the number of calls per service; the floor is the longest
+chain of calls that must follow one another, each costing its operation's median in the profile. With parallel
+branches the p50 of the real flow sits above that sum (the slower of two branches is slower than either median), so
+the floor is a lower bound, not a prediction. The column "the same graph with no overhead" says how far above: it
+draws every call's latency from the profile (4,000 draws of the whole graph, `critical_path.simulated_latency`) and
+takes the p50 of the longest chain, what an implementation with no overhead at all would measure. The app's p50
+over that figure is its own overhead; the floor over it is the cost of the profile's spread.
+
+The graph is what each call needs; the service layer runs a creation in phases instead, each waiting for the whole
+previous one (`critical_path.PHASES`): the grant, the secret and the authorization server wait for the APIM
+subscription as well as for the application. With 40 ms everywhere that costs nothing; with ARM writes at about a
+second it puts the subscription's write on the critical path. The latency table shows the same no-overhead p50 for
+the graph as phased: the distance from the design's figure is the cost of the phases, and the app's p50 over the
+phased figure is what is left of its own overhead.
+
+{chains}
+
+What the model assumes today (the service layer as it is on this branch): a creation lists APIM's authorization
+servers for the capacity check before the create (one list page per 100 existing servers; the model counts one), and
+a removal deletes the grant before the application and polls Key Vault after the delete. Issue 18 replaces the
+listing by a capacity reservation in the ledger, and the removal path changes with it: edit `CREATED`/`REMOVED` in
+`bench/critical_path.py` (drop `apim.list_authorization_servers`, add the reservation's ledger call, drop
+`auth0.delete_client_grant` if deleting the application removes its grants); the floors, minimums and the report
+follow.
+
+## Reproduce
+
+```bash
+make bench                                    # the run above; rewrites this file
+.venv/bin/python -m bench --quick             # a smoke run with small numbers (prints only)
+.venv/bin/python -m bench --no-write --profiles uniform --hosts 1,2,4 --scale-customers 300
+```
+
+Options: `--customers`, `--repetitions`, `--baseline-customers`, `--hosts`, `--scale-customers`, `--existing`,
+`--existing-customers`, `--auth0-rate`, `--auth0-burst`, `--arm-writes`, `--arm-reads`, `--json FILE` (raw
+results), `--keep` (keep the stack folder with the host logs). Another job on the same machine skews the figures:
+the "Load" line says how busy it was.
+
+## Reading the figures
+
+- **Pacing is tenant-wide.** Each instance reads the tenant's bucket from Auth0's headers (and the principal's from
+  ARM's) and spreads what is left above a reserve over the time the bucket needs to refill, holding at zero until the
+  reset (`shared/adapters/rate_governor.py`). N instances doing so settle where their summed rate is the refill
+  rate, so adding hosts neither adds 429s nor slows the backlog; the first burst after an idle period can still meet a
+  few 429s, each absorbed in-call (the call waits for the reset and goes again: a 429 applied nothing).
+- **Existing customers.** Until the capacity check stops listing every authorization server (issue 18), each create
+  reads one ARM list page per 100 servers: the "ARM list requests per customer" column grows with the customers, and
+  so does the time per create; the throughput falls with it.
+- **The order of steps.** On the uniform profile the phases of a creation cost nothing; on the realistic one the
+  subscription's ARM write sits on the critical path (see "How the floor is derived"). Starting the subscription
+  with the claim and letting the last phase wait only for the application (the subscription joined before the
+  commit) would bring a creation's p50 from the phased figure down to the design's. That change belongs to the
+  service layer (`shared/service_layer/created.py`).
+- **Baselines.** The sequential baseline shows what running independent steps side by side saves on each profile;
+  the plain script shows the cost of the app's ledger steps (claim, records, commit) against what it buys: no
+  duplicate applications after a retry, no orphaned resources, pacing under load.
+"""
