@@ -47,8 +47,8 @@ def test_deadletter_with_a_reason_on_the_first_delivery(standin, make_host, reco
     assert dead is not None
     assert (dead.dead_letter_reason, dead.dead_letter_error_description) == ("InvalidEvent",
                                                                              "data.profile: is required")
-    assert dead.delivery_count == 0  # dead-lettered by the function on its first delivery, never redelivered
-    [start] = _starts(record_file, mid)
+    [start] = _starts(record_file, mid)  # dead-lettered by the function on its first delivery, never redelivered
+    assert start["delivery_count"] == 1
     # The worker's settlement client type, detected from the annotation like the worker does.
     assert start["is_actions"] is True
     assert host.invocations["settle"] == {"succeeded": 1, "failed": 0}
