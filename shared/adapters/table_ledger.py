@@ -23,6 +23,7 @@ from ..domain.errors import LedgerConflict, PermanentError
 from ..domain.records import FINAL_OUTCOMES, AuditEntry, CustomerRecord
 from ..service_layer.ports import Ledger
 from .azure_errors import classify, client_kwargs, retry_kwargs
+from .telemetry import external_call
 
 SERVICE = "ledger"
 STATE_ROW = "state"
@@ -138,7 +139,11 @@ class TableLedger(Ledger):
     # -- plumbing ------------------------------------------------------------------------------------------------
     def _write(self, operation: str, fn, *, conflict: Callable[[HttpResponseError], bool] = lambda exc: False):
         """Run one write; the first "table not found" creates the table and runs it once more. An ETag or existence
-        conflict (``conflict``) is a LedgerConflict; everything else is classified once, here."""
+        conflict (``conflict``) is a LedgerConflict; everything else is classified once, here. One span per write."""
+        with external_call(SERVICE, operation):
+            return self._write_once(operation, fn, conflict)
+
+    def _write_once(self, operation: str, fn, conflict: Callable[[HttpResponseError], bool]):
         try:
             try:
                 return fn()
@@ -158,7 +163,11 @@ class TableLedger(Ledger):
 
     def _read(self, operation: str, fn) -> list:
         """Run a query; a table that does not exist yet holds no rows. Reads never create it: the ops tool reads
-        the ledger with a read-only role."""
+        the ledger with a read-only role. One span per query."""
+        with external_call(SERVICE, operation):
+            return self._read_once(operation, fn)
+
+    def _read_once(self, operation: str, fn) -> list:
         try:
             return fn()
         except HttpResponseError as exc:

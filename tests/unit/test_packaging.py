@@ -12,7 +12,9 @@ DEPLOYED = {"function_app.py", "host.json", "requirements.txt", "functions", "sh
 DISTRIBUTIONS = {"auth0": "auth0-python", "azure.functions": "azure-functions", "azure.identity": "azure-identity",
                  "azure.keyvault": "azure-keyvault-secrets", "azure.mgmt.apimanagement": "azure-mgmt-apimanagement",
                  "azure.data.tables": "azure-data-tables", "azure.servicebus": "azure-servicebus",
-                 "azure.core": "azure-core", "httpx": "httpx", "pydantic": "pydantic"}
+                 "azure.core": "azure-core", "httpx": "httpx", "pydantic": "pydantic",
+                 "opentelemetry.sdk": "opentelemetry-sdk", "opentelemetry": "opentelemetry-api",
+                 "azure.monitor.opentelemetry": "azure-monitor-opentelemetry"}
 #: installed with a listed distribution (azure-core comes with every Azure SDK)
 TRANSITIVE = {"azure-core"}
 
