@@ -200,6 +200,8 @@ def _schedule_retry(scheduler, policy: rp.RetryPolicy, message: InboundMessage, 
     log.emit("retry", "scheduled", level=logging.WARNING,
              detail=f"attempt={attempt} delay_s={delay:.1f} reason={exc.reason!r}", attempt=attempt,
              delay_seconds=round(delay, 1))
+    trace.retry_scheduled(attempt, delay)
+    trace.set_outcome(RETRY_SCHEDULED, kind="transient", reason=exc.reason)
     return RetryScheduled(RETRY_SCHEDULED, attempt, delay, exc.reason)
 
 
