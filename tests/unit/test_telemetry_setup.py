@@ -18,6 +18,7 @@ from tests.unit.test_settings import base_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
+PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 CHILD = textwrap.dedent("""
     import json, socket, sys
     attempts = []
@@ -46,16 +47,21 @@ CHILD = textwrap.dedent("""
     from shared.adapters import telemetry as tm
     from shared.adapters.telemetry_setup import configure_telemetry, sdk_installed
 
-    destination, connection = sys.argv[1], sys.argv[2] or None
+    destination, connection, PARENT = sys.argv[1], sys.argv[2] or None, sys.argv[3]
     used = configure_telemetry(SimpleNamespace(telemetry_destination=destination,
                                                applicationinsights_connection_string=connection))
     with tm.external_call("keyvault", "set_secret"):
         tm.observe_status(200)
+    from shared.domain.trace_context import TraceContext
+    from shared.service_layer.messages import InboundMessage
+    telemetry = tm.OpenTelemetryTelemetry()
+    with telemetry.event(InboundMessage(body=b""), TraceContext(PARENT, "crm=x")):
+        passed_on = telemetry.current_trace_context()
     if sdk_installed():
         trace.get_tracer_provider().force_flush()
     print(json.dumps({"used": used, "sdk": sdk_installed(), "again": configure_telemetry(None),
                       "azure_sdk_tracing": azure_settings.tracing_implementation() is not None,
-                      "attempts": attempts}))
+                      "passed_on": passed_on.as_attributes(), "attempts": attempts}))
     sys.stdout.flush()
     import os
     os._exit(0)  # no exporter flush at exit: nothing listens on the loopback endpoint
@@ -65,27 +71,32 @@ CHILD = textwrap.dedent("""
 def _run(destination: str, connection: str = "") -> tuple[dict, str]:
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL": "true",
            "OTEL_EXPERIMENTAL_RESOURCE_DETECTORS": "otel"}
-    done = subprocess.run([sys.executable, "-c", CHILD, destination, connection], cwd=ROOT, env=env,
+    done = subprocess.run([sys.executable, "-c", CHILD, destination, connection, PARENT], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout
 
 
-def test_none_installs_nothing():
+def test_none_installs_nothing_and_passes_the_senders_trace_context_on_unchanged():
     result, _ = _run("none")
-    assert result == {"used": "none", "sdk": False, "again": "none", "azure_sdk_tracing": False, "attempts": []}
+    assert result == {"used": "none", "sdk": False, "again": "none", "azure_sdk_tracing": False, "attempts": [],
+                      "passed_on": {"traceparent": PARENT, "tracestate": "crm=x"}}
 
 
 def test_console_prints_the_spans():
     result, out = _run("console")
     assert result["used"] == "console" and result["sdk"] and result["again"] == "console"
     assert '"name": "keyvault.set_secret"' in out and '"provisioning.call.outcome": "ok"' in out
+    # the app's own span, in the sender's trace
+    passed_on = result["passed_on"]["traceparent"]
+    assert passed_on[:36] == PARENT[:36] and passed_on != PARENT
 
 
 def test_azure_monitor_installs_the_distro_with_the_sdks_own_spans_off():
     loopback = "https://127.0.0.1:9/"
     result, _ = _run("azure-monitor", f"InstrumentationKey=00000000-0000-4000-8000-000000000000;"
                                       f"IngestionEndpoint={loopback};LiveEndpoint={loopback}")
+    result.pop("passed_on")
     assert result == {"used": "azure-monitor", "sdk": True, "again": "azure-monitor", "azure_sdk_tracing": False,
                       "attempts": []}
 
