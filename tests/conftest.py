@@ -138,7 +138,8 @@ class Telemetry:
 @pytest.fixture(scope="session")
 def _otel_sdk():
     """The OpenTelemetry SDK with in-memory exporters, installed once for the whole run (the API's global providers
-    can be set only once per process); the app's own set-up then finds a provider and keeps it."""
+    can be set only once per process); the app's own set-up then finds a provider and keeps it. Spans are kept only
+    while a test that asks for them runs, so the tests after it do not fill memory with theirs."""
     from opentelemetry import metrics, trace
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -146,19 +147,30 @@ def _otel_sdk():
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+    class WhileAsked(SimpleSpanProcessor):
+        active = False
+
+        def on_end(self, span) -> None:
+            if self.active:
+                super().on_end(span)
+
     exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    processor = WhileAsked(exporter)
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
     if trace.get_tracer_provider() is not provider:
         pytest.skip("another OpenTelemetry tracer provider was installed first in this process")
-    return Telemetry(exporter, reader)
+    return Telemetry(exporter, reader), processor
 
 
 @pytest.fixture
 def otel(_otel_sdk):
-    """The exported spans and metrics, the spans starting empty for this test (metrics are cumulative: compare
-    before and after)."""
-    _otel_sdk.exporter.clear()
-    return _otel_sdk
+    """The spans exported during this test, and the metrics (cumulative over the run: compare before and after)."""
+    telemetry, processor = _otel_sdk
+    telemetry.exporter.clear()
+    processor.active = True
+    yield telemetry
+    processor.active = False
+    telemetry.exporter.clear()
