@@ -93,9 +93,9 @@ class ManagementToken:
 
     def _fetch(self) -> None:
         with external_call(SERVICE, "token"):
-            self._fetch_once()
+            self._request_token()
 
-    def _fetch_once(self) -> None:
+    def _request_token(self) -> None:
         self._on_fetch()
         kw = dict(service=SERVICE, operation="token")
         try:
@@ -179,12 +179,12 @@ class Auth0IdentityProvider(IdentityProvider):
         """Run one SDK call; returns ``_ABSENT`` for a status in ``absent_on``, raises only our error kinds. One span
         per call (``telemetry.external_call``), its in-call tries (a fresh token, a held 429) included."""
         with external_call(SERVICE, operation) as call:
-            result = self._call_once(operation, fn, absent_on)
+            result = self._run_call(operation, fn, absent_on)
             if result is _ABSENT:
                 call.outcome = "absent"
             return result
 
-    def _call_once(self, operation: str, fn: Callable[[], Any], absent_on: tuple[int, ...]) -> Any:
+    def _run_call(self, operation: str, fn: Callable[[], Any], absent_on: tuple[int, ...]) -> Any:
         refreshed = False
         rate_limited = 0
         while True:

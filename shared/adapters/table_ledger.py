@@ -141,9 +141,9 @@ class TableLedger(Ledger):
         """Run one write; the first "table not found" creates the table and runs it once more. An ETag or existence
         conflict (``conflict``) is a LedgerConflict; everything else is classified once, here. One span per write."""
         with external_call(SERVICE, operation):
-            return self._write_once(operation, fn, conflict)
+            return self._run_write(operation, fn, conflict)
 
-    def _write_once(self, operation: str, fn, conflict: Callable[[HttpResponseError], bool]):
+    def _run_write(self, operation: str, fn, conflict: Callable[[HttpResponseError], bool]):
         try:
             try:
                 return fn()
@@ -165,9 +165,9 @@ class TableLedger(Ledger):
         """Run a query; a table that does not exist yet holds no rows. Reads never create it: the ops tool reads
         the ledger with a read-only role. One span per query."""
         with external_call(SERVICE, operation):
-            return self._read_once(operation, fn)
+            return self._run_read(operation, fn)
 
-    def _read_once(self, operation: str, fn) -> list:
+    def _run_read(self, operation: str, fn) -> list:
         try:
             return fn()
         except HttpResponseError as exc:
