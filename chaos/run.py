@@ -47,6 +47,8 @@ APP_SETTINGS = {
     "RETRY_MAX_DELAY_SECONDS": "5",
     "RETRY_MAX_ATTEMPTS": "5",  # about 6 s of backoff: an outage longer than that dead-letters what it hits
     "RETRY_MAX_TOTAL_SECONDS": "300",
+    # Every span the hosts export goes to their logs, which the leak scan reads: no secret in any span, under faults
+    "TELEMETRY_EXPORTER": "console",
 }
 
 

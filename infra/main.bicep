@@ -347,6 +347,17 @@ var appSettings = [
     name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
     value: monitoring.outputs.connectionString
   }
+  // Traces and metrics of the app (shared/adapters/telemetry_setup.py): to Application Insights, with the host's
+  // own telemetry in OpenTelemetry form (host.json telemetryMode) and the invocation's trace context handed to the
+  // Python worker (PYTHON_ENABLE_OPENTELEMETRY), so the host's spans and the app's join in one trace.
+  {
+    name: 'TELEMETRY_EXPORTER'
+    value: 'azure-monitor'
+  }
+  {
+    name: 'PYTHON_ENABLE_OPENTELEMETRY'
+    value: 'true'
+  }
   {
     name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
     value: 'ClientId=${identity.outputs.clientId};Authorization=AAD'

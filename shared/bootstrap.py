@@ -90,13 +90,18 @@ def build_service(settings: AppSettings, worker_id: str | None = None) -> "Provi
 
 
 def build_handler(settings: AppSettings, worker_id: str | None = None) -> "MessageHandler":
-    """The whole handler of one message: service, retry scheduler, retry policy and event type prefix."""
+    """The whole handler of one message: telemetry, service, retry scheduler, retry policy and event type prefix.
+    Telemetry is installed here, on the first message, so the host's indexing does not pay for its imports."""
     from .adapters.servicebus_retry import ServiceBusRetryScheduler
+    from .adapters.telemetry import OpenTelemetryTelemetry
+    from .adapters.telemetry_setup import configure_telemetry
     from .service_layer.messages import MessageHandler
 
+    configure_telemetry(settings)
     return MessageHandler(build_service(settings, worker_id),
                           scheduler=ServiceBusRetryScheduler.from_settings(settings),
-                          policy=settings.retry_policy, type_prefix=settings.event_type_prefix)
+                          policy=settings.retry_policy, type_prefix=settings.event_type_prefix,
+                          telemetry=OpenTelemetryTelemetry())
 
 
 def get_handler() -> "MessageHandler":

@@ -107,3 +107,70 @@ def ledger(stack_env):
 def customer_status(ledger, customer_id: str) -> str | None:
     record = ledger.get_customer(customer_id)[0]
     return record.status if record else None
+
+
+class Telemetry:
+    """What the app exported through OpenTelemetry: finished spans and the metrics collected so far."""
+
+    def __init__(self, exporter, reader):
+        self.exporter, self.reader = exporter, reader
+
+    def spans(self) -> list:
+        return list(self.exporter.get_finished_spans())
+
+    def metric_points(self, name: str) -> list[tuple[dict, float]]:
+        """(attributes, value) of every data point of metric ``name`` (a sum's value, a histogram's count)."""
+        data = self.reader.get_metrics_data()
+        out = []
+        for rm in (data.resource_metrics if data else []):
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name == name:
+                        for point in metric.data.data_points:
+                            out.append((dict(point.attributes), getattr(point, "value", getattr(point, "count", 0))))
+        return out
+
+    def metrics_json(self) -> str:
+        data = self.reader.get_metrics_data()
+        return data.to_json() if data else ""
+
+
+@pytest.fixture(scope="session")
+def _otel_sdk():
+    """The OpenTelemetry SDK with in-memory exporters, installed once for the whole run (the API's global providers
+    can be set only once per process); the app's own set-up then finds a provider and keeps it. Spans are kept only
+    while a test that asks for them runs, so the tests after it do not fill memory with theirs."""
+    from opentelemetry import metrics, trace
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    class WhileAsked(SimpleSpanProcessor):
+        active = False
+
+        def on_end(self, span) -> None:
+            if self.active:
+                super().on_end(span)
+
+    exporter, reader = InMemorySpanExporter(), InMemoryMetricReader()
+    processor = WhileAsked(exporter)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    trace.set_tracer_provider(provider)
+    metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+    if trace.get_tracer_provider() is not provider:
+        pytest.skip("another OpenTelemetry tracer provider was installed first in this process")
+    return Telemetry(exporter, reader), processor
+
+
+@pytest.fixture
+def otel(_otel_sdk):
+    """The spans exported during this test, and the metrics (cumulative over the run: compare before and after)."""
+    telemetry, processor = _otel_sdk
+    telemetry.exporter.clear()
+    processor.active = True
+    yield telemetry
+    processor.active = False
+    telemetry.exporter.clear()

@@ -37,6 +37,7 @@ from ..domain.errors import PermanentError, ProvisioningError, TransientError
 from ..service_layer.ports import Application, ApplicationSpec, IdentityProvider
 from .failure_rules import is_transient_status, redact, retry_after_seconds
 from .rate_governor import RateGovernor
+from .telemetry import external_call, observe_status
 from .throttle import Throttle
 
 SERVICE = "auth0"
@@ -91,6 +92,10 @@ class ManagementToken:
         return self._token
 
     def _fetch(self) -> None:
+        with external_call(SERVICE, "token"):
+            self._request_token()
+
+    def _request_token(self) -> None:
         self._on_fetch()
         kw = dict(service=SERVICE, operation="token")
         try:
@@ -135,11 +140,11 @@ class Auth0IdentityProvider(IdentityProvider):
                                   max_wait=max_wait) if rate_limit else None)
         self.governor = RateGovernor(SERVICE, max_wait=max_wait) if header_pacing else None
         self._http = httpx.Client(verify=_ssl_context(ca_bundle), timeout=timeout)
-        if self.governor is not None:
-            # Every answer, the token request's and errors included, tells the tenant's bucket.
-            hooks = dict(self._http.event_hooks)
-            hooks["response"] = [*hooks.get("response", []), self._observe]
-            self._http.event_hooks = hooks
+        # Every answer, the token request's and errors included, tells the call's span its status and (with header
+        # pacing) the tenant's bucket what is left.
+        hooks = dict(self._http.event_hooks)
+        hooks["response"] = [*hooks.get("response", []), self._observe]
+        self._http.event_hooks = hooks
         self.token = ManagementToken(self._http, domain=domain, client_id=client_id, client_secret=client_secret,
                                      audience=audience or f"https://{domain}/api/v2/",
                                      on_fetch=lambda: self._pace("token"))
@@ -159,7 +164,9 @@ class Auth0IdentityProvider(IdentityProvider):
         return self.throttle is not None or self.governor is not None
 
     def _observe(self, response: httpx.Response) -> None:
-        self.governor.observe_auth0(response.headers)
+        observe_status(response.status_code)
+        if self.governor is not None:
+            self.governor.observe_auth0(response.headers)
 
     def _pace(self, operation: str) -> None:
         """Wait for this HTTP call's slot: the static cap first, then the tenant's shared budget."""
@@ -169,7 +176,15 @@ class Auth0IdentityProvider(IdentityProvider):
             self.governor.acquire(operation)
 
     def _call(self, operation: str, fn: Callable[[], Any], *, absent_on: tuple[int, ...] = ()) -> Any:
-        """Run one SDK call; returns ``_ABSENT`` for a status in ``absent_on``, raises only our error kinds."""
+        """Run one SDK call; returns ``_ABSENT`` for a status in ``absent_on``, raises only our error kinds. One span
+        per call (``telemetry.external_call``), its in-call tries (a fresh token, a held 429) included."""
+        with external_call(SERVICE, operation) as call:
+            result = self._run_call(operation, fn, absent_on)
+            if result is _ABSENT:
+                call.outcome = "absent"
+            return result
+
+    def _run_call(self, operation: str, fn: Callable[[], Any], absent_on: tuple[int, ...]) -> Any:
         refreshed = False
         rate_limited = 0
         while True:

@@ -20,6 +20,7 @@ from azure.core.pipeline.policies import RetryPolicy
 
 from ..domain.errors import PermanentError, ProvisioningError, TransientError
 from .failure_rules import MAX_MESSAGE, is_transient_status, redact, retry_after_seconds
+from .telemetry import CallStatusPolicy, external_call
 
 RETRY_TOTAL = 2
 RETRY_BACKOFF_FACTOR = 0.2
@@ -54,8 +55,9 @@ class ShortRetryPolicy(RetryPolicy):
 
 
 def client_kwargs(*, ca_bundle: str | None, timeout: float) -> dict:
-    """Transport settings every Azure client of the app gets."""
-    kwargs = dict(connection_timeout=CONNECTION_TIMEOUT, read_timeout=timeout)
+    """Transport settings every Azure client of the app gets, and the policy that tells each call's span the status
+    of every answer (after the retry policy, so each attempt is seen)."""
+    kwargs = dict(connection_timeout=CONNECTION_TIMEOUT, read_timeout=timeout, per_retry_policies=[CallStatusPolicy()])
     if ca_bundle:
         kwargs["connection_verify"] = ca_bundle
     return kwargs
@@ -130,15 +132,18 @@ def azure_call(service: str, operation: str, fn: Callable[[], Any], *, absent_on
                ) -> Any:
     """The one call path of the Azure adapters: run one SDK call, return :data:`ABSENT` for a status in
     ``absent_on`` ("not there" is an answer, not an error), and raise only TransientError/PermanentError (or what
-    ``translate`` makes of an exception it recognises), never with one of ``secrets`` in the message."""
-    try:
-        return fn()
-    except ProvisioningError:
-        raise
-    except Exception as exc:
-        if isinstance(exc, HttpResponseError) and exc.status_code in absent_on:
-            return ABSENT
-        special = translate(exc) if translate is not None else None
-        if special is not None:
-            raise special from None
-        raise classify(exc, service=service, operation=operation, secrets=secrets) from None
+    ``translate`` makes of an exception it recognises), never with one of ``secrets`` in the message. Each call is
+    one span (``telemetry.external_call``)."""
+    with external_call(service, operation) as call:
+        try:
+            return fn()
+        except ProvisioningError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, HttpResponseError) and exc.status_code in absent_on:
+                call.outcome = "absent"
+                return ABSENT
+            special = translate(exc) if translate is not None else None
+            if special is not None:
+                raise special from None
+            raise classify(exc, service=service, operation=operation, secrets=secrets) from None

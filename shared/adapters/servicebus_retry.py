@@ -14,6 +14,7 @@ from ..domain.errors import TransientError
 from ..service_layer.ports import RetryScheduler
 from ..settings import ServiceBusConnection
 from .servicebus_client import service_bus_client
+from .telemetry import external_call
 
 
 class ServiceBusRetryScheduler(RetryScheduler):
@@ -57,7 +58,7 @@ class ServiceBusRetryScheduler(RetryScheduler):
             correlation_id=message.correlation_id, content_type=message.content_type, subject=message.subject,
             application_properties=app_props)
         when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=delay_seconds)
-        with self._lock:
+        with self._lock, external_call("servicebus", "schedule_messages"):
             try:
                 self._get_sender().schedule_messages(copy, when)
             except ServiceBusError as exc:

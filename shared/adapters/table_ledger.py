@@ -23,6 +23,7 @@ from ..domain.errors import LedgerConflict, PermanentError
 from ..domain.records import FINAL_OUTCOMES, AuditEntry, CustomerRecord
 from ..service_layer.ports import Ledger
 from .azure_errors import classify, client_kwargs, retry_kwargs
+from .telemetry import external_call
 
 SERVICE = "ledger"
 STATE_ROW = "state"
@@ -139,7 +140,11 @@ class TableLedger(Ledger):
         """Run one write; "table not found" creates the table (or finds it made) and runs the write once more. That
         holds also once this client made the table: a write sent before a concurrent one created it answers 404 after
         it (first writes of a fresh ledger, several at once). An ETag or existence conflict (``conflict``) is a
-        LedgerConflict; everything else is classified once, here."""
+        LedgerConflict; everything else is classified once, here. One span per write."""
+        with external_call(SERVICE, operation):
+            return self._run_write(operation, fn, conflict)
+
+    def _run_write(self, operation: str, fn, conflict: Callable[[HttpResponseError], bool]):
         try:
             try:
                 return fn()
@@ -159,7 +164,11 @@ class TableLedger(Ledger):
 
     def _read(self, operation: str, fn) -> list:
         """Run a query; a table that does not exist yet holds no rows. Reads never create it: the ops tool reads
-        the ledger with a read-only role."""
+        the ledger with a read-only role. One span per query."""
+        with external_call(SERVICE, operation):
+            return self._run_read(operation, fn)
+
+    def _run_read(self, operation: str, fn) -> list:
         try:
             return fn()
         except HttpResponseError as exc:

@@ -15,6 +15,7 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from .errors import InvalidEvent
+from .trace_context import TraceContext, read_trace_context
 
 MAX_EVENT_BYTES = 64 * 1024
 #: how deeply arrays and objects may nest; an event needs 3 (event, data, redirectUris). Checked before json.loads,
@@ -57,6 +58,10 @@ class CustomerEvent:
     type: str  # CREATED or REMOVED, without the configured prefix
     time: dt.datetime  # timezone-aware, UTC
     customer_id: str
+    #: the sender's W3C trace context (the CloudEvents distributed-tracing extension), when it gave a valid one
+    trace_context: TraceContext | None = field(default=None, compare=False, kw_only=True)
+    #: why a traceparent/tracestate the sender gave was ignored ("traceparent: <rule>"), else None
+    trace_context_problem: str | None = field(default=None, compare=False, kw_only=True)
 
     @property
     def time_iso(self) -> str:
@@ -212,6 +217,16 @@ def peek_identity(body) -> tuple[str | None, str | None, str | None]:
     return cid, _ledger_safe(doc.get("id"), 128), _ledger_safe(doc.get("type"), 200)
 
 
+def peek_trace_context(body) -> TraceContext | None:
+    """The valid trace context of a body that failed validation, so that even its rejection is traced in the
+    sender's trace; None for anything else. Total like :func:`peek_identity`."""
+    try:
+        doc = _load(body, check_tree=False)
+    except (InvalidEvent, ValueError, RecursionError):
+        return None
+    return read_trace_context(doc)[0] if isinstance(doc, dict) else None
+
+
 def _string(obj: dict, key: str, path: str, *, required: bool, max_len: int, min_len: int = 1) -> str | None:
     if key not in obj or obj[key] is None:
         if required:
@@ -306,7 +321,9 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
     customer_id = _string(data, "customerId", "data.customerId", required=True, max_len=64)
     if not CUSTOMER_ID.fullmatch(customer_id):
         _fail("data.customerId", "must be 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit")
-    common = dict(event_id=event_id, source=source, type=event_type, time=when, customer_id=customer_id)
+    trace, trace_problem = read_trace_context(doc)
+    common = dict(event_id=event_id, source=source, type=event_type, time=when, customer_id=customer_id,
+                  trace_context=trace, trace_context_problem=trace_problem)
 
     if event_type == REMOVED:
         reason = _string(data, "reason", "data.reason", required=False, max_len=200)

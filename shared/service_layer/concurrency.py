@@ -6,6 +6,7 @@ only then raises, choosing the error deterministically (the first in the order g
 """
 from __future__ import annotations
 
+import contextvars
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Sequence
 
@@ -25,7 +26,9 @@ def run_all(tasks: Sequence[Task], *, max_workers: int = 4, name: str = "step") 
         return _run_in_order(tasks)
     outcomes: list[tuple[bool, Any]] = []
     with ThreadPoolExecutor(max_workers=min(max_workers, len(tasks)), thread_name_prefix=name) as pool:
-        futures = [pool.submit(task) for task in tasks]
+        # Each task runs in a copy of the caller's context: a pool thread starts with an empty one, and the event's
+        # trace (OpenTelemetry keeps the current span in a context variable) must follow the steps into it.
+        futures = [pool.submit(contextvars.copy_context().run, task) for task in tasks]
         for future in futures:
             exc = future.exception()  # waits; never raises the task's own error
             outcomes.append((exc is None, future.result() if exc is None else exc))

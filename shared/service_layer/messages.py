@@ -14,7 +14,8 @@ from typing import Any
 
 from ..domain import retry_policy as rp
 from ..domain.errors import InvalidEvent, ProvisioningError, RetryBudgetSpent, TransientError
-from ..domain.events import parse_event, peek_identity
+from ..domain.events import parse_event, peek_identity, peek_trace_context
+from .ports import EventTrace, Telemetry
 from .step_log import StepLog
 
 
@@ -44,23 +45,42 @@ class RetryScheduled:
 
 
 def handle_message(service, message: InboundMessage, *, type_prefix: str = "", scheduler=None,
-                   policy: rp.RetryPolicy | None = None, now: dt.datetime | None = None):
+                   policy: rp.RetryPolicy | None = None, now: dt.datetime | None = None,
+                   telemetry: Telemetry | None = None):
     """Apply one message. Returns the service's Outcome, or RetryScheduled when a transient failure was handed to
     ``scheduler`` for a later attempt. Raises PermanentError (InvalidEvent, UnknownProfile, RetryBudgetSpent when
     the budget is spent, or a refusal no retry can fix), which the trigger dead-letters at once; or TransientError
     when no retry could be scheduled (no scheduler, or Service Bus refused), which the trigger leaves to the host's
-    redeliveries. Settlement itself is the trigger's business, not this layer's."""
+    redeliveries. Settlement itself is the trigger's business, not this layer's. ``telemetry`` traces it: one span
+    per message, a child of the sender's ``traceparent`` when the event carries one."""
     started = time.monotonic()
+    telemetry = telemetry or Telemetry()
     try:
         event = parse_event(message.body, type_prefix=type_prefix)
     except InvalidEvent as exc:
-        customer_id, event_id, event_type = peek_identity(message.body)
-        service.record_rejection(reason=exc.message, message_id=message.message_id, customer_id=customer_id,
-                                 event_id=event_id, event_type=event_type)
-        StepLog(customer_id, event_id, message.message_id).emit("event", "rejected", level=logging.WARNING,
-                                                                 detail=f"reason={exc.message!r}")
-        raise
+        with telemetry.event(message, peek_trace_context(message.body)) as trace:
+            customer_id, event_id, event_type = peek_identity(message.body)
+            trace.set_outcome("rejected", kind="permanent", reason=exc.message)
+            if _first_delivery(message):
+                trace.dead_letter_bound("rejected")
+            service.record_rejection(reason=exc.message, message_id=message.message_id, customer_id=customer_id,
+                                     event_id=event_id, event_type=event_type)
+            StepLog(customer_id, event_id, message.message_id).emit("event", "rejected", level=logging.WARNING,
+                                                                     detail=f"reason={exc.message!r}")
+            raise
+    with telemetry.event(message, event.trace_context) as trace:
+        trace.set_event(event)
+        return _apply(service, event, message, trace, scheduler=scheduler, policy=policy, now=now, started=started)
+
+
+def _apply(service, event, message: InboundMessage, trace: EventTrace, *, scheduler, policy, now, started):
     log = StepLog(event.customer_id, event.event_id, message.message_id)
+    if event.trace_context_problem:
+        # The event is applied all the same (W3C Trace Context: an unreadable parent starts a new trace); the sender
+        # should hear that its trace was cut here.
+        trace.note(event.trace_context_problem)
+        log.emit("event", "trace-context-ignored", level=logging.WARNING,
+                 detail=f"reason={event.trace_context_problem!r}")
     if message.session_id and message.session_id != event.customer_id:
         # Ordering per customer relies on SessionId = customerId; say so, but the ledger's stale guard still
         # keeps the outcome right.
@@ -72,20 +92,31 @@ def handle_message(service, message: InboundMessage, *, type_prefix: str = "", s
         kind = "transient" if exc.transient else "permanent"
         log.emit("event", "failed", _ms(started), level=logging.WARNING if exc.transient else logging.ERROR,
                  detail=f"type={event.type} kind={kind} reason={exc.reason!r}", kind=kind)
+        trace.set_outcome("failed", kind=kind, reason=exc.reason)
         if isinstance(exc, TransientError) and scheduler is not None:
             return _schedule_retry(scheduler, policy or rp.RetryPolicy(), message, exc, log,
-                                   now or dt.datetime.now(dt.timezone.utc))
+                                   now or dt.datetime.now(dt.timezone.utc), trace)
+        if _first_delivery(message):
+            trace.dead_letter_bound("permanent" if not exc.transient else "unscheduled")
         raise
     except Exception as exc:
         # A bug, not a service's answer: let the host abandon (and, repeated, dead-letter) the message, and say
         # where. The type only: an unexpected exception's text is not known to be free of secrets.
         log.emit("event", "error", _ms(started), level=logging.ERROR, exc_info=True,
                  detail=f"type={event.type} error={type(exc).__name__}")
+        trace.set_outcome("error", kind="internal", reason=f"internal error: {type(exc).__name__}")
         raise
     log.emit("event", outcome.result, _ms(started),
              detail=f"type={event.type} status={outcome.status or '-'}" + (f" {outcome.detail}" if outcome.detail
                                                                               else ""))
+    trace.set_outcome(outcome.result)
     return outcome
+
+
+def _first_delivery(message: InboundMessage) -> bool:
+    """Counted once per message, not once per redelivery on its way to the dead-letter queue (a message the host
+    redelivers after a crash before this point is not counted: the metric errs low, never double)."""
+    return (message.delivery_count or 1) <= 1
 
 
 def _ms(started: float) -> int:
@@ -95,15 +126,17 @@ def _ms(started: float) -> int:
 class MessageHandler:
     """Everything one message needs, put together once by the composition root (``shared.bootstrap``)."""
 
-    def __init__(self, service, *, scheduler=None, policy: rp.RetryPolicy | None = None, type_prefix: str = ""):
+    def __init__(self, service, *, scheduler=None, policy: rp.RetryPolicy | None = None, type_prefix: str = "",
+                 telemetry: Telemetry | None = None):
         self.service = service
         self.scheduler = scheduler
         self.policy = policy or rp.RetryPolicy()
         self.type_prefix = type_prefix
+        self.telemetry = telemetry or Telemetry()
 
     def __call__(self, message: InboundMessage):
         return handle_message(self.service, message, type_prefix=self.type_prefix, scheduler=self.scheduler,
-                              policy=self.policy)
+                              policy=self.policy, telemetry=self.telemetry)
 
 
 def retry_copy_id(original: str, attempt: int) -> str:
@@ -144,7 +177,8 @@ def retry_state(message: InboundMessage, policy: rp.RetryPolicy, now: dt.datetim
 
 
 def _schedule_retry(scheduler, policy: rp.RetryPolicy, message: InboundMessage, exc: TransientError,
-                    log: StepLog, now: dt.datetime) -> RetryScheduled:
+                    log: StepLog, now: dt.datetime, trace: EventTrace | None = None) -> RetryScheduled:
+    trace = trace or EventTrace()
     state = retry_state(message, policy, now)
     if not state.trusted:
         log.emit("retry", "untrusted-properties", level=logging.WARNING,
@@ -154,6 +188,8 @@ def _schedule_retry(scheduler, policy: rp.RetryPolicy, message: InboundMessage, 
     if delay is None:
         log.emit("retry", "budget-spent", level=logging.ERROR, attempt=attempt - 1,
                  detail=f"attempts={attempt - 1} reason={exc.reason!r}")
+        if _first_delivery(message):
+            trace.dead_letter_bound("budget-spent")
         raise RetryBudgetSpent(exc, attempt - 1) from exc
     original = state.original_id or log.event_id or ""
     scheduler.schedule_retry(message, delay_seconds=delay, message_id=retry_copy_id(original, attempt), properties={
@@ -165,6 +201,8 @@ def _schedule_retry(scheduler, policy: rp.RetryPolicy, message: InboundMessage, 
     log.emit("retry", "scheduled", level=logging.WARNING,
              detail=f"attempt={attempt} delay_s={delay:.1f} reason={exc.reason!r}", attempt=attempt,
              delay_seconds=round(delay, 1))
+    trace.retry_scheduled(attempt, delay)
+    trace.set_outcome(RETRY_SCHEDULED, kind="transient", reason=exc.reason)
     return RetryScheduled(RETRY_SCHEDULED, attempt, delay, exc.reason)
 
 

@@ -42,6 +42,7 @@ ApimServiceName = Pattern(r"^[a-zA-Z][a-zA-Z0-9-]{0,48}[a-zA-Z0-9]$|^[a-zA-Z]$",
                           "1-50 letters, digits and '-', starting with a letter")
 Attempts = Number(0, 1000, "attempts", whole=True)
 BaseUrl = Url("https://", base=True)
+TelemetryExporter = Pattern(r"^(auto|azure-monitor|console|none)$", "auto, azure-monitor, console or none")
 
 
 class SettingsError(ValueError):
@@ -246,6 +247,15 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
         2.0, alias="RETRY_BASE_SECONDS", description="First backoff delay, doubling per attempt.")
     retry_max_delay_seconds: Number(0.01, 86400) = Field(
         300.0, alias="RETRY_MAX_DELAY_SECONDS", description="Longest backoff delay.")
+    telemetry_exporter: TelemetryExporter = Field(
+        "auto", alias="TELEMETRY_EXPORTER",
+        description="Where traces and metrics go: azure-monitor (Application Insights, needs "
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING), console (stdout), none; auto: azure-monitor when the "
+                    "connection string is set, else none.")
+    applicationinsights_connection_string: Text(secret=True) | None = Field(
+        None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING", repr=False, json_schema_extra=SECRET,
+        description="The Application Insights resource that telemetry goes to (with "
+                    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING, read by the exporter, for Microsoft Entra ID).")
     website_instance_id: str | None = Field(
         None, alias="WEBSITE_INSTANCE_ID", json_schema_extra=PLATFORM,
         description="Set by App Service: names this instance in the ledger's claims.")
@@ -261,7 +271,16 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
         """A worker writes outside the ledger only while its claim has this much left (else it renews first)."""
         return self.longest_call_seconds + CLOCK_SKEW_SECONDS
 
+    @property
+    def telemetry_destination(self) -> str:
+        """Where telemetry goes: azure-monitor, console or none (``auto`` resolved)."""
+        if self.telemetry_exporter == "auto":
+            return "azure-monitor" if self.applicationinsights_connection_string else "none"
+        return self.telemetry_exporter
+
     def after_checks(self) -> Iterator[tuple[str, str]]:
+        if self.telemetry_exporter == "azure-monitor" and not self.applicationinsights_connection_string:
+            yield "TELEMETRY_EXPORTER", "is azure-monitor, but APPLICATIONINSIGHTS_CONNECTION_STRING is not set"
         if self.claim_ttl_seconds < 2 * self.fence_guard_seconds:
             yield "CLAIM_TTL_SECONDS", (
                 f"must be at least {2 * self.fence_guard_seconds:g} s: twice the longest external call "

@@ -371,8 +371,9 @@ PLATFORM_SETTINGS = {
     "AzureWebJobsStorage__credential": "the host's storage, identity-based",
     "AzureWebJobsStorage__clientId": "the host's storage: which (user-assigned) identity",
     "ServiceBusConnection__credential": "the trigger's connection uses a managed identity",
-    "APPLICATIONINSIGHTS_CONNECTION_STRING": "telemetry",
-    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "telemetry with Microsoft Entra ID (local auth is off)",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "telemetry with Microsoft Entra ID (local auth is off); read by the "
+                                                 "Azure Monitor exporter",
+    "PYTHON_ENABLE_OPENTELEMETRY": "read by the Python worker: it hands each invocation's trace context to the app",
     "PYTHON_THREADPOOL_THREAD_COUNT": "read by the Python worker, not the app: its thread pool, sized to host.json's "
                                       "maxConcurrentCalls",
 }

@@ -13,7 +13,9 @@ DISTRIBUTIONS = {"auth0": "auth0-python", "azure.functions": "azure-functions", 
                  "azure.keyvault": "azure-keyvault-secrets", "azure.mgmt.apimanagement": "azure-mgmt-apimanagement",
                  "azure.data.tables": "azure-data-tables", "azure.servicebus": "azure-servicebus",
                  "azure.core": "azure-core", "httpx": "httpx", "pydantic": "pydantic",
-                 "azurefunctions.extensions.bindings.servicebus": "azurefunctions-extensions-bindings-servicebus"}
+                 "azurefunctions.extensions.bindings.servicebus": "azurefunctions-extensions-bindings-servicebus",
+                 "opentelemetry.sdk": "opentelemetry-sdk", "opentelemetry": "opentelemetry-api",
+                 "azure.monitor.opentelemetry": "azure-monitor-opentelemetry"}
 #: installed with a listed distribution (azure-core comes with every Azure SDK)
 TRANSITIVE = {"azure-core"}
 
