@@ -79,7 +79,7 @@ def rotatable_profile(core: Core, a: Attempt) -> ClientProfile:
     if rec.status == PROVISIONING:
         # Its created event is still being applied (or retried): the rotation waits for it, within the budget.
         raise TransientError("the customer's creation has not finished; the rotation waits for it",
-                             service="provisioning", operation="rotate_secret")
+                             service="provisioning", operation="wait_for_creation")
     profile = core.profiles.get(rec.profile or "")
     if profile is None:
         raise RotationRefused(f"customer {a.customer_id} has profile {rec.profile!r}, which the configuration no "
