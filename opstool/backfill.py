@@ -301,8 +301,8 @@ def _interrupt_after(values: dict) -> int | None:
     return int(raw) if raw.isdigit() else None
 
 
-def send_rows(ctx: Context, rows: list[Row], state: StateFile, ledger, prefix: str) -> bool:
-    """Send the rows planned SEND, paced; False when interrupted (Ctrl-C)."""
+def send_rows(ctx: Context, rows: list[Row], state: StateFile, ledger, prefix: str) -> tuple[bool, int]:
+    """Send the rows planned SEND, paced: (False when interrupted by Ctrl-C, how many were sent)."""
     args = ctx.args
     todo = [r for r in rows if r.plan == SEND]
     progress = Progress(ctx.err, len(todo), enabled=args.progress or ctx.err.isatty())
@@ -332,12 +332,12 @@ def send_rows(ctx: Context, rows: list[Row], state: StateFile, ledger, prefix: s
                 if stop_after is not None and sent >= stop_after:
                     raise KeyboardInterrupt
         _follow(ctx, ledger, pending, progress, sent, applied, failed)
-        return True
+        return True, sent
     except KeyboardInterrupt:
         progress.end()
         emit(ctx.err, f"interrupted: {sent} of {len(todo)} event(s) sent this run, recorded in {state.path}; run the "
                       "same command again to send the rest (nothing is sent twice)")
-        return False
+        return False, sent
     finally:
         progress.end()
 
@@ -395,17 +395,17 @@ def cmd_backfill(ctx: Context) -> int:
             for row in rows:
                 if row.plan != INVALID:
                     _say(ctx, row, f"{row.plan}: {row.note}", kind="plan")
-            _summary(ctx, rows, title="plan (dry run, nothing sent)")
+            _summary(ctx, rows, 0, title="plan (dry run, nothing sent)")
             return EXIT_OK if not bad else EXIT_FAILED
         if to_send:
             confirm(ctx, f"send {len(to_send)} customer.created event(s) to {ctx.target.namespace}/"
                          f"{ctx.target.queue}", len(to_send))
-        finished = send_rows(ctx, rows, state, ledger, prefix) if to_send else True
+        finished, sent = send_rows(ctx, rows, state, ledger, prefix) if to_send else (True, 0)
     finally:
         state.close()
     if ledger is not None:
         read_ledger(ledger, [r for r in rows if r.plan != INVALID])
-    ok = _summary(ctx, rows, title="summary (from the ledger)" if ledger is not None else "summary")
+    ok = _summary(ctx, rows, sent, title="summary (from the ledger)" if ledger is not None else "summary")
     return EXIT_OK if finished and ok and not bad else EXIT_FAILED
 
 
@@ -434,10 +434,10 @@ def _classify(rows: list[Row]) -> Counts:
     return c
 
 
-def _summary(ctx: Context, rows: list[Row], *, title: str) -> bool:
+def _summary(ctx: Context, rows: list[Row], sent: int, *, title: str) -> bool:
     c = _classify(rows)
     by_file = sum(1 for r in c.provisioned if r.plan != EXISTS)
-    counts = {"rows": len(rows), "provisioned": len(c.provisioned), "provisionedByThisFile": by_file,
+    counts = {"rows": len(rows), "sentThisRun": sent, "provisioned": len(c.provisioned), "provisionedByThisFile": by_file,
               "alreadyThere": len(c.provisioned) - by_file, "failed": len(c.failed), "pending": len(c.pending),
               "notSent": len(c.not_sent), "invalid": len(c.invalid)}
     if ctx.args.dry_run:
@@ -451,6 +451,8 @@ def _summary(ctx: Context, rows: list[Row], *, title: str) -> bool:
     emit(ctx.out, f"backfill {title}:")
     if ctx.args.dry_run:
         emit(ctx.out, f"  to send:      {counts['toSend']}")
+    else:
+        emit(ctx.out, f"  sent:         {sent} this run")
     emit(ctx.out, f"  provisioned:  {len(c.provisioned)} ({by_file} by this file, {counts['alreadyThere']} already "
                   "in the ledger)")
     emit(ctx.out, f"  failed:       {len(c.failed)}")
