@@ -253,7 +253,7 @@ def plan(rows: list[Row], state: StateFile, ledger) -> None:
             row.plan, row.note = EXISTS, f"already in the ledger ({record.status}): not sent"
         else:
             adopt = f"; adopts application {row.data['existingClientId']}" if row.data.get("existingClientId") else ""
-            row.plan, row.note = SEND, f"send customer.created (profile {row.data.get('profile')}{adopt})"
+            row.plan, row.note = SEND, f"customer.created (profile {row.data.get('profile')}{adopt})"
 
 
 # ---- progress ----------------------------------------------------------------------------------------------------
@@ -395,7 +395,7 @@ def cmd_backfill(ctx: Context) -> int:
             for row in rows:
                 if row.plan != INVALID:
                     _say(ctx, row, f"{row.plan}: {row.note}", kind="plan")
-            _summary(ctx, rows, 0, title="plan (dry run, nothing sent)")
+            _summary(ctx, rows, 0, state.sent, title="plan (dry run, nothing sent)")
             return EXIT_OK if not bad else EXIT_FAILED
         if to_send:
             confirm(ctx, f"send {len(to_send)} customer.created event(s) to {ctx.target.namespace}/"
@@ -405,7 +405,7 @@ def cmd_backfill(ctx: Context) -> int:
         state.close()
     if ledger is not None:
         read_ledger(ledger, [r for r in rows if r.plan != INVALID])
-    ok = _summary(ctx, rows, sent, title="summary (from the ledger)" if ledger is not None else "summary")
+    ok = _summary(ctx, rows, sent, state.sent, title="summary (from the ledger)" if ledger is not None else "summary")
     return EXIT_OK if finished and ok and not bad else EXIT_FAILED
 
 
@@ -415,13 +415,18 @@ class Counts:
     failed: list[Row] = field(default_factory=list)
     pending: list[Row] = field(default_factory=list)
     not_sent: list[Row] = field(default_factory=list)
+    unsent: list[Row] = field(default_factory=list)  # planned, not sent yet (the run was interrupted)
     invalid: list[Row] = field(default_factory=list)
 
 
-def _classify(rows: list[Row]) -> Counts:
+def _classify(rows: list[Row], dry_run: bool, sent_ids: set[str]) -> Counts:
     c = Counts()
     for row in rows:
-        if row.plan == INVALID:
+        if dry_run and row.plan == SEND:
+            continue  # counted as "to send"
+        if row.plan == SEND and row.event_id not in sent_ids and row.outcome is None:
+            c.unsent.append(row)
+        elif row.plan == INVALID:
             c.invalid.append(row)
         elif row.plan == WAS_REMOVED:
             c.not_sent.append(row)
@@ -434,12 +439,12 @@ def _classify(rows: list[Row]) -> Counts:
     return c
 
 
-def _summary(ctx: Context, rows: list[Row], sent: int, *, title: str) -> bool:
-    c = _classify(rows)
+def _summary(ctx: Context, rows: list[Row], sent: int, sent_ids: set[str], *, title: str) -> bool:
+    c = _classify(rows, ctx.args.dry_run, sent_ids)
     by_file = sum(1 for r in c.provisioned if r.plan != EXISTS)
     counts = {"rows": len(rows), "sentThisRun": sent, "provisioned": len(c.provisioned), "provisionedByThisFile": by_file,
               "alreadyThere": len(c.provisioned) - by_file, "failed": len(c.failed), "pending": len(c.pending),
-              "notSent": len(c.not_sent), "invalid": len(c.invalid)}
+              "notSent": len(c.not_sent), "notSentYet": len(c.unsent), "invalid": len(c.invalid)}
     if ctx.args.dry_run:
         counts["toSend"] = sum(1 for r in rows if r.plan == SEND)
     if ctx.json:
@@ -447,7 +452,7 @@ def _summary(ctx: Context, rows: list[Row], sent: int, *, title: str) -> bool:
                          "failures": [{"line": r.line, "customerId": r.customer_id,
                                        "reason": r.reason or r.note} for r in c.failed],
                          "invalidRows": [{"line": r.line, "reason": r.problem} for r in c.invalid]}, ctx.out)
-        return not (c.failed or c.pending or c.invalid)
+        return not (c.failed or c.pending or c.invalid or c.unsent)
     emit(ctx.out, f"backfill {title}:")
     if ctx.args.dry_run:
         emit(ctx.out, f"  to send:      {counts['toSend']}")
@@ -461,11 +466,13 @@ def _summary(ctx: Context, rows: list[Row], sent: int, *, title: str) -> bool:
                       f"{safe_text(row.reason or row.note or row.status, 300)}")
     emit(ctx.out, f"  pending:      {len(c.pending)}" + ("" if ctx.args.dry_run else
                                                           " (sent, not applied yet: run the same command later)"))
+    if c.unsent:
+        emit(ctx.out, f"  not sent yet: {len(c.unsent)} (interrupted: run the same command to send them)")
     emit(ctx.out, f"  not sent:     {len(c.not_sent)} (removed in the ledger)")
     emit(ctx.out, f"  invalid rows: {len(c.invalid)} (never sent)")
     for row in c.invalid:
         emit(ctx.out, f"    line {row.line}: {safe_text(row.problem, 300)}")
-    return not (c.failed or c.pending or c.invalid)
+    return not (c.failed or c.pending or c.invalid or c.unsent)
 
 
 def _say(ctx: Context, row: Row, text: str, *, kind: str) -> None:
