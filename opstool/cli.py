@@ -115,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("customers", parents=[common], formatter_class=fmt,
                        help="the ledger's customers: status and last error",
                        description="List the customers in the app's ledger (read only): status (provisioning, "
-                                   "provisioned, removing, removed), last applied event, the event being applied "
-                                   "and the last error. A customer left in provisioning or removing with an error "
+                                   "provisioned, rotating, removing, removed), last applied event, the event being "
+                                   "applied and the last error. A customer left in provisioning, rotating or removing "
+                                   "with an error "
                                    "is stuck even when its message is not dead-lettered (yet). Use it to verify a "
                                    "replay.", epilog=EXIT_CODES_HELP)
     p.add_argument("--status", action="append",

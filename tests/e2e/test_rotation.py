@@ -6,6 +6,7 @@ retry, with exactly one rotation."""
 from __future__ import annotations
 
 import io
+import logging
 import ssl
 
 import httpx
@@ -62,7 +63,8 @@ def _provision(stack_env, ledger, customer: str, profile: str = "oem") -> None:
     wait_until(lambda: customer_status(ledger, customer) == "provisioned", timeout=30, what=f"{customer} provisioned")
 
 
-def test_rotation_end_to_end(app_host, ledger, stack_env, local_stack):
+def test_rotation_end_to_end(app_host, ledger, stack_env, local_stack, caplog):
+    caplog.set_level(logging.INFO)
     _provision(stack_env, ledger, "rot-acme")
     before = _client(local_stack, "rot-acme")
     old = before["client_secret"]
@@ -82,6 +84,10 @@ def test_rotation_end_to_end(app_host, ledger, stack_env, local_stack):
     record = ledger.get_customer("rot-acme")[0]
     assert record.status == "provisioned" and record.keyvault_secret_version == latest["version"]
     assert local_stack.control("auth0").calls()["calls"]["clients.rotate_secret"] == 1
+    # neither secret in any log record, nor in the ledger's rows
+    logged = "\n".join(r.getMessage() + repr(r.__dict__) for r in caplog.records)
+    rows = repr(ledger.get_customer("rot-acme")) + repr(ledger.list_audit("rot-acme"))
+    assert [s for s in (old, new) if s in logged or s in rows] == []
 
 
 def test_a_failure_between_the_auth0_rotation_and_the_key_vault_write_recovers_to_one_rotation(
