@@ -19,7 +19,6 @@ derived names (idempotent writes). Ctrl-C stops after the event being sent; the 
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import hashlib
 import json
 import os
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from shared.domain.errors import InvalidEvent
-from shared.domain.events import CREATED, CREATED_DATA
+from shared.domain.events import CREATED
 from shared.domain.records import APPLIED, FAILED, PROVISIONED, REJECTED, REMOVED, STALE
 from shared.settings import APP_ROOT
 
@@ -281,7 +280,8 @@ class Progress:
         self.stream.flush()
 
     def end(self) -> None:
-        if self.enabled:
+        if self.enabled and self._last:
+            self._last = 0.0  # once: the interrupted path and the normal one both end it
             self.stream.write("\n")
             self.stream.flush()
 

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from opstool.backfill import INVALID, ProfileRules, event_id_of, read_rows, validate
+from opstool.backfill import COLUMNS, INVALID, ProfileRules, event_id_of, read_rows, validate
 from opstool.errors import UsageError
+from shared.domain.events import CREATED_DATA
 
 RULES = ProfileRules(frozenset({"oem", "partner-web", "web-required"}), frozenset({"web-required"}))
 
@@ -72,3 +73,7 @@ def test_event_ids_are_stable_per_row_and_change_with_it():
     assert event_id_of("b", row) != event_id_of("c", row)
     assert event_id_of("b", row) != event_id_of("b", {**row, "profile": "partner-web"})
     assert len(event_id_of("b", row)) <= 128
+
+
+def test_the_columns_are_the_created_events_data_fields():
+    assert set(COLUMNS) == CREATED_DATA
