@@ -9,7 +9,7 @@ STAMP_NPM := node_modules/.installed
 VENV_IAC := .venv-iac
 STAMP_IAC := $(VENV_IAC)/.installed
 
-.PHONY: setup setup-iac test test-infra fuzz run host up down reset show demo chaos bench clean help
+.PHONY: setup setup-iac test test-infra fuzz backfill-big run host up down reset show demo chaos bench clean help
 
 help:
 	@echo "make run    set up, start the local stack (if it is not running) and the local Functions host;"
@@ -18,6 +18,7 @@ help:
 	@echo "make show   what the stand-ins hold (Auth0 apps, Key Vault secrets, APIM entries, queue counts)"
 	@echo "make test   set up and run every test (unit, stand-ins, integration, end-to-end)"
 	@echo "make fuzz   the property tests (tests/property) with many more examples: HYPOTHESIS_PROFILE=long"
+	@echo "make backfill-big   the backfill end-to-end test at full size: 500 rows, 3 bad, 20 made by hand"
 	@echo "make demo   run a whole customer lifecycle unattended and print what each service holds"
 	@echo "make up / make down   start / stop the local stack in the background (its state is kept on disk)"
 	@echo "make reset  stop the local stack and forget its kept state (a fresh start)"
@@ -58,6 +59,10 @@ test-infra: setup setup-iac
 # minutes); failures found are kept in .hypothesis/ and tried first on the next run.
 fuzz: setup
 	HYPOTHESIS_PROFILE=long $(PY) -m pytest tests/property -q -p no:cacheprovider
+
+# The backfill end-to-end test at the size of the fleet issue (make test runs it with 30 rows, 5 by hand).
+backfill-big: setup
+	BACKFILL_ROWS=500 BACKFILL_BY_HAND=20 $(PY) -m pytest tests/e2e/test_backfill.py -q -p no:cacheprovider
 
 # SERVICEBUS_CONNECTION / SERVICEBUS_NAMESPACE point `make up` and `make run` at the official emulator or a real
 # namespace instead of the stand-in.

@@ -26,6 +26,7 @@ import json
 import re
 import secrets
 import string
+import time
 import urllib.parse
 
 from .http_standin import HttpError, HttpStandIn, Request, Response, bearer_token, route
@@ -157,6 +158,9 @@ class Auth0StandIn(HttpStandIn):
         #: the tenant's entity limit on applications (Auth0: 10 free, 100 self-service, 100,000 enterprise);
         #: None: no limit
         self.max_clients: int | None = None
+        #: seconds after a rotation during which the token endpoint still takes the old secret and not yet the new
+        #: one (Auth0: "New secrets may be delayed up to thirty seconds while rotating"); 0: the new one at once
+        self.secret_propagation_seconds: float = 0.0
         self.apis = {aud: list(scopes) for aud, scopes in (apis if apis is not None else DEFAULT_APIS).items()}
         self.bucket = TokenBucket(rate, burst)
         self._default_management = management_clients is None
@@ -210,7 +214,7 @@ class Auth0StandIn(HttpStandIn):
     def get_config(self) -> dict:
         return {**super().get_config(), "rate": self.bucket.rate, "burst": self.bucket.burst,
                 "token_lifetime": self.token_lifetime, "domain": self.domain, "apis": self.apis,
-                "max_clients": self.max_clients}
+                "max_clients": self.max_clients, "secret_propagation_seconds": self.secret_propagation_seconds}
 
     def set_config(self, values: dict) -> None:
         super().set_config(values)
@@ -224,6 +228,14 @@ class Auth0StandIn(HttpStandIn):
             self.token_lifetime = int(values["token_lifetime"])
         if "max_clients" in values:
             self.max_clients = None if values["max_clients"] is None else int(values["max_clients"])
+        if "secret_propagation_seconds" in values:
+            try:
+                seconds = float(values["secret_propagation_seconds"])
+            except (TypeError, ValueError):
+                seconds = -1.0
+            if not 0 <= seconds <= 3600:
+                raise HttpError(400, "invalid_config", "secret_propagation_seconds must be 0-3600")
+            self.secret_propagation_seconds = seconds
 
     # -- errors, auth, rate limiting -----------------------------------------------------------------------------------
     def error_body(self, err: HttpError):
@@ -302,8 +314,9 @@ class Auth0StandIn(HttpStandIn):
             raise HttpError(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
         client = self.clients.get(client_id or "")
         # Wrong id or secret: 401 {"error":"access_denied","error_description":"Unauthorized"} (auth0/node-auth0#428)
-        if not client or not client.get("client_secret") or not client_secret or \
-                not secrets.compare_digest(str(client_secret).encode(), client["client_secret"].encode()):
+        accepted = self._accepted_secret(client) if client else None
+        if not accepted or not client_secret or \
+                not secrets.compare_digest(str(client_secret).encode(), accepted.encode()):
             raise HttpError(401, "access_denied", "Unauthorized")
         if "client_credentials" not in client.get("grant_types", []):
             raise HttpError(403, "unauthorized_client", "Grant type 'client_credentials' not allowed for the client.")
@@ -332,6 +345,15 @@ class Auth0StandIn(HttpStandIn):
                                      azp=client_id, scope=" ".join(scope), gty="client-credentials")
         return Response(200, {"access_token": token, "expires_in": self.token_lifetime, "scope": " ".join(scope),
                               "token_type": "Bearer"})
+
+    def _accepted_secret(self, client: dict) -> str | None:
+        """The secret the token endpoint takes: the previous one until a rotation has propagated, then the new one.
+        Never both: an integration that switches at once meets 401s for the propagation time, one that keeps the old
+        secret past it meets them after, which is why Auth0 advises keeping both during the switch."""
+        rotated_at = client.get("_rotated_at")
+        if rotated_at is not None and time.time() - rotated_at < self.secret_propagation_seconds:
+            return client.get("_previous_secret")
+        return client.get("client_secret")
 
     # -- clients ---------------------------------------------------------------------------------------------------
     def _new_client_record(self, body: dict, client_id: str) -> dict:
@@ -575,7 +597,15 @@ class Auth0StandIn(HttpStandIn):
     @route("POST", r"/api/v2/clients/(?P<id>[^/]+)/rotate-secret", "clients.rotate_secret")
     def rotate_secret(self, req: Request) -> Response:
         client = self._client(req.params["id"])
-        # The old secret stops working at once (Auth0 may accept both for a short while).
+        methods = client.get("client_authentication_methods")
+        if isinstance(methods, dict) and methods.get("private_key_jwt"):
+            # The Management API reference: "This endpoint cannot be used with clients configured with Private Key
+            # JWT authentication method".
+            raise HttpError(400, "invalid_body", "Cannot rotate the secret of a client that uses private_key_jwt")
+        # The token endpoint keeps taking the old secret until the new one has propagated
+        # (secret_propagation_seconds), then only the new one.
+        client["_previous_secret"] = self._accepted_secret(client)
+        client["_rotated_at"] = time.time()
         client["client_secret"] = self._new_secret()
         return Response(200, self._view(client, req, fields_from_query=False))
 

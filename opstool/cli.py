@@ -10,12 +10,14 @@ from .context import Context, Declined
 from .errors import (EXIT_BROKEN_PIPE, EXIT_CODES_HELP, EXIT_CONNECTION, EXIT_FAILED, EXIT_USAGE, UsageError,
                      is_connection_error)
 from .inspection import cmd_customers, cmd_list, cmd_show
+from . import backfill
 from .repair import cmd_export, cmd_purge, cmd_replay
+from .rotate import cmd_rotate
 from .output import emit, safe_text
 from .replay import CRASH_ENV
 
 DESCRIPTION = """\
-Inspect and repair the customer-events dead-letter queue.
+Inspect and repair the customer-events dead-letter queue; send operational events.
 
   list       what is dead-lettered and why (peek: nothing is locked or changed)
   show       one message in full, with the ledger's audit trail for its customer
@@ -23,6 +25,8 @@ Inspect and repair the customer-events dead-letter queue.
   replay     send selected messages back to the queue (a copy with a new message id), then remove them
   export     write selected messages to a JSON Lines file (nothing is removed)
   purge      export selected messages to a file, then remove them
+  rotate     ask the app to rotate a customer's client secret
+  backfill   send customer.created events for the customers of a file, adopting what exists
 
 Connection: --connection-string, or --namespace NAME (Microsoft Entra ID via DefaultAzureCredential), or
 ServiceBusConnection from the environment or local.settings.json. Queue: --queue, else CUSTOMER_EVENTS_QUEUE,
@@ -114,11 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("customers", parents=[common], formatter_class=fmt,
                        help="the ledger's customers: status and last error",
                        description="List the customers in the app's ledger (read only): status (provisioning, "
-                                   "provisioned, removing, removed), last applied event, the event being applied "
-                                   "and the last error. A customer left in provisioning or removing with an error "
+                                   "provisioned, rotating, removing, removed), last applied event, the event being "
+                                   "applied and the last error. A customer left in provisioning, rotating or removing "
+                                   "with an error "
                                    "is stuck even when its message is not dead-lettered (yet). Use it to verify a "
                                    "replay.", epilog=EXIT_CODES_HELP)
-    p.add_argument("--status", action="append", choices=("provisioning", "provisioned", "removing", "removed"),
+    p.add_argument("--status", action="append",
+                   choices=("provisioning", "provisioned", "rotating", "removing", "removed"),
                    help="only customers in this status (repeatable: any)")
     p.add_argument("--customer", action="append", metavar="ID", help="customer id, exact (repeatable: any)")
     p.add_argument("--with-error", action="store_true", help="only customers with a last error recorded")
@@ -163,6 +169,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the export file to create first (default dlq-export-QUEUE-TIMESTAMP.jsonl)")
     _acting(p)
     p.set_defaults(fn=cmd_purge)
+
+    p = sub.add_parser("rotate", parents=[common], formatter_class=fmt, help="rotate a customer's client secret",
+                       description="Send a customer.credentials-rotation-requested event: the app rotates the "
+                                   "customer's client secret in Auth0, stores the new one as a new Key Vault version "
+                                   "and in the API Management entry. One rotation per request, whatever is retried. "
+                                   "Refused for a public client (no secret) and a customer that is not provisioned. "
+                                   "Integrations must pick up the new secret: see README, Secret rotation.",
+                       epilog=EXIT_CODES_HELP)
+    p.add_argument("--customer", required=True, metavar="ID", help="customer id, exact")
+    p.add_argument("--reason", metavar="TEXT", help="why (kept in the event; e.g. the incident number)")
+    p.add_argument("--event-id", metavar="ID", help="the request's id (default: a new one); the same id again is "
+                                                    "the same request, never a second rotation")
+    p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait up to SECONDS for the app's outcome in the ledger (exit 1 if not applied)")
+    p.add_argument("--dry-run", action="store_true", help="show the event; send nothing")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(fn=cmd_rotate)
+
+    backfill.configure(sub, common, fmt, EXIT_CODES_HELP)
     return parser
 
 

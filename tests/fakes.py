@@ -26,7 +26,8 @@ from dataclasses import dataclass, replace
 from shared.domain.errors import LedgerConflict, PermanentError, TransientError
 from shared.domain.records import FINAL_OUTCOMES, AuditEntry, CustomerRecord
 from shared.service_layer.ports import (ApiGateway, Application, ApplicationSpec, AuthorizationServerSpec, Capacity,
-                                        IdentityProvider, Ledger, SecretDeletedButRecoverable, SecretStore)
+                                        IdentityProvider, Ledger, SecretDeletedButRecoverable, SecretStore,
+                                        StoredSecret)
 
 
 class Crash(BaseException):
@@ -234,6 +235,27 @@ class FakeIdentityProvider(_FakeService, IdentityProvider):
         return self.apps.pop(client_id, None) is not None
 
     @external
+    def set_application_metadata(self, client_id: str, metadata: dict[str, str]) -> Application | None:
+        app = self.apps.get(client_id)
+        if app is None:
+            return None
+        merged = {**app["spec"].client_metadata, **metadata}
+        if len(merged) > 10:
+            self._refuse("set_application_metadata", "client_metadata: at most 10 keys")
+        app["spec"] = replace(app["spec"], client_metadata=merged)
+        return self._application(client_id, with_secret=False)
+
+    @external
+    def rotate_secret(self, client_id: str) -> Application | None:
+        app = self.apps.get(client_id)
+        if app is None:
+            return None
+        app["secret"] = _secrets.token_urlsafe(48)
+        app["rotations"] = app.get("rotations", 0) + 1
+        self.issued_secrets.append(app["secret"])
+        return self._application(client_id, with_secret=True)
+
+    @external
     def get_client_grant(self, client_id: str, audience: str) -> str | None:
         for gid, g in self.grants.items():
             if g["client_id"] == client_id and g["audience"] == audience:
@@ -314,6 +336,14 @@ class FakeSecretStore(_FakeService, SecretStore):
     def get_secret_version(self, name: str) -> str | None:
         entry = self.active.get(name.lower())
         return entry["versions"][-1]["version"] if entry else None
+
+    @external
+    def get_secret(self, name: str) -> StoredSecret | None:
+        entry = self.active.get(name.lower())
+        if not entry:
+            return None
+        v = entry["versions"][-1]
+        return StoredSecret(version=v["version"], value=v["value"], tags=dict(v["tags"]))
 
     @external
     def delete_secret(self, name: str) -> bool:
@@ -405,6 +435,13 @@ class FakeApiGateway(_FakeService, ApiGateway):
         if server_id not in self.servers and self.limit is not None and len(self.servers) >= self.limit:
             self._refuse("set_authorization_server", f"the {self.sku} tier allows {self.limit} authorization servers")
         self.servers[server_id] = spec
+
+    @external
+    def set_authorization_server_secret(self, server_id: str, client_secret: str) -> bool:
+        if server_id not in self.servers:
+            return False
+        self.servers[server_id] = replace(self.servers[server_id], client_secret=client_secret)
+        return True
 
     @external
     def delete_authorization_server(self, server_id: str) -> bool:

@@ -339,6 +339,22 @@ class Auth0IdentityProvider(IdentityProvider):
                             absent_on=(404,))
         return result is not _ABSENT
 
+    def set_application_metadata(self, client_id: str, metadata: dict[str, str]) -> Application | None:
+        # PATCH /clients/{id} merges client_metadata: the application's other keys and properties stay.
+        updated = self._call("update_application",
+                             lambda: self._mgmt.clients.update(client_id, client_metadata=dict(metadata),
+                                                               request_options=NO_RETRIES),
+                             absent_on=(404,))
+        return None if updated is _ABSENT else self._application(updated, with_secret=False)
+
+    def rotate_secret(self, client_id: str) -> Application | None:
+        # POST /clients/{id}/rotate-secret answers with the whole client, the new secret included. NO_RETRIES like
+        # every call here, and here it matters most: a rotation repeated after a lost answer rotates twice.
+        rotated = self._call("rotate_secret",
+                             lambda: self._mgmt.clients.rotate_secret(client_id, request_options=NO_RETRIES),
+                             absent_on=(404,))
+        return None if rotated is _ABSENT else self._application(rotated, with_secret=True)
+
     # -- client grants -----------------------------------------------------------------------------------------------
     def get_client_grant(self, client_id: str, audience: str) -> str | None:
         pager = self._call("get_client_grant",

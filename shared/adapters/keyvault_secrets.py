@@ -12,7 +12,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.keyvault.secrets import SecretClient
 
 from ..domain.errors import TransientError
-from ..service_layer.ports import SecretDeletedButRecoverable, SecretStore
+from ..service_layer.ports import SecretDeletedButRecoverable, SecretStore, StoredSecret
 from .azure_errors import ABSENT, ShortRetryPolicy, azure_call, client_kwargs, inner_error_code
 
 SERVICE = "keyvault"
@@ -67,6 +67,13 @@ class KeyVaultSecretStore(SecretStore):
         newest = max(enumerate(versions), key=lambda iv: (iv[1].created_on.timestamp() if iv[1].created_on else 0,
                                                           iv[0]))
         return newest[1].version
+
+    def get_secret(self, name: str) -> StoredSecret | None:
+        secret = azure_call(SERVICE, "get_secret", lambda: self._client.get_secret(name), absent_on=(404,))
+        if secret is ABSENT:
+            return None
+        return StoredSecret(version=secret.properties.version, value=secret.value or "",
+                            tags=dict(secret.properties.tags or {}))
 
     def delete_secret(self, name: str) -> bool:
         return self._long_running("delete_secret", lambda: self._client.begin_delete_secret(

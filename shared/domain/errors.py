@@ -91,3 +91,11 @@ class CustomerBusy(TransientError):
 
 class ClaimLost(TransientError):
     """This worker's claim expired or was taken over: it writes nothing more (a fenced write was refused)."""
+
+
+class RotationRefused(PermanentError):
+    """A credentials rotation that cannot be done for this customer: a public client has no secret, a customer
+    that is not provisioned has nothing to rotate."""
+
+    def __init__(self, message: str):
+        super().__init__(message, service="provisioning", operation="rotate_secret")

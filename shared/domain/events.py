@@ -33,10 +33,16 @@ MAX_CLOCK_SKEW = 300
 
 CREATED = "customer.created"
 REMOVED = "customer.removed"
+ROTATION_REQUESTED = "customer.credentials-rotation-requested"
+#: every event type the app applies, in the order rejections list them
+EVENT_TYPES = (CREATED, REMOVED, ROTATION_REQUESTED)
 
 CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
 EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+#: an Auth0 client id as the Management API issues them (32 letters and digits, ``tpc_`` before a third-party one);
+#: looser than that on purpose (older tenants), but never anything that could leave a URL path segment
+CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 # RFC 3339 date-time: the zone is mandatory (Z or +hh:mm); fractional seconds optional.
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
@@ -47,8 +53,10 @@ _JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
 
 CONTEXT_ATTRIBUTES = {"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "subject",
                       "data"}
-CREATED_DATA = {"customerId", "displayName", "profile", "plan", "contactEmail", "redirectUris"}
+CREATED_DATA = {"customerId", "displayName", "profile", "plan", "contactEmail", "redirectUris", "existingClientId"}
 REMOVED_DATA = {"customerId", "reason"}
+ROTATION_DATA = {"customerId", "reason"}
+DATA_FIELDS = {CREATED: CREATED_DATA, REMOVED: REMOVED_DATA, ROTATION_REQUESTED: ROTATION_DATA}
 
 
 @dataclass(frozen=True)
@@ -75,10 +83,18 @@ class CustomerCreated(CustomerEvent):
     plan: str | None = None
     contact_email: str | None = None
     redirect_uris: tuple[str, ...] = field(default_factory=tuple)
+    #: an Auth0 application made by hand that the app adopts instead of creating one
+    existing_client_id: str | None = None
 
 
 @dataclass(frozen=True)
 class CustomerRemoved(CustomerEvent):
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class CredentialsRotationRequested(CustomerEvent):
+    """Rotate the customer's client secret (on a schedule, or on demand after a leak)."""
     reason: str | None = None
 
 
@@ -302,8 +318,8 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
         event_type = raw_type[len(type_prefix):]
     else:
         event_type = raw_type
-    if event_type not in (CREATED, REMOVED) or (type_prefix and not raw_type.startswith(type_prefix)):
-        expected = " or ".join(f"{type_prefix}{t}" for t in (CREATED, REMOVED))
+    if event_type not in EVENT_TYPES or (type_prefix and not raw_type.startswith(type_prefix)):
+        expected = ", ".join(f"{type_prefix}{t}" for t in EVENT_TYPES[:-1]) + f" or {type_prefix}{EVENT_TYPES[-1]}"
         _fail("type", f"must be {expected} (got {raw_type!r})")
     when = _time(doc, now)
     # Not used by the app, but held to the same text rules: whatever reads the event later (a log, the ops tool,
@@ -314,7 +330,7 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
     data = doc.get("data")
     if not isinstance(data, dict):
         _fail("data", "is required and must be a JSON object")
-    allowed = CREATED_DATA if event_type == CREATED else REMOVED_DATA
+    allowed = DATA_FIELDS[event_type]
     for key in data:
         if key not in allowed:
             _fail(_key_path("data", key), f"is not part of {event_type} (allowed: {', '.join(sorted(allowed))})")
@@ -328,6 +344,9 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
     if event_type == REMOVED:
         reason = _string(data, "reason", "data.reason", required=False, max_len=200)
         return CustomerRemoved(**common, reason=reason)
+    if event_type == ROTATION_REQUESTED:
+        reason = _string(data, "reason", "data.reason", required=False, max_len=200)
+        return CredentialsRotationRequested(**common, reason=reason)
 
     display_name = _string(data, "displayName", "data.displayName", required=True, max_len=100)
     if display_name != display_name.strip():
@@ -357,5 +376,8 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
             if not re.match(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s#]*)?$", uri):
                 _fail(path, "must be an https URL without a fragment")
         redirect_uris = tuple(uris)
+    existing = _string(data, "existingClientId", "data.existingClientId", required=False, max_len=64)
+    if existing is not None and not CLIENT_ID.fullmatch(existing):
+        _fail("data.existingClientId", "must be an Auth0 client id: 1-64 of A-Z a-z 0-9 _ -")
     return CustomerCreated(**common, display_name=display_name, profile=profile, plan=plan,
-                           contact_email=email, redirect_uris=redirect_uris)
+                           contact_email=email, redirect_uris=redirect_uris, existing_client_id=existing)

@@ -21,7 +21,9 @@ THIRD_PARTY_GRANTS = {"authorization_code", "refresh_token", "client_credentials
 APIM_MODES = {"per-customer", "none"}
 REDIRECT_MODES = {"none", "optional", "required"}
 KEYS = {"description", "app_type", "grant_types", "token_endpoint_auth_method", "first_party", "token_lifetime",
-        "audience", "scopes", "apim_product", "apim_authorization_server", "redirect_uris"}
+        "audience", "scopes", "apim_product", "apim_authorization_server", "redirect_uris", "max_secret_age_days"}
+#: the longest max_secret_age_days accepted (ten years: anything longer is a typo for "never", which is leaving it out)
+MAX_SECRET_AGE_DAYS = 3650
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -43,6 +45,9 @@ class ClientProfile:
     apim_product: str
     apim_authorization_server: str = "per-customer"
     redirect_uris: str = "none"
+    #: rotate the client secret once it is this many days old (checked by the reconciliation timer); None: only
+    #: on request
+    max_secret_age_days: int | None = None
 
     @property
     def confidential(self) -> bool:
@@ -121,11 +126,18 @@ def _validate(name: str, raw: dict, env: Mapping[str, str]) -> ClientProfile:
     check(redirects in REDIRECT_MODES, f"redirect_uris must be one of {sorted(REDIRECT_MODES)}")
     if redirects != "none":
         check("authorization_code" in grants, "redirect_uris needs the authorization_code grant")
+    max_age = raw.get("max_secret_age_days")
+    if max_age is not None:
+        check(isinstance(max_age, int) and not isinstance(max_age, bool) and 1 <= max_age <= MAX_SECRET_AGE_DAYS,
+              f"max_secret_age_days must be a whole number of days, 1-{MAX_SECRET_AGE_DAYS}")
+        check(raw["token_endpoint_auth_method"] != "none",
+              "max_secret_age_days needs a confidential client: a public client (token_endpoint_auth_method none) "
+              "has no secret to rotate")
     return ClientProfile(name=name, description=str(raw.get("description", "")), app_type=raw["app_type"],
                          grant_types=tuple(grants), token_endpoint_auth_method=raw["token_endpoint_auth_method"],
                          first_party=raw["first_party"], token_lifetime=lifetime, audience=raw["audience"],
                          scopes=tuple(scopes), apim_product=raw["apim_product"], apim_authorization_server=mode,
-                         redirect_uris=redirects)
+                         redirect_uris=redirects, max_secret_age_days=max_age)
 
 
 def parse_profiles(text: str, env: Mapping[str, str]) -> dict[str, ClientProfile]:

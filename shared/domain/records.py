@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 PROVISIONING = "provisioning"   # a created event is being applied (or failed part-way: last_error says why)
 PROVISIONED = "provisioned"
 REMOVING = "removing"           # a removed event is being applied (or failed part-way)
+ROTATING = "rotating"           # a credentials rotation is being applied (or failed part-way: last_error says why)
 REMOVED = "removed"             # also the tombstone of a removal that arrived before any creation
 
 #: at equal times, the order of event types: a removal sent in the same second as a creation wins (the safe side:
@@ -64,6 +65,12 @@ class CustomerRecord:
     # Set before the Auth0 create (whose id the server generates): a later attempt that finds it set and no
     # client id must look for the application by its customer_id metadata instead of creating a second one.
     auth0_create_intent: str | None = None  # the event id that intended the create
+    # Set before Auth0 rotates the secret: the rotation request whose rotation may have happened. A later delivery
+    # of that request recovers the secret Auth0 now holds instead of rotating a second time.
+    rotation_event_id: str | None = None
+    #: when the client secret now in Key Vault was issued (the first provisioning, or the last rotation): the age
+    #: a profile's max_secret_age_days is checked against
+    secret_issued_at: dt.datetime | None = None
     # The event being applied, and the last one that was applied.
     pending_event_id: str | None = None
     last_event_id: str | None = None
@@ -150,9 +157,22 @@ class CustomerRecord:
             changes["auth0_create_intent"] = None
         return replace(self, **changes)
 
+    def rotation_claim(self, worker: str, event_id: str, now: dt.datetime, ttl: dt.timedelta) -> "CustomerRecord":
+        """``worker`` rotates the secret for ``event_id``, recorded (in the same write) before Auth0 is asked."""
+        return replace(self, status=ROTATING, pending_event_id=event_id, claim_owner=worker, claim_expires=now + ttl,
+                       rotation_event_id=event_id, updated_at=now)
+
+    def rotated(self, secret_version: str, now: dt.datetime) -> "CustomerRecord":
+        """The new secret is in Key Vault (and API Management). The lifecycle's last event stays what it was: a
+        rotation does not order created and removed events, so an older removal still applies after it."""
+        return replace(self, status=PROVISIONED, keyvault_secret_version=secret_version, secret_issued_at=now,
+                       pending_event_id=None, last_error=None, claim_owner=None, claim_expires=None, updated_at=now)
+
     def provisioned(self, event_id: str, event_type: str, event_time: dt.datetime, *, profile: str,
                     display_name: str, resources: Resources, now: dt.datetime) -> "CustomerRecord":
-        return replace(self, status=PROVISIONED, profile=profile, display_name=display_name,
+        issued = self.secret_issued_at if self.secret_issued_at and resources.keyvault_secret_name else (
+            now if resources.keyvault_secret_name else None)
+        return replace(self, status=PROVISIONED, profile=profile, display_name=display_name, secret_issued_at=issued,
                        auth0_client_id=resources.auth0_client_id,
                        auth0_client_grant_id=resources.auth0_client_grant_id,
                        keyvault_secret_name=resources.keyvault_secret_name,
@@ -164,7 +184,8 @@ class CustomerRecord:
     def removed(self, event_id: str, event_type: str, event_time: dt.datetime, now: dt.datetime
                 ) -> "CustomerRecord":
         return replace(self, status=REMOVED, auth0_client_id=None, auth0_client_grant_id=None,
-                       keyvault_secret_name=None, keyvault_secret_version=None, apim_authorization_server_id=None,
+                       secret_issued_at=None, keyvault_secret_name=None, keyvault_secret_version=None,
+                       apim_authorization_server_id=None,
                        apim_subscription_id=None, **self._applied(event_id, event_type, event_time, now))
 
     @staticmethod

@@ -72,6 +72,8 @@ class Outcome:
     event_id: str
     status: str  # the customer's status after handling; "" when the ledger has no row for the customer
     detail: str = ""
+    #: what a result event reports about the outcome (ids, versions, times; never a secret)
+    facts: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -129,18 +131,26 @@ class Core:
             s.detail = f"status={a.record.status if a.record else 'none'}" + (
                 f" audit={a.audit.outcome}" if a.audit else "")
 
+    def duplicate(self, a: Attempt) -> Outcome | None:
+        """This event's audit row has a final outcome: count the delivery, change nothing else."""
+        ev, rec, audit = a.event, a.record, a.audit
+        # A rejection that still holds is not a duplicate: the caller raises it again, so the message keeps failing
+        # until the dead-letter queue takes it (completing it here would drop it with nobody told).
+        if audit is None or audit.outcome not in (APPLIED, STALE):
+            return None
+        # Keep the final outcome (a redelivery after this must still see it); count the delivery.
+        with a.log.step("ledger.set_audit") as s:
+            s.outcome = DUPLICATE
+            self.ledger.set_audit(replace(audit, attempts=audit.attempts + 1,
+                                          message_id=a.message_id or audit.message_id))
+        return Outcome(DUPLICATE, ev.customer_id, ev.event_id, rec.status if rec else "", f"already {audit.outcome}")
+
     def duplicate_or_stale(self, a: Attempt, *, still_rejected: bool) -> Outcome | None:
         ev, rec, audit = a.event, a.record, a.audit
         status = rec.status if rec else ""
-        # A rejection that still holds is not a duplicate: the caller raises it again, so the message keeps failing
-        # until the dead-letter queue takes it (completing it here would drop it with nobody told).
-        if audit is not None and audit.outcome in (APPLIED, STALE):
-            # Keep the final outcome (a redelivery after this must still see it); count the delivery.
-            with a.log.step("ledger.set_audit") as s:
-                s.outcome = DUPLICATE
-                self.ledger.set_audit(replace(audit, attempts=audit.attempts + 1,
-                                              message_id=a.message_id or audit.message_id))
-            return Outcome(DUPLICATE, ev.customer_id, ev.event_id, status, f"already {audit.outcome}")
+        done = self.duplicate(a)
+        if done:
+            return done
         if audit is not None and audit.outcome == REJECTED and not still_rejected:
             # Rejected by a rule that depends on configuration (an unknown profile): valid now, so apply it.
             a.log.emit("check_duplicate", "retrying_rejected",

@@ -144,6 +144,15 @@ def release_unused_capacity(core: Core, a: Attempt) -> None:
 def ensure_application(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str | None
                        ) -> tuple[Application, bool]:
     rec = a.record
+    existing = a.event.existing_client_id  # type: ignore[attr-defined]
+    if existing:
+        if rec.auth0_client_id and rec.auth0_client_id != existing:
+            raise PermanentError(f"data.existingClientId names application {existing}, but the customer already has "
+                                 f"application {rec.auth0_client_id}: send customer.removed first, or leave "
+                                 "existingClientId out", service="provisioning", operation="adopt_application")
+        # Recorded or not, the same steps: read it, check it may be ours, mark it (a crash between the mark and the
+        # ledger write, or the reverse, is finished by the next delivery).
+        return adopt_existing(core, a, profile, existing), False
     if rec.auth0_client_id:
         with a.log.step("auth0.get_application") as s:
             app = core.identity.get_application(rec.auth0_client_id, with_secret=profile.confidential)
@@ -219,6 +228,54 @@ def adopt_application(core: Core, a: Attempt, profile: ClientProfile) -> Applica
     return keep
 
 
+#: Auth0 application types that are public clients (no secret); the others are confidential
+PUBLIC_APP_TYPES = ("spa", "native")
+
+
+def adopt_existing(core: Core, a: Attempt, profile: ClientProfile, client_id: str) -> Application:
+    """Bring an application made by hand under the app: mark it as this customer's in ``client_metadata`` and leave
+    every other property as it is. Refused (permanently, nothing written) when it does not exist, is marked for
+    another customer or profile, or is public where the profile is confidential (or the reverse)."""
+    def refuse(why: str) -> PermanentError:
+        return PermanentError(f"data.existingClientId: application {client_id} {why}", service="provisioning",
+                              operation="adopt_application")
+
+    with a.log.step("auth0.get_application") as s:
+        app = core.identity.get_application(client_id, with_secret=profile.confidential)
+        s.outcome = "found" if app else "none"
+        s.detail = f"client_id={client_id} (to adopt)"
+    if app is None:
+        raise refuse("does not exist in Auth0")
+    meta = app.client_metadata
+    owner = meta.get("customer_id")
+    if owner and owner != a.customer_id:
+        raise refuse(f"is marked for customer {owner!r}: an application serves one customer")
+    if meta.get("managed_by") == MANAGED_BY and meta.get("profile") not in (None, profile.name):
+        raise refuse(f"has profile {meta.get('profile')!r}; a created event cannot change it to {profile.name!r}")
+    if app.app_type and (app.app_type in PUBLIC_APP_TYPES) == profile.confidential:
+        kind = "a public client" if profile.confidential else "a confidential client"
+        raise refuse(f"is {kind} (app_type {app.app_type!r}) and profile {profile.name!r} is not: choose the "
+                     "profile that matches it")
+    if profile.confidential and not app.client_secret:
+        raise refuse("has no client secret for a confidential profile")
+    marker = {"customer_id": a.customer_id, "profile": profile.name, "managed_by": MANAGED_BY}
+    if any(meta.get(k) != v for k, v in marker.items()):
+        if len({**meta, **marker}) > AUTH0_METADATA_MAX_KEYS:
+            raise refuse(f"has client_metadata with too many keys to add the app's marker (Auth0 allows "
+                         f"{AUTH0_METADATA_MAX_KEYS})")
+        core.fence(a, "auth0.set_application_metadata")
+        with a.log.step("auth0.set_application_metadata") as s:
+            marked = core.identity.set_application_metadata(client_id, marker)
+            s.outcome = "marked" if marked else "gone"
+            s.detail = f"client_id={client_id} customer_id={a.customer_id}"
+        if marked is None:
+            raise refuse("was deleted while it was being adopted")
+    else:
+        a.log.emit("auth0.adopt_application", "marked", detail=f"client_id={client_id}: marked already")
+    a.client_id = client_id
+    return app
+
+
 def audience_of(core: Core, app: Application, default: ClientProfile) -> str:
     other = core.profiles.get(app.client_metadata.get("profile", ""))
     return (other or default).audience
@@ -290,12 +347,13 @@ def get_grant(core: Core, a: Attempt, client_id: str, audience: str) -> str | No
     return grant_id
 
 
-def store_secret(core: Core, a: Attempt, profile: ClientProfile, app: Application) -> str:
+def store_secret(core: Core, a: Attempt, profile: ClientProfile, app: Application,
+                 extra_tags: dict[str, str] | None = None, name: str | None = None) -> str:
     if not app.client_secret:
         raise PermanentError("Auth0 returned no client secret for a confidential application",
                              service="auth0", operation="get_application")
-    name = naming.secret_name(a.customer_id)
-    tags = {"customer_id": a.customer_id, "client_id": app.client_id, "profile": profile.name}
+    name = name or naming.secret_name(a.customer_id)
+    tags = {"customer_id": a.customer_id, "client_id": app.client_id, "profile": profile.name, **(extra_tags or {})}
     version = _set_secret(core, a, name, app.client_secret, tags)
     if version is not None:
         return version
@@ -330,15 +388,16 @@ def _set_secret(core: Core, a: Attempt, name: str, value: str, tags: dict[str, s
             return None
 
 
-def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app: Application) -> str:
-    ev: CustomerCreated = a.event  # type: ignore[assignment]
+def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app: Application,
+                             display_name: str | None = None, server_id: str | None = None) -> str:
     if profile.confidential and not app.client_secret:
         raise PermanentError("Auth0 returned no client secret for a confidential application",
                              service="auth0", operation="get_application")
+    display_name = display_name or a.event.display_name  # type: ignore[attr-defined]
     domain = core.options.auth0_domain
-    server_id = naming.authorization_server_id(a.customer_id)
+    server_id = server_id or naming.authorization_server_id(a.customer_id)
     spec = AuthorizationServerSpec(
-        display_name=clip(ev.display_name, APIM_SERVER_NAME_MAX),
+        display_name=clip(display_name, APIM_SERVER_NAME_MAX),
         authorization_endpoint=f"https://{domain}/authorize",
         token_endpoint=f"https://{domain}/oauth/token",
         client_registration_endpoint=core.options.apim_client_registration_endpoint or f"https://{domain}/",

@@ -59,6 +59,17 @@ class IdentityProvider(abc.ABC):
     def delete_application(self, client_id: str) -> bool: ...
 
     @abc.abstractmethod
+    def set_application_metadata(self, client_id: str, metadata: dict[str, str]) -> Application | None:
+        """Merge ``metadata`` into the application's ``client_metadata`` (Auth0's PATCH merges it; other keys and
+        every other property stay as they are). None when there is no such application."""
+
+    @abc.abstractmethod
+    def rotate_secret(self, client_id: str) -> Application | None:
+        """Have Auth0 issue a new client secret (the old one stops working): the application with the new secret,
+        or None when there is no such application. Not retried by implementations: a retried rotation rotates
+        twice."""
+
+    @abc.abstractmethod
     def get_client_grant(self, client_id: str, audience: str) -> str | None:
         """The id of the grant of ``client_id`` to ``audience``, if any."""
 
@@ -75,6 +86,14 @@ class SecretDeletedButRecoverable(Exception):
     """Set was refused because the name is soft-deleted (Key Vault 409 ObjectIsDeletedButRecoverable)."""
 
 
+@dataclass(frozen=True)
+class StoredSecret:
+    """The latest version of a Key Vault secret."""
+    version: str
+    value: str = field(repr=False)  # never printed
+    tags: dict[str, str] = field(default_factory=dict)
+
+
 class SecretStore(abc.ABC):
     """Azure Key Vault secrets."""
 
@@ -86,6 +105,10 @@ class SecretStore(abc.ABC):
     @abc.abstractmethod
     def get_secret_version(self, name: str) -> str | None:
         """The latest version id of ``name`` (properties only, never the value), or None."""
+
+    @abc.abstractmethod
+    def get_secret(self, name: str) -> StoredSecret | None:
+        """The latest version, its value and tags, or None when there is no such (active) secret."""
 
     @abc.abstractmethod
     def delete_secret(self, name: str) -> bool:
@@ -137,6 +160,10 @@ class ApiGateway(abc.ABC):
 
     @abc.abstractmethod
     def set_authorization_server(self, server_id: str, spec: AuthorizationServerSpec) -> None: ...
+
+    @abc.abstractmethod
+    def set_authorization_server_secret(self, server_id: str, client_secret: str) -> bool:
+        """Replace only the entry's client secret (a PATCH; the rest stays). False when there is no such entry."""
 
     @abc.abstractmethod
     def delete_authorization_server(self, server_id: str) -> bool: ...

@@ -1,4 +1,5 @@
-"""The provisioning service: the entry point of the use cases (``created.py``, ``removed.py``) over the ports.
+"""The provisioning service: the entry point of the use cases (``created.py``, ``removed.py``, ``rotation.py``)
+over the ports.
 
 It owns what spans events: one event per customer at a time within this process (the ledger's claim names the
 process, and a host runs several invocations at once), the failure trail every failed attempt leaves, and the audit
@@ -10,13 +11,15 @@ import threading
 import uuid
 
 from ..domain.errors import CustomerBusy, InvalidEvent, TransientError
-from ..domain.events import CREATED, REMOVED as REMOVED_EVENT, CustomerCreated, CustomerEvent, CustomerRemoved
+from ..domain.events import (EVENT_TYPES, CredentialsRotationRequested, CustomerCreated, CustomerEvent,
+                             CustomerRemoved)
 from ..domain.profiles import ClientProfile
 from ..domain.records import REJECTED, AuditEntry
 from .core import MANAGED_BY, REASON_MAX, Attempt, Core, Outcome, ProvisioningOptions, clip
 from .created import SECRET_CONTENT_TYPE, apply_created
 from .ports import ApiGateway, IdentityProvider, Ledger, SecretStore
 from .removed import apply_removed
+from .rotation import apply_rotation
 from .step_log import StepLog
 
 #: audit partition of events whose customer id could not be read
@@ -57,7 +60,9 @@ class ProvisioningService:
                     return apply_created(self.core, a)
                 if isinstance(event, CustomerRemoved):
                     return apply_removed(self.core, a)
-                raise InvalidEvent("type", f"must be {CREATED} or {REMOVED_EVENT} (got {event.type!r})")
+                if isinstance(event, CredentialsRotationRequested):
+                    return apply_rotation(self.core, a)
+                raise InvalidEvent("type", f"must be one of {', '.join(EVENT_TYPES)} (got {event.type!r})")
             except Exception as exc:
                 self.core.record_failure(a, exc)
                 raise

@@ -281,6 +281,28 @@ def test_rotate_secret(mgmt, http, standin):
         mgmt.clients.rotate_secret("missing", request_options=NO_RETRY)
 
 
+def test_a_rotated_secret_propagates_after_the_configured_delay(mgmt, http, standin):
+    """Auth0: new secrets may be delayed up to thirty seconds while rotating. The stand-in takes the old secret and
+    refuses the new one during its propagation time, then the reverse; never both at once."""
+    created = make_client(mgmt, "rotate-delay", app_type="non_interactive")
+    mgmt.client_grants.create(client_id=created.client_id, audience=API, scope=["read:data"],
+                              request_options=NO_RETRY)
+    standin.set_config({"secret_propagation_seconds": 3600})
+    try:
+        rotated = mgmt.clients.rotate_secret(created.client_id, request_options=NO_RETRY)
+        assert get_token(http, standin, created.client_id, created.client_secret, audience=API).status_code == 200
+        assert get_token(http, standin, created.client_id, rotated.client_secret, audience=API).status_code == 401
+        # a second rotation within the window: the secret that still works is what the next one replaces
+        again = mgmt.clients.rotate_secret(created.client_id, request_options=NO_RETRY)
+        assert get_token(http, standin, created.client_id, created.client_secret, audience=API).status_code == 200
+        standin.set_config({"secret_propagation_seconds": 0})  # the window has passed
+        assert get_token(http, standin, created.client_id, created.client_secret, audience=API).status_code == 401
+        assert get_token(http, standin, created.client_id, rotated.client_secret, audience=API).status_code == 401
+        assert get_token(http, standin, created.client_id, again.client_secret, audience=API).status_code == 200
+    finally:
+        standin.set_config({"secret_propagation_seconds": 0})
+
+
 # -- client grants ---------------------------------------------------------------------------------------------------
 def test_client_grant_create_conflict_and_errors(mgmt, http, standin):
     c = make_client(mgmt, "m2m", app_type="non_interactive")

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from shared.domain.errors import InvalidEvent, PermanentError
-from shared.domain.events import (CREATED, MAX_EVENT_BYTES, REMOVED, CustomerCreated, CustomerRemoved,
-                                  parse_event, peek_identity)
+from shared.domain.events import (CREATED, MAX_EVENT_BYTES, REMOVED, CredentialsRotationRequested, CustomerCreated,
+                                  CustomerRemoved, parse_event, peek_identity)
 
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.timezone.utc)
 CREATED_DOC = {
@@ -114,7 +114,7 @@ CASES = [
     ("subject", 7, "subject", "must be a string"),
     ("dataschema", "https://a.example/\u202e", "dataschema", "bidirectional"),
     ("type", "DELETE", "type", "is required"),
-    ("type", "customer.updated", "type", "customer.created or customer.removed"),
+    ("type", "customer.updated", "type", "customer.created, customer.removed or customer.credentials-rotation-"),
     ("time", "DELETE", "time", "is required"),
     ("time", "2026-11-26 11:59:00", "time", "RFC 3339"),
     ("time", "2026-11-26T11:59:00", "time", "RFC 3339"),
@@ -146,6 +146,9 @@ CASES = [
     ("data.redirectUris", ["https://a.example/cb", "https://a.example/cb#x"], "data.redirectUris[1]", "fragment"),
     ("data.redirectUris", [7], "data.redirectUris[0]", "string"),
     ("data.redirectUris", ["https://a.example/\u2066x"], "data.redirectUris[0]", "bidirectional"),
+    ("data.existingClientId", "", "data.existingClientId", "1 to 64"),
+    ("data.existingClientId", "abc/../x", "data.existingClientId", "Auth0 client id"),
+    ("data.existingClientId", 7, "data.existingClientId", "must be a string"),
 ]
 
 
@@ -166,6 +169,18 @@ def test_removed_rules_name_their_field(path, value, field, words):
     doc = with_(REMOVED_DOC, path, None, delete=True) if value == "DELETE" else with_(REMOVED_DOC, path, value)
     err = rejected(doc)
     assert (err.field, words in err.rule) == (field, True)
+
+
+def test_rotation_request_and_adoption_field():
+    doc = {"specversion": "1.0", "id": "r1", "source": "/ops", "type": "customer.credentials-rotation-requested",
+           "time": "2026-11-26T11:59:00Z", "data": {"customerId": "acme", "reason": "leaked in a ticket"}}
+    ev = parse_event(json.dumps(doc), now=NOW)
+    assert isinstance(ev, CredentialsRotationRequested) and ev.reason == "leaked in a ticket"
+    doc["data"]["profile"] = "oem"
+    with pytest.raises(InvalidEvent, match="is not part of customer.credentials-rotation-requested"):
+        parse_event(json.dumps(doc), now=NOW)
+    created = with_(CREATED_DOC, "data.existingClientId", "tpc_AbC123")
+    assert parse_event(json.dumps(created), now=NOW).existing_client_id == "tpc_AbC123"
 
 
 def test_unknown_profile_is_rejected_when_the_known_set_is_given():

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from shared.domain.events import CustomerCreated, CustomerRemoved, parse_event
+from shared.domain.events import CredentialsRotationRequested, CustomerCreated, CustomerRemoved, parse_event
 from shared.domain.profiles import parse_profiles
 from shared.domain.records import PROVISIONED
 from shared.service_layer.provisioning import ProvisioningOptions, ProvisioningService
@@ -54,8 +54,10 @@ def _iso(minutes: float) -> str:
 
 def created(customer: str = "acme", event_id: str = "e-created", *, at: float = 0, profile: str = "oem",
             display_name: str = "Acme Corp", plan: str | None = None, redirect_uris: list[str] | None = None,
-            email: str | None = None) -> CustomerCreated:
+            email: str | None = None, existing_client_id: str | None = None) -> CustomerCreated:
     data = {"customerId": customer, "displayName": display_name, "profile": profile}
+    if existing_client_id is not None:
+        data["existingClientId"] = existing_client_id
     if plan is not None:
         data["plan"] = plan
     if redirect_uris is not None:
@@ -74,6 +76,16 @@ def removed(customer: str = "acme", event_id: str = "e-removed", *, at: float = 
         data["reason"] = reason
     doc = {"specversion": "1.0", "id": event_id, "source": "/crm", "type": "customer.removed", "time": _iso(at),
            "data": data}
+    return parse_event(json.dumps(doc), now=T0 + dt.timedelta(days=1))
+
+
+def rotation(customer: str = "acme", event_id: str = "e-rotate", *, at: float = 5,
+             reason: str | None = None) -> CredentialsRotationRequested:
+    data = {"customerId": customer}
+    if reason is not None:
+        data["reason"] = reason
+    doc = {"specversion": "1.0", "id": event_id, "source": "/crm", "type": "customer.credentials-rotation-requested",
+           "time": _iso(at), "data": data}
     return parse_event(json.dumps(doc), now=T0 + dt.timedelta(days=1))
 
 
