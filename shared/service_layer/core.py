@@ -46,8 +46,10 @@ class ProvisioningOptions:
     """Auth0 application name = prefix + the customer's display name."""
     apim_client_registration_endpoint: str = ""
     """API Management requires this field; default ``https://{auth0_domain}/``."""
-    max_parallel_steps: int = 4
-    """Independent steps of one event that run at once (1: one after another, in a fixed order)."""
+    max_parallel_steps: int = 5
+    """Independent steps of one event that run at once (1: one after another, in a fixed order). Five: the widest
+    group, a creation's steps after the application, so that none of them (an ARM write of about a second among
+    them) waits for another to finish."""
     fence_guard: float = 0.0
     """A worker writes outside the ledger only while its claim has at least this many seconds left (the longest
     call plus the clock skew), renewing it first otherwise; CLAIM_TTL_SECONDS is at least twice this."""
