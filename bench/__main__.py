@@ -1,7 +1,7 @@
 """``make bench`` / ``python -m bench``: measure the app on the local stack, print one table, write docs/BENCHMARKS.md.
 
     python -m bench [--profiles realistic,uniform] [--customers 15] [--repetitions 3] [--hosts 1,2,4]
-                    [--scale-customers 150] [--existing 100,500,2000] [--existing-customers 40]
+                    [--scale-customers 150] [--existing 100,500,2000] [--existing-customers 80]
                     [--auth0-rate 10] [--auth0-burst 20] [--quick] [--no-write] [--keep] [--json FILE]
 
 Runs, in order, on one local stack (its own process) with a ledger delay proxy in front of Azurite:
@@ -50,7 +50,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--scale-customers", type=int, default=150, help="customers per scale-out run")
     p.add_argument("--existing", type=_ints, default=[100, 500, 2000],
                    help="existing customers' authorization servers for the throughput runs")
-    p.add_argument("--existing-customers", type=int, default=40, help="customers per existing-customers run")
+    p.add_argument("--existing-customers", type=int, default=80,
+                   help="customers per existing-customers run (80: ten rounds of one host's 8 concurrent events)")
     p.add_argument("--auth0-rate", type=float, default=10.0, help="the tenant's Auth0 limit in the throughput runs")
     p.add_argument("--auth0-burst", type=int, default=20, help="its bucket size")
     p.add_argument("--arm-writes", default="10/200", help="ARM's writes (and deletes) limit per principal, RATE/BURST")
