@@ -86,6 +86,9 @@ class Attempt:
     claimed: bool = False
     client_id: str | None = None  # an application created or adopted in this attempt
     create_refused: bool = False  # Auth0 refused the create (429 or another 4xx): it made nothing
+    # This attempt's claim recorded the create intent (none stood before) and no create has been sent yet: a failure
+    # now (the reservation, the ledger) leaves nothing in Auth0 to search for.
+    intent_unsent: bool = False
     reserved: bool = False  # this attempt holds an authorization-server slot
     server_written: bool = False  # this attempt sent the authorization server's PUT
     started: float = field(default_factory=time.perf_counter)
@@ -268,7 +271,8 @@ class Core:
 
     def release_claim(self, a: Attempt, reason: str) -> None:
         def released(rec: CustomerRecord) -> CustomerRecord:
-            return rec.released(reason, self.now(), client_id=a.client_id, create_refused=a.create_refused)
+            return rec.released(reason, self.now(), client_id=a.client_id,
+                                create_refused=a.create_refused or a.intent_unsent)
 
         try:
             with a.log.step("ledger.release_claim"):
