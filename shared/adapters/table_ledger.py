@@ -14,6 +14,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import random
+import threading
 import time
 from typing import Any, Callable
 
@@ -50,6 +51,18 @@ POOL_BACKOFF_CAP = 0.5
 
 def _holder_key(holder: str) -> str:
     return "holder-" + hashlib.sha256(holder.encode("utf-8")).hexdigest()[:32]
+
+
+_pool_locks: dict[tuple[str, str], threading.Lock] = {}
+_pool_locks_guard = threading.Lock()
+
+
+def _pool_lock(table: str, pool: str) -> threading.Lock:
+    """One slot-pool write at a time per process and pool: a host's concurrent invocations would only collide on
+    the pool's counter row, and each collision costs the losers a read, a refused write and a backoff. Across
+    processes the ETag decides, as before; within one, the invocations queue instead of colliding."""
+    with _pool_locks_guard:
+        return _pool_locks.setdefault((table, pool), threading.Lock())
 
 
 def _pool_backoff(attempt: int) -> None:
@@ -279,6 +292,10 @@ class TableLedger(Ledger):
     def reserve_slot(self, pool: str, holder: str, limit: int, *, seed: Callable[[], int]) -> bool:
         """One partition per pool: a counter row and a row per holder, written together in one entity-group
         transaction, the counter ETag-checked, so two workers never take the last slot both."""
+        with _pool_lock(self.table_name, pool):
+            return self._reserve_slot(pool, holder, limit, seed)
+
+    def _reserve_slot(self, pool: str, holder: str, limit: int, seed: Callable[[], int]) -> bool:
         for attempt in range(POOL_ATTEMPTS):
             _pool_backoff(attempt)
             key, counter, held = self._pool_rows(pool, holder)
@@ -306,6 +323,10 @@ class TableLedger(Ledger):
                              operation="reserve_slot")
 
     def release_slot(self, pool: str, holder: str) -> bool:
+        with _pool_lock(self.table_name, pool):
+            return self._release_slot(pool, holder)
+
+    def _release_slot(self, pool: str, holder: str) -> bool:
         for attempt in range(POOL_ATTEMPTS):
             _pool_backoff(attempt)
             key, counter, held = self._pool_rows(pool, holder)
