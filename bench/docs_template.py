@@ -147,10 +147,13 @@ the "Load" line says how busy it was.
   column stays at 0 and the time per create does not depend on how many customers exist. What remains of the
   throughput's spread between levels is the run's noise (the machine's load, the shared limits' first burst).
 - **The reservation under a backlog.** On a capped tier every creation writes the slot pool's one counter row
-  (ETag-checked), and a backlog reaching several hosts at once makes those writes collide. The losers back off at
-  random (full jitter, 10 ms doubling to 500 ms, 30 tries; `shared/adapters/table_ledger.py`). The first run of
-  this benchmark on a capped tier, before that backoff, gave up after 8 immediate tries: 4 hosts reached 0.62
-  customers/s (12% of the ceiling) with 73 retries scheduled and 7.05 Auth0 calls per customer.
+  (ETag-checked), and a backlog reaching several hosts at once makes those writes collide. A host's invocations
+  now take turns at it, and the hosts' losers back off at random (full jitter, 10 ms doubling to 500 ms, 30
+  tries; `shared/adapters/table_ledger.py`). Two earlier runs of this benchmark on the capped tier, on the same
+  busy machine, show why: with 8 immediate tries and no backoff, 4 hosts reached 0.62 customers/s (12% of the
+  ceiling) with 73 retries scheduled and 7.05 Auth0 calls per customer; with the backoff alone, 1 / 2 / 4 hosts
+  reached 2.85 / 2.82 / 2.63 customers/s (57 / 56 / 53%), a reservation taking 150 ms / 821 ms / 3.8 s at the
+  median (p95 0.6 / 6.1 / 20 s) while the Auth0 create took about 500 ms throughout.
 - **The order of steps.** The Auth0 application goes first and alone; everything else waits for it, the
   subscription included, though it needs nothing from it. On the realistic profile that puts the application's
   create (about 350 ms) and then an ARM write (about a second) on the critical path, one after the other: the price
