@@ -13,9 +13,7 @@ Each call also names the stand-in operation it is (``op``), so that a latency pr
 floor of that profile: the sum of the operations' medians along the longest chain.
 
 The reasons for each dependency are in docs/BENCHMARKS.md ("How the floor is derived"). The graphs follow the service
-layer as it is: when a flow changes (a capacity reservation in the ledger instead of listing the authorization
-servers, a removal that lets Auth0 delete the grant with its application), edit its tuple below; the floor, the
-design minimum and the report follow.
+layer as it is: when a flow changes, edit its tuple below; the floor, the design minimum and the report follow.
 """
 from __future__ import annotations
 
@@ -32,49 +30,55 @@ class Call:
     op: str = "*"  # the stand-in's operation name (the ledger's calls are all "*": one proxy, one distribution)
 
 
-# customer.created, profile "oem" (confidential, with an APIM authorization server), first delivery.
+# customer.created, profile "oem" (confidential, with an APIM authorization server) on a tier that caps authorization
+# servers (Developer, Basic, Standard, Premium and their v2 tiers), first delivery. The tier's SKU is read once per
+# process and the reservation counter is seeded once per deployment, so neither is here.
 CREATED = (
     Call("ledger.get_customer", "ledger"),
     Call("ledger.claim", "ledger", ("ledger.get_customer",)),
-    Call("apim.list_authorization_servers", "apim", ("ledger.get_customer",), "authorization_servers.list"),
-    Call("auth0.create_application", "auth0", ("ledger.claim", "apim.list_authorization_servers"), "clients.create"),
-    Call("apim.set_subscription", "apim", ("ledger.claim",), "subscriptions.create_or_update"),
+    # The reservation, beside the claim: one read of the pool's counter and this customer's row, then the counter
+    # and the holder row in one ETag-checked transaction.
+    Call("ledger.get_slot", "ledger", ("ledger.get_customer",)),
+    Call("ledger.reserve_slot", "ledger", ("ledger.get_slot",)),
+    Call("auth0.create_application", "auth0", ("ledger.claim", "ledger.reserve_slot"), "clients.create"),
+    # Everything else after the application, by design, not by need of data for the subscription: the application
+    # is the one step whose refusal (an entity limit, a validation error) must leave nothing behind.
     Call("ledger.record_client_id", "ledger", ("auth0.create_application",)),
     Call("auth0.create_client_grant", "auth0", ("auth0.create_application",), "client_grants.create"),
     Call("keyvault.set_secret", "keyvault", ("auth0.create_application",), "secrets.set"),
     Call("apim.set_authorization_server", "apim", ("auth0.create_application",),
          "authorization_servers.create_or_update"),
+    Call("apim.set_subscription", "apim", ("auth0.create_application",), "subscriptions.create_or_update"),
     Call("ledger.commit", "ledger", ("ledger.record_client_id", "auth0.create_client_grant", "keyvault.set_secret",
                                      "apim.set_authorization_server", "apim.set_subscription")),
 )
 
-# customer.removed of a provisioned "oem" customer whose ledger row records every resource id.
+# customer.removed of a provisioned "oem" customer whose ledger row records every resource id. The secret's soft
+# delete is not waited for (no poll of the deleted secret) unless the removal purges it; the grant is deleted before
+# its application because Auth0's reference does not say that deleting an application deletes its grants
+# (docs/DESIGN.md, "customer.removed").
 REMOVED = (
     Call("ledger.get_customer", "ledger"),
     Call("ledger.claim", "ledger", ("ledger.get_customer",)),
     Call("apim.delete_subscription", "apim", ("ledger.claim",), "subscriptions.delete"),
     Call("apim.delete_authorization_server", "apim", ("ledger.claim",), "authorization_servers.delete"),
+    # The slot goes back only once the entry is gone: a read of the pool's rows, then one transaction.
+    Call("ledger.get_slot", "ledger", ("apim.delete_authorization_server",)),
+    Call("ledger.release_slot", "ledger", ("ledger.get_slot",)),
     Call("keyvault.delete_secret", "keyvault", ("ledger.claim",), "secrets.delete"),
-    Call("keyvault.get_deleted_secret", "keyvault", ("keyvault.delete_secret",), "deleted_secrets.get"),
     Call("auth0.delete_client_grant", "auth0", ("ledger.claim",), "client_grants.delete"),
     Call("auth0.delete_application", "auth0", ("auth0.delete_client_grant",), "clients.delete"),
-    Call("ledger.commit", "ledger", ("apim.delete_subscription", "apim.delete_authorization_server",
-                                     "keyvault.get_deleted_secret", "auth0.delete_application")),
+    Call("ledger.commit", "ledger", ("apim.delete_subscription", "ledger.release_slot", "keyvault.delete_secret",
+                                     "auth0.delete_application")),
 )
 
 FLOWS = {"created": CREATED, "removed": REMOVED}
 
-#: How the service layer runs each flow today: phases, each waiting for the whole previous one (``core.run`` is a
-#: barrier), where the graphs above say what each call needs. A creation's grant, secret and authorization server
-#: thus wait for the APIM subscription as well as the application: with ARM writes at about a second, the
-#: subscription's write lands on the critical path. A flow not named here runs as its graph says.
-PHASES = {
-    "created": (("ledger.get_customer",), ("ledger.claim", "apim.list_authorization_servers"),
-                ("auth0.create_application", "apim.set_subscription"),
-                ("ledger.record_client_id", "auth0.create_client_grant", "keyvault.set_secret",
-                 "apim.set_authorization_server"),
-                ("ledger.commit",)),
-}
+#: How the service layer runs a flow when that differs from its graph: phases, each waiting for the whole previous
+#: one (``core.run`` is a barrier). Both flows now run as their graphs say (the reservation beside the claim, the
+#: application alone, then every step after it at once, ``max_parallel_steps`` being the widest group), so none is
+#: named; a flow added here gets a "phased" figure beside its floor in the report.
+PHASES: dict[str, tuple[tuple[str, ...], ...]] = {}
 
 
 def phased(calls, phases) -> tuple[Call, ...]:

@@ -33,7 +33,7 @@ none.
 | Auth0: grant create/delete, application delete | 200-250 / 550-700 ms | 40 ms | Estimate, as above. |
 | Auth0: reads, token | 120-150 / 350-400 ms | 40 ms | Estimate. |
 | Key Vault: set, delete | 60 / 180 ms | 40 ms | Estimate: Microsoft documents Key Vault's service limits (transactions per 10 s), not latency. |
-| Key Vault: reads (the delete poll) | 30 / 100 ms | 40 ms | Estimate. |
+| Key Vault: reads (the delete poll, only when a removal purges) | 30 / 100 ms | 40 ms | Estimate. |
 
 Every figure but the limits is an estimate: replace them with the deployed app's own dependency telemetry
 (Application Insights: `dependencies | summarize percentiles(duration, 50, 95) by target, name`) when there is one.
@@ -52,7 +52,9 @@ Everything runs on loopback: the local stack (`python -m emulators serve`, its o
 clients, and the local Functions host (`python -m funchost`, one process per host) with the repository's `host.json`
 (`maxConcurrentCalls` 8, and `PYTHON_THREADPOOL_THREAD_COUNT` 8 so that the worker runs all eight). All customers use
 the `oem` profile: a confidential third-party application, its grant, a Key Vault secret, an APIM authorization
-server and subscription.
+server and subscription. API Management is on the Premium tier (500 authorization servers) for the latency and
+scale-out runs, so every creation reserves a slot in the ledger and every removal gives it back, as on any tier
+that caps them; the existing-customers and cold-start runs use Isolated (no cap: 2,000 entries would not fit).
 
 - **Latency per customer**: `ProvisioningService.handle` called in the benchmark's process, from its start to its
   return, one customer at a time: {reps} repetitions of {customers} customers created, then the same removed, after
@@ -98,22 +100,27 @@ draws every call's latency from the profile (4,000 draws of the whole graph, `cr
 takes the p50 of the longest chain, what an implementation with no overhead at all would measure. The app's p50
 over that figure is its own overhead; the floor over it is the cost of the profile's spread.
 
-The graph is what each call needs; the service layer runs a creation in phases instead, each waiting for the whole
-previous one (`critical_path.PHASES`): the grant, the secret and the authorization server wait for the APIM
-subscription as well as for the application. With 40 ms everywhere that costs nothing; with ARM writes at about a
-second it puts the subscription's write on the critical path. The latency table shows the same no-overhead p50 for
-the graph as phased: the distance from the design's figure is the cost of the phases, and the app's p50 over the
-phased figure is what is left of its own overhead.
+The graphs follow the order of docs/DESIGN.md, which the service layer runs as written (no phase waits for a step
+it does not need; `max_parallel_steps` 5 is the widest group):
+
+- **customer.created**: ledger read -> the claim, beside the capacity reservation (a read of the pool's counter and
+  this customer's row, then both written in one ETag-checked transaction) -> the Auth0 application, alone (the one
+  step whose refusal must leave nothing behind) -> the client id recorded, the grant, the secret, the authorization
+  server and the subscription at once -> the final write. The subscription needs nothing from the application; it
+  waits for it by design, and overlaps the authorization server, the other ARM write. The tier's SKU is read once per
+  process and the reservation counter seeded once per deployment (the one listing of the entries): neither is per
+  customer.
+- **customer.removed**: ledger read -> claim -> at once: the subscription's delete; the authorization server's
+  delete, then its slot given back (a read and a transaction); the secret's soft delete, not waited for (only a
+  purge needs it finished); the grant's delete, then the application's -> the final write. The grant is deleted by
+  itself because Auth0's reference does not say that deleting an application deletes its grants (docs/DESIGN.md).
 
 {chains}
 
-What the model assumes today (the service layer as it is on this branch): a creation lists APIM's authorization
-servers for the capacity check before the create (one list page per 100 existing servers; the model counts one), and
-a removal deletes the grant before the application and polls Key Vault after the delete. Issue 18 replaces the
-listing by a capacity reservation in the ledger, and the removal path changes with it: edit `CREATED`/`REMOVED` in
-`bench/critical_path.py` (drop `apim.list_authorization_servers`, add the reservation's ledger call, drop
-`auth0.delete_client_grant` if deleting the application removes its grants); the floors, minimums and the report
-follow.
+When a flow changes, edit `CREATED`/`REMOVED` in `bench/critical_path.py`; the floors, minimums and the report
+follow. A flow that the service layer runs in phases (each waiting for the whole previous one) goes in
+`critical_path.PHASES`, and the latency table then shows the no-overhead p50 of the graph as phased beside the
+design's.
 
 ## Reproduce
 
@@ -135,14 +142,22 @@ the "Load" line says how busy it was.
   reset (`shared/adapters/rate_governor.py`). N instances doing so settle where their summed rate is the refill
   rate, so adding hosts neither adds 429s nor slows the backlog; the first burst after an idle period can still meet a
   few 429s, each absorbed in-call (the call waits for the reset and goes again: a 429 applied nothing).
-- **Existing customers.** Until the capacity check stops listing every authorization server (issue 18), each create
-  reads one ARM list page per 100 servers: the "ARM list requests per customer" column grows with the customers, and
-  so does the time per create; the throughput falls with it.
-- **The order of steps.** On the uniform profile the phases of a creation cost nothing; on the realistic one the
-  subscription's ARM write sits on the critical path (see "How the floor is derived"). Starting the subscription
-  with the claim and letting the last phase wait only for the application (the subscription joined before the
-  commit) would bring a creation's p50 from the phased figure down to the design's. That change belongs to the
-  service layer (`shared/service_layer/created.py`).
+- **Existing customers.** A creation no longer lists the authorization servers: the capacity check is a slot
+  reservation in the ledger (one partition, a counter and a row per holder), so the "ARM list requests per customer"
+  column stays at 0 and the time per create does not depend on how many customers exist. What remains of the
+  throughput's spread between levels is the run's noise (the machine's load, the shared limits' first burst).
+- **The reservation under a backlog.** On a capped tier every creation writes the slot pool's one counter row
+  (ETag-checked), and a backlog reaching several hosts at once makes those writes collide. A host's invocations
+  now take turns at it, and the hosts' losers back off at random (full jitter, 10 ms doubling to 500 ms, 30
+  tries; `shared/adapters/table_ledger.py`). Two earlier runs of this benchmark on the capped tier, on the same
+  busy machine, show why: with 8 immediate tries and no backoff, 4 hosts reached 0.62 customers/s (12% of the
+  ceiling) with 73 retries scheduled and 7.05 Auth0 calls per customer; with the backoff alone, 1 / 2 / 4 hosts
+  reached 2.85 / 2.82 / 2.63 customers/s (57 / 56 / 53%), a reservation taking 150 ms / 821 ms / 3.8 s at the
+  median (p95 0.6 / 6.1 / 20 s) while the Auth0 create took about 500 ms throughout.
+- **The order of steps.** The Auth0 application goes first and alone; everything else waits for it, the
+  subscription included, though it needs nothing from it. On the realistic profile that puts the application's
+  create (about 350 ms) and then an ARM write (about a second) on the critical path, one after the other: the price
+  of a refusal by Auth0 (its entity limit, a validation error) leaving nothing behind in API Management.
 - **Baselines.** The sequential baseline shows what running independent steps side by side saves on each profile;
   the plain script shows the cost of the app's ledger steps (claim, records, commit) against what it buys: no
   duplicate applications after a retry, no orphaned resources, pacing under load.

@@ -19,6 +19,11 @@ error bodies and headers taken from recorded service traffic (azure-sdk-for-js k
   update properties (PATCH, empty version = latest), delete (always soft: since 2025 soft delete can't be off).
 - Deleted secrets: get, list, recover, purge (403 with purge protection); deleted secrets disappear on their own
   at ``scheduledPurgeDate``.
+- Soft delete finishes in the background, as in Key Vault ("Deletion may take several seconds", the SDK's
+  ``begin_delete_secret``): for ``deletion_seconds`` (config, default 0) after a DELETE the name is *being deleted*:
+  the deleted secret is not readable yet (404, so the SDK's poller keeps polling), and setting, recovering or purging
+  it answers 409 ``ObjectIsBeingDeleted`` (the service's answers, Azure/azure-sdk-for-net#34322 and
+  Azure/azure-cli#12722).
 - Names: 1-127 of ``0-9a-zA-Z-``, case-insensitive, stored with the casing of the first set. Values up to
   25,600 bytes, contentType up to 255 characters, at most 15 tags.
 
@@ -110,6 +115,10 @@ class KeyVaultStandIn(HttpStandIn):
         self._secrets: dict[str, dict] = {}
         # same shape plus deletedDate / scheduledPurgeDate
         self._deleted: dict[str, dict] = {}
+        #: lower-case name -> clock time of its DELETE, while its soft delete is unfinished (``deletion_seconds``
+        #: after it; a new setting applies to deletes under way, so a test can finish them at once)
+        self._deleting: dict[str, float] = {}
+        self.deletion_seconds = 0.0
         #: 401s sent, by reason (missing_token, invalid_audience, invalid_token); read-only in /_control/config
         self.auth_rejections: dict[str, int] = {}
         super().__init__(tls=tls, **kw)
@@ -162,12 +171,13 @@ class KeyVaultStandIn(HttpStandIn):
 
     def reset(self) -> None:
         self.load_state({})
+        self._deleting = {}
         self.auth_rejections = {}  # cleared with the call counters by POST /_control/reset
 
     def get_config(self) -> dict:
         return {**super().get_config(), "tenant_id": self.tenant_id, "purge_protection": self.purge_protection,
                 "retention_days": self.retention_days, "page_size": self.page_size,
-                "auth_rejections": dict(self.auth_rejections)}
+                "deletion_seconds": self.deletion_seconds, "auth_rejections": dict(self.auth_rejections)}
 
     def set_config(self, values: dict) -> None:
         super().set_config(values)
@@ -181,6 +191,10 @@ class KeyVaultStandIn(HttpStandIn):
             self.page_size = int(values["page_size"])
         if "purge_protection" in values:
             self.purge_protection = bool(values["purge_protection"])
+        if "deletion_seconds" in values:
+            if not 0 <= float(values["deletion_seconds"]) <= 60:
+                raise HttpError(400, "BadParameter", "deletion_seconds must be between 0 and 60")
+            self.deletion_seconds = float(values["deletion_seconds"])
         if "tenant_id" in values:
             self.tenant_id = str(values["tenant_id"])
 
@@ -205,6 +219,20 @@ class KeyVaultStandIn(HttpStandIn):
         now = self._now()
         for key in [k for k, d in self._deleted.items() if d["scheduledPurgeDate"] <= now]:
             del self._deleted[key]
+
+    def _being_deleted(self, name: str) -> bool:
+        key = name.lower()
+        started = self._deleting.get(key)
+        if started is None:
+            return False
+        if self.clock() < started + self.deletion_seconds:
+            return True
+        del self._deleting[key]
+        return False
+
+    @staticmethod
+    def _being_deleted_conflict(message: str) -> HttpError:
+        return HttpError(409, "Conflict", message, inner="ObjectIsBeingDeleted")
 
     def _live(self, name: str) -> dict:
         self._expire_deleted()
@@ -334,6 +362,9 @@ class KeyVaultStandIn(HttpStandIn):
         changes = self._check_properties(body)
         self._expire_deleted()
         key = name.lower()
+        if self._being_deleted(key):
+            raise self._being_deleted_conflict(
+                f"Secret {name} is currently being deleted and cannot be re-created; retry later.")
         if key in self._deleted:
             raise HttpError(409, "Conflict",
                             f"Secret {name} is currently in a deleted but recoverable state, and its name cannot be "
@@ -402,17 +433,19 @@ class KeyVaultStandIn(HttpStandIn):
         key = name.lower()
         del self._secrets[key]
         now = self._now()
-        # Soft delete completes at once here, so the SDK's delete poller (GET /deletedsecrets/{name}, first poll
-        # without delay) finishes on its first poll.
+        # With deletion_seconds 0 the soft delete completes at once, so the SDK's delete poller (GET
+        # /deletedsecrets/{name}, first poll without delay) finishes on its first poll; otherwise it polls until then.
         deleted = {**secret, "deletedDate": now, "scheduledPurgeDate": now + self.retention_days * DAY}
         self._deleted[key] = deleted
+        if self.deletion_seconds > 0:
+            self._deleting[key] = self.clock()
         return Response(200, self._deleted_bundle(deleted))
 
     # -- deleted secrets -------------------------------------------------------------------------------------------
     def _deleted_secret(self, name: str) -> dict:
         self._expire_deleted()
         d = self._deleted.get(name.lower())
-        if d is None:
+        if d is None or self._being_deleted(name):
             raise _deleted_not_found(name)
         return d
 
@@ -428,12 +461,15 @@ class KeyVaultStandIn(HttpStandIn):
     @route("GET", r"/deletedsecrets", "deleted_secrets.list")
     def list_deleted(self, req: Request) -> Response:
         self._expire_deleted()
-        rows = [(key, self._deleted_bundle(d, versioned=False)) for key, d in sorted(self._deleted.items())]
+        rows = [(key, self._deleted_bundle(d, versioned=False)) for key, d in sorted(self._deleted.items())
+                if not self._being_deleted(key)]
         return self._page(req, "/deletedsecrets", rows)
 
     @route("POST", r"/deletedsecrets/(?P<name>[^/]+)/recover", "deleted_secrets.recover")
     def recover(self, req: Request) -> Response:
         name = self._name(req)
+        if self._being_deleted(name):
+            raise self._being_deleted_conflict(f"Secret {name} is currently being deleted.")
         d = self._deleted_secret(name)
         key = name.lower()
         del self._deleted[key]
@@ -445,6 +481,8 @@ class KeyVaultStandIn(HttpStandIn):
     @route("DELETE", r"/deletedsecrets/(?P<name>[^/]+)", "deleted_secrets.purge")
     def purge(self, req: Request) -> Response:
         name = self._name(req)
+        if self._being_deleted(name):
+            raise self._being_deleted_conflict(f"Secret {name} is currently being deleted.")
         self._deleted_secret(name)
         if self.purge_protection:
             raise HttpError(403, "Forbidden",

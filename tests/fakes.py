@@ -314,6 +314,11 @@ class FakeSecretStore(_FakeService, SecretStore):
         self.active: dict[str, dict] = {}  # lower-case name -> {"name", "versions": [...]}
         self.deleted: dict[str, dict] = {}
         self.purge_protection = purge_protection
+        self.delete_waits: list[bool] = []  # ``wait`` of each delete_secret call
+        # With ``lag_deletes``, a delete not waited for leaves the name *being deleted* (Key Vault finishes a soft
+        # delete in the background) until finish_deletes(): set, recover and purge then answer 409 (transient).
+        self.lag_deletes = False
+        self.deleting: set[str] = set()
 
     @external
     def set_secret(self, name: str, value: str, *, content_type: str, tags: dict[str, str]) -> str:
@@ -324,6 +329,7 @@ class FakeSecretStore(_FakeService, SecretStore):
         if len(tags) > 15 or len(content_type) > 255:
             self._refuse("set_secret", "at most 15 tags; content type at most 255 characters")
         key = name.lower()
+        self._check_not_being_deleted("set_secret", name)
         if key in self.deleted:
             raise SecretDeletedButRecoverable(f"secret {name} is currently in a deleted but recoverable state")
         version = uuid.uuid4().hex
@@ -346,15 +352,27 @@ class FakeSecretStore(_FakeService, SecretStore):
         return StoredSecret(version=v["version"], value=v["value"], tags=dict(v["tags"]))
 
     @external
-    def delete_secret(self, name: str) -> bool:
+    def delete_secret(self, name: str, *, wait: bool = False) -> bool:
+        self.delete_waits.append(wait)
         entry = self.active.pop(name.lower(), None)
         if entry is None:
             return False
         self.deleted[name.lower()] = entry
+        if self.lag_deletes and not wait:
+            self.deleting.add(name.lower())
         return True
+
+    def _check_not_being_deleted(self, method: str, name: str) -> None:
+        if name.lower() in self.deleting:
+            raise TransientError(f"Secret {name} is currently being deleted; retry later", service=self.service,
+                                 operation=method, status=409)
+
+    def finish_deletes(self) -> None:
+        self.deleting.clear()
 
     @external
     def recover_deleted_secret(self, name: str) -> bool:
+        self._check_not_being_deleted("recover_deleted_secret", name)
         entry = self.deleted.pop(name.lower(), None)
         if entry is None:
             return False
@@ -363,6 +381,7 @@ class FakeSecretStore(_FakeService, SecretStore):
 
     @external
     def purge_deleted_secret(self, name: str) -> bool:
+        self._check_not_being_deleted("purge_deleted_secret", name)
         if name.lower() not in self.deleted:
             return False
         if self.purge_protection:

@@ -75,9 +75,13 @@ class KeyVaultSecretStore(SecretStore):
         return StoredSecret(version=secret.properties.version, value=secret.value or "",
                             tags=dict(secret.properties.tags or {}))
 
-    def delete_secret(self, name: str) -> bool:
-        return self._long_running("delete_secret", lambda: self._client.begin_delete_secret(
-            name, _polling_interval=POLLING_INTERVAL))
+    def delete_secret(self, name: str, *, wait: bool = False) -> bool:
+        if wait:
+            return self._long_running("delete_secret", lambda: self._client.begin_delete_secret(
+                name, _polling_interval=POLLING_INTERVAL))
+        # The DELETE alone: the SDK's poller sends nothing until it is waited on.
+        return azure_call(SERVICE, "delete_secret", lambda: self._client.begin_delete_secret(name),
+                          absent_on=(404,)) is not ABSENT
 
     def recover_deleted_secret(self, name: str) -> bool:
         return self._long_running("recover_deleted_secret", lambda: self._client.begin_recover_deleted_secret(

@@ -13,6 +13,9 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import random
+import threading
+import time
 from typing import Any, Callable
 
 from azure.core import MatchConditions
@@ -38,11 +41,35 @@ _AUDIT_FIELDS = [f.name for f in dataclasses.fields(AuditEntry) if f.name != "cu
 #: partition prefix of the slot pools (capacity reservations); "~" sorts after every customer id
 POOL_PREFIX = "~pool-"
 POOL_COUNTER = "counter"
-POOL_ATTEMPTS = 8
+#: tries of a slot pool's ETag-checked counter before giving up (transient: the message is retried). Every
+#: worker of every instance that takes a slot writes the same row, so a backlog arriving at once makes them collide:
+#: each loser waits a random time up to an exponentially growing bound (full jitter) before it reads again, which
+#: spreads them out instead of having them collide again in step.
+POOL_ATTEMPTS = 30
+POOL_BACKOFF_BASE = 0.01  # seconds
+POOL_BACKOFF_CAP = 0.5
 
 
 def _holder_key(holder: str) -> str:
     return "holder-" + hashlib.sha256(holder.encode("utf-8")).hexdigest()[:32]
+
+
+_pool_locks: dict[tuple[str, str], threading.Lock] = {}
+_pool_locks_guard = threading.Lock()
+
+
+def _pool_lock(table: str, pool: str) -> threading.Lock:
+    """One slot-pool write at a time per process and pool: a host's concurrent invocations would only collide on
+    the pool's counter row, and each collision costs the losers a read, a refused write and a backoff. Across
+    processes the ETag decides, as before; within one, the invocations queue instead of colliding."""
+    with _pool_locks_guard:
+        return _pool_locks.setdefault((table, pool), threading.Lock())
+
+
+def _pool_backoff(attempt: int) -> None:
+    """Before a pool's retry (none before the first try): a random wait below base x 2^attempt, at most the cap."""
+    if attempt:
+        time.sleep(random.uniform(0, min(POOL_BACKOFF_CAP, POOL_BACKOFF_BASE * 2 ** attempt)))
 
 
 def _pool_conflict(exc: HttpResponseError) -> bool:
@@ -274,7 +301,12 @@ class TableLedger(Ledger):
     def reserve_slot(self, pool: str, holder: str, limit: int, *, seed: Callable[[], int]) -> bool:
         """One partition per pool: a counter row and a row per holder, written together in one entity-group
         transaction, the counter ETag-checked, so two workers never take the last slot both."""
-        for _ in range(POOL_ATTEMPTS):
+        with _pool_lock(self.table_name, pool):
+            return self._reserve_slot(pool, holder, limit, seed)
+
+    def _reserve_slot(self, pool: str, holder: str, limit: int, seed: Callable[[], int]) -> bool:
+        for attempt in range(POOL_ATTEMPTS):
+            _pool_backoff(attempt)
             key, counter, held = self._pool_rows(pool, holder)
             if held is not None:
                 return True
@@ -300,7 +332,12 @@ class TableLedger(Ledger):
                              operation="reserve_slot")
 
     def release_slot(self, pool: str, holder: str) -> bool:
-        for _ in range(POOL_ATTEMPTS):
+        with _pool_lock(self.table_name, pool):
+            return self._release_slot(pool, holder)
+
+    def _release_slot(self, pool: str, holder: str) -> bool:
+        for attempt in range(POOL_ATTEMPTS):
+            _pool_backoff(attempt)
             key, counter, held = self._pool_rows(pool, holder)
             if held is None or counter is None:
                 return False

@@ -46,8 +46,10 @@ class ProvisioningOptions:
     """Auth0 application name = prefix + the customer's display name."""
     apim_client_registration_endpoint: str = ""
     """API Management requires this field; default ``https://{auth0_domain}/``."""
-    max_parallel_steps: int = 4
-    """Independent steps of one event that run at once (1: one after another, in a fixed order)."""
+    max_parallel_steps: int = 5
+    """Independent steps of one event that run at once (1: one after another, in a fixed order). Five: the widest
+    group, a creation's steps after the application, so that none of them (an ARM write of about a second among
+    them) waits for another to finish."""
     fence_guard: float = 0.0
     """A worker writes outside the ledger only while its claim has at least this many seconds left (the longest
     call plus the clock skew), renewing it first otherwise; CLAIM_TTL_SECONDS is at least twice this."""
@@ -86,6 +88,9 @@ class Attempt:
     claimed: bool = False
     client_id: str | None = None  # an application created or adopted in this attempt
     create_refused: bool = False  # Auth0 refused the create (429 or another 4xx): it made nothing
+    # This attempt's claim recorded the create intent (none stood before) and no create has been sent yet: a failure
+    # now (the reservation, the ledger) leaves nothing in Auth0 to search for.
+    intent_unsent: bool = False
     reserved: bool = False  # this attempt holds an authorization-server slot
     server_written: bool = False  # this attempt sent the authorization server's PUT
     started: float = field(default_factory=time.perf_counter)
@@ -276,7 +281,8 @@ class Core:
 
     def release_claim(self, a: Attempt, reason: str) -> None:
         def released(rec: CustomerRecord) -> CustomerRecord:
-            return rec.released(reason, self.now(), client_id=a.client_id, create_refused=a.create_refused)
+            return rec.released(reason, self.now(), client_id=a.client_id,
+                                create_refused=a.create_refused or a.intent_unsent)
 
         try:
             with a.log.step("ledger.release_claim"):

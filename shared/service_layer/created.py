@@ -52,6 +52,7 @@ def apply_created(core: Core, a: Attempt) -> Outcome:
                              service="provisioning", operation="profile")
     core.check_not_busy(a)
     prior_intent = rec.auth0_create_intent if rec and rec.create_pending else None
+    a.intent_unsent = prior_intent is None
     tasks = [lambda: core.claim(a, "provisioning", profile=profile)]
     if profile.wants_authorization_server and not (rec and rec.apim_authorization_server_id):
         tasks.append(lambda: reserve_capacity(core, a, profile))
@@ -171,6 +172,7 @@ def ensure_application(core: Core, a: Attempt, profile: ClientProfile, prior_int
     spec = application_spec(core, a.event, profile)  # type: ignore[arg-type]
     core.fence(a, "auth0.create_application")
     with a.log.step("auth0.create_application") as s:
+        a.intent_unsent = False  # from here the create may have happened, whatever the answer
         try:
             app = core.identity.create_application(spec)
         except ProvisioningError as exc:

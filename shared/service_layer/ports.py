@@ -111,8 +111,10 @@ class SecretStore(abc.ABC):
         """The latest version, its value and tags, or None when there is no such (active) secret."""
 
     @abc.abstractmethod
-    def delete_secret(self, name: str) -> bool:
-        """Soft-delete and wait until deleted. False if there was no such secret."""
+    def delete_secret(self, name: str, *, wait: bool = False) -> bool:
+        """Soft-delete. False if there was no such secret. Key Vault finishes a soft delete in the background
+        (seconds at most); meanwhile the name can be neither set nor recovered nor purged (a TransientError).
+        ``wait``: return only once it has finished, which a purge right after needs."""
 
     @abc.abstractmethod
     def recover_deleted_secret(self, name: str) -> bool:

@@ -85,11 +85,14 @@ def delete_authorization_servers(core: Core, a: Attempt, rec: CustomerRecord) ->
 
 def delete_secrets(core: Core, a: Attempt, rec: CustomerRecord) -> None:
     for name in _unique([rec.keyvault_secret_name, naming.secret_name(a.customer_id)]):
+        purge = core.options.purge_deleted_secrets
         core.fence(a, "keyvault.delete_secret")
         with a.log.step("keyvault.delete_secret") as s:
-            s.outcome = "ok" if core.secrets.delete_secret(name) else "gone"
+            # Key Vault finishes a soft delete in the background; only a purge needs it finished. A re-creation
+            # that comes meanwhile finds the name being deleted (409, transient) and is retried.
+            s.outcome = "ok" if core.secrets.delete_secret(name, wait=purge) else "gone"
             s.detail = f"name={name}"
-        if not core.options.purge_deleted_secrets:
+        if not purge:
             continue
         # Purge even when the delete found nothing: an earlier attempt may have deleted without purging.
         with a.log.step("keyvault.purge_deleted_secret") as s:

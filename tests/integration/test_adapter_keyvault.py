@@ -69,10 +69,43 @@ def test_delete_is_soft_and_quick(store, keyvault_ctl):
     # poller sleeps before the next poll, 2 s by default.
     keyvault_ctl.fail_next("deleted_secrets.get", 404)
     started = time.monotonic()
-    assert store.delete_secret(name) is True
+    assert store.delete_secret(name, wait=True) is True
     assert time.monotonic() - started < 1.5  # not the SDK's default 2 s between polls
     assert store.get_secret_version(name) is None
     assert store.delete_secret(name) is False
+
+
+def test_a_delete_not_waited_for_sends_only_the_delete_and_leaves_key_vault_finishing(store, keyvault_ctl):
+    name = new_name()
+    store.set_secret(name, new_value(), content_type="text/plain", tags={})
+    polls = calls(keyvault_ctl, "deleted_secrets.get")
+    keyvault_ctl.config(deletion_seconds=60)
+    try:
+        assert store.delete_secret(name) is True
+        assert calls(keyvault_ctl, "deleted_secrets.get") == polls  # no poll
+        # While Key Vault is still deleting, the name can be neither set nor recovered: 409, transient.
+        with pytest.raises(TransientError) as info:
+            store.set_secret(name, new_value(), content_type="text/plain", tags={})
+        assert info.value.status == 409 and "being deleted" in info.value.message
+        with pytest.raises(TransientError):
+            store.recover_deleted_secret(name)
+    finally:
+        keyvault_ctl.config(deletion_seconds=0)  # finishes the delete under way
+    with pytest.raises(SecretDeletedButRecoverable):
+        store.set_secret(name, new_value(), content_type="text/plain", tags={})
+    assert store.recover_deleted_secret(name) is True
+
+
+def test_a_delete_waited_for_returns_once_the_secret_can_be_purged(store, keyvault_ctl):
+    name = new_name()
+    store.set_secret(name, new_value(), content_type="text/plain", tags={})
+    keyvault_ctl.config(deletion_seconds=0.6)
+    try:
+        assert store.delete_secret(name, wait=True) is True
+        assert store.purge_deleted_secret(name) is True  # refused with 409 while the delete was under way
+    finally:
+        keyvault_ctl.config(deletion_seconds=0)
+    assert HEX32.match(store.set_secret(name, new_value(), content_type="text/plain", tags={}))
 
 
 def test_setting_a_deleted_name_raises_deleted_but_recoverable(store):

@@ -221,3 +221,31 @@ def test_slot_pool_hands_out_exactly_its_limit_under_contention(ledger):
     loser = next(h for h, ok in zip(holders, held) if not ok)
     assert ledger.reserve_slot("pool", loser, 5, seed=lambda: 99) is True
     assert ledger.reserve_slot("pool", "one-more", 5, seed=lambda: 99) is False
+
+
+def test_slot_pool_serves_a_backlog_arriving_at_once(ledger):
+    """Every worker of every instance writes the pool's one counter row: many reservations at once must all get
+    through (the losers of each round back off at random) instead of giving up after a few collisions."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    holders = [f"burst-{i}" for i in range(32)]
+    with ThreadPoolExecutor(16) as pool:
+        held = list(pool.map(lambda h: ledger.reserve_slot("busy", h, 500, seed=lambda: 0), holders))
+    assert held == [True] * 32
+    with ThreadPoolExecutor(16) as pool:
+        assert list(pool.map(lambda h: ledger.release_slot("busy", h), holders)) == [True] * 32
+    assert ledger.reserve_slot("busy", "after", 1, seed=lambda: 0) is True  # the counter is back at 0
+
+
+def test_one_process_never_collides_with_itself_on_a_slot_pool(ledger, counter):
+    """A host's concurrent invocations take their turn at the pool's counter instead of colliding on it: one
+    transaction per reservation, none refused and tried again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    assert ledger.reserve_slot("queue", "first", 100, seed=lambda: 0) is True  # the table and the pool exist now
+    counter.requests.clear()
+    holders = [f"host-{i}" for i in range(16)]
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(lambda h: ledger.reserve_slot("queue", h, 100, seed=lambda: 0), holders)) == [True] * 16
+    batches = [r for r in counter.requests if r.startswith("POST") and "$batch" in r]
+    assert len(batches) == 16

@@ -9,7 +9,8 @@ import pytest
 from shared.domain.errors import PermanentError, TransientError
 from shared.service_layer.concurrency import run_all
 from tests.fakes import Crash
-from tests.unit.world import World, created
+from shared.domain.records import APPLIED
+from tests.unit.world import World, created, removed
 
 
 def test_results_come_back_in_task_order():
@@ -91,3 +92,24 @@ def test_no_step_of_a_handler_outlives_it():
         w.service().handle(created())
     assert started.is_set() and done == [True]
     assert w.secrets.names() == ["auth0-client-acme"]
+
+
+
+def test_no_group_of_steps_queues_for_a_worker_by_default(monkeypatch):
+    """The widest group (the client id recorded, grant, secret, authorization server, subscription) must not wait
+    for a free worker: with fewer workers than steps, an ARM write of about a second would start only once another
+    step had finished."""
+    from shared.service_layer import core as core_module
+    from shared.service_layer.core import ProvisioningOptions
+    groups = []
+
+    def spy(tasks, *, max_workers, name):
+        groups.append((len(tasks), max_workers))
+        return run_all(tasks, max_workers=max_workers, name=name)
+
+    monkeypatch.setattr(core_module, "run_all", spy)
+    w = World(max_parallel=ProvisioningOptions(auth0_domain="t.example").max_parallel_steps)
+    assert w.service().handle(created()).result == APPLIED
+    assert w.service().handle(removed()).result == APPLIED
+    assert max(n for n, _ in groups) == 5
+    assert all(n <= workers for n, workers in groups)

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from shared.domain.errors import PermanentError, TransientError, UnknownProfile
+from shared.domain.errors import LedgerConflict, PermanentError, TransientError, UnknownProfile
 from shared.domain.records import APPLIED, DUPLICATE, FAILED, PROVISIONING, REJECTED, REMOVING
 from shared.service_layer.provisioning import UNPARSED_PARTITION
 from tests.unit.world import World, created, removed
@@ -67,6 +67,34 @@ def test_a_refused_create_drops_the_intent_so_the_retry_does_not_search(status, 
     w.service().handle(created(), message_id="m2")
     assert (w.identity.calls["find_applications"] == 0) is refused
     assert len(w.identity.apps) == 1 and w.orphans() == []
+
+
+def test_a_failure_before_the_create_drops_the_intent_so_the_retry_does_not_search():
+    """The reservation (or any step before the create) failing leaves nothing in Auth0: the retry creates directly
+    instead of spending a tenant-wide search on it, which under a backlog would cost the shared Auth0 budget."""
+    w = World()
+    w.ledger.fail("reserve_slot", LedgerConflict("the pool kept changing", service="ledger",
+                                                 operation="reserve_slot"))
+    with pytest.raises(LedgerConflict):
+        w.service().handle(created(), message_id="m1")
+    assert w.ledger.record("acme").auth0_create_intent is None and w.identity.calls["create_application"] == 0
+
+    assert w.service().handle(created(), message_id="m2").result == APPLIED
+    assert w.identity.calls["find_applications"] == 0
+    assert len(w.identity.apps) == 1 and w.orphans() == []
+
+
+def test_an_earlier_intent_is_kept_when_this_attempt_fails_before_searching_for_it():
+    w = World()
+    w.identity.fail("create_application", "transient")  # a 503: the create may have happened
+    with pytest.raises(TransientError):
+        w.service().handle(created(), message_id="m1")
+    w.ledger.fail("reserve_slot", "transient")
+    with pytest.raises(TransientError):
+        w.service().handle(created(), message_id="m2")
+    assert w.ledger.record("acme").auth0_create_intent is not None  # still to be searched for
+    w.service().handle(created(), message_id="m3")
+    assert w.identity.calls["find_applications"] == 1 and len(w.identity.apps) == 1 and w.orphans() == []
 
 
 def test_failed_audit_counts_attempts():

@@ -91,6 +91,32 @@ def test_reprovisioning_after_removal(purge):
     assert w.orphans() == []
 
 
+@pytest.mark.parametrize("purge", [False, True], ids=["recover", "purge"])
+def test_reprovisioning_while_key_vault_still_deletes_the_secret_is_retried_then_frees_the_name(purge):
+    from shared.domain.errors import TransientError
+    w = World()
+    w.secrets.lag_deletes = True
+    w.service().handle(created(at=0))
+    w.service().handle(removed(at=10))  # returns before Key Vault has finished the soft delete
+    assert w.secrets.deleting == {"auth0-client-acme"}
+    svc = w.service(purge_deleted_secrets=purge)
+
+    with pytest.raises(TransientError) as info:
+        svc.handle(created(event_id="e-again", at=20))
+    assert info.value.status == 409
+
+    w.secrets.finish_deletes()
+    outcome = svc.handle(created(event_id="e-again", at=20))
+
+    assert (outcome.result, outcome.status) == (APPLIED, PROVISIONED)
+    [app] = w.identity.apps_of("acme")  # the application of the first attempt, not a second one
+    assert w.secrets.value("auth0-client-acme") == w.identity.secret_of(app)
+    assert w.secrets.deleted_names() == []
+    assert (w.secrets.calls["recover_deleted_secret"], w.secrets.calls["purge_deleted_secret"]) == \
+        ((0, 1) if purge else (1, 0))
+    assert w.orphans() == []
+
+
 def test_reprovisioning_with_purge_protection_recovers_instead():
     w = World(purge_protection=True)
     w.service().handle(created(at=0))

@@ -38,6 +38,18 @@ def test_removal_soft_deletes_the_secret_by_default_and_purges_when_configured()
     assert w.secrets.deleted_names() == [] and w.secrets.names() == []
 
 
+def test_removal_waits_for_key_vault_to_finish_the_soft_delete_only_to_purge():
+    w = World()
+    w.service().handle(created())
+    w.service().handle(removed())
+    assert w.secrets.delete_waits == [False]  # Key Vault finishes in the background; nothing here needs it done
+
+    w = World(purge=True)
+    w.service().handle(created())
+    w.service().handle(removed())
+    assert w.secrets.delete_waits == [True]  # a purge of a secret still being deleted would be refused (409)
+
+
 def test_purge_refused_by_purge_protection_does_not_fail_the_removal():
     w = World(purge=True, purge_protection=True)
     w.service().handle(created())
