@@ -21,7 +21,7 @@ THIRD_PARTY_GRANTS = {"authorization_code", "refresh_token", "client_credentials
 APIM_MODES = {"per-customer", "none"}
 REDIRECT_MODES = {"none", "optional", "required"}
 KEYS = {"description", "app_type", "grant_types", "token_endpoint_auth_method", "first_party", "token_lifetime",
-        "audience", "scopes", "apim_product", "apim_authorization_server", "redirect_uris"}
+        "audience", "scopes", "apim_product", "apim_authorization_server", "redirect_uris", "plans"}
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -43,6 +43,12 @@ class ClientProfile:
     apim_product: str
     apim_authorization_server: str = "per-customer"
     redirect_uris: str = "none"
+    #: plan name -> the grant's scopes for a customer on that plan; a plan not listed gets ``scopes``
+    plans: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def scopes_for(self, plan: str | None) -> tuple[str, ...]:
+        """The grant's scopes for a customer on ``plan`` (``data.plan`` of its events)."""
+        return dict(self.plans).get(plan or "", self.scopes)
 
     @property
     def confidential(self) -> bool:
@@ -121,11 +127,16 @@ def _validate(name: str, raw: dict, env: Mapping[str, str]) -> ClientProfile:
     check(redirects in REDIRECT_MODES, f"redirect_uris must be one of {sorted(REDIRECT_MODES)}")
     if redirects != "none":
         check("authorization_code" in grants, "redirect_uris needs the authorization_code grant")
+    plans = raw.get("plans", {})
+    check(isinstance(plans, dict) and all(
+        isinstance(p, str) and p and isinstance(v, list) and all(isinstance(s, str) and s and " " not in s for s in v)
+        for p, v in plans.items()), "plans must map plan names to lists of scope names")
     return ClientProfile(name=name, description=str(raw.get("description", "")), app_type=raw["app_type"],
                          grant_types=tuple(grants), token_endpoint_auth_method=raw["token_endpoint_auth_method"],
                          first_party=raw["first_party"], token_lifetime=lifetime, audience=raw["audience"],
                          scopes=tuple(scopes), apim_product=raw["apim_product"], apim_authorization_server=mode,
-                         redirect_uris=redirects)
+                         redirect_uris=redirects,
+                         plans=tuple((p, tuple(v)) for p, v in sorted(plans.items())))
 
 
 def parse_profiles(text: str, env: Mapping[str, str]) -> dict[str, ClientProfile]:

@@ -72,8 +72,13 @@ def handle_message(service, message: InboundMessage, *, type_prefix: str = "", s
         log.emit("event", "failed", _ms(started), level=logging.WARNING if exc.transient else logging.ERROR,
                  detail=f"type={event.type} kind={kind} reason={exc.reason!r}", kind=kind)
         if isinstance(exc, TransientError) and scheduler is not None:
-            return _schedule_retry(scheduler, policy or rp.RetryPolicy(), message, exc, log,
-                                   now or dt.datetime.now(dt.timezone.utc))
+            try:
+                return _schedule_retry(scheduler, policy or rp.RetryPolicy(), message, exc, log,
+                                       now or dt.datetime.now(dt.timezone.utc))
+            except TransientError as raised:
+                if raised is exc and hasattr(service, "record_dead_letter"):  # the budget is spent
+                    service.record_dead_letter(event, message_id=message.message_id, error=exc)
+                raise
         raise
     except Exception as exc:
         # A bug, not a service's answer: let the host abandon (and, repeated, dead-letter) the message, and say

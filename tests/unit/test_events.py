@@ -111,7 +111,7 @@ CASES = [
     ("source", "DELETE", "source", "is required"),
     ("datacontenttype", "text/plain", "datacontenttype", "application/json"),
     ("type", "DELETE", "type", "is required"),
-    ("type", "customer.updated", "type", "customer.created or customer.removed"),
+    ("type", "customer.renamed", "type", "customer.created, customer.updated or customer.removed"),
     ("time", "DELETE", "time", "is required"),
     ("time", "2026-11-26 11:59:00", "time", "RFC 3339"),
     ("time", "2026-11-26T11:59:00", "time", "RFC 3339"),
