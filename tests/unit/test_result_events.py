@@ -112,3 +112,19 @@ def test_drift_findings_are_sent_once_per_run_and_the_sweep_sends_what_was_left(
     w.clock.advance(120)
     assert svc.publish_pending() == 1 and w.ledger.outbox == {}
     assert [e["type"] for e in w.results.delivered][-1] == "customer.provisioned"
+
+
+def test_a_spent_retry_budget_sends_one_failed_event_with_its_code():
+    from shared.domain.retry_policy import RetryPolicy
+    from tests.unit.test_messages import RecordingScheduler
+    w = World(results=True)
+    w.identity.fail("create_application", "transient", times=5)
+    body = json.dumps({"specversion": "1.0", "id": "e-1", "source": "/crm", "type": "customer.created",
+                       "time": "2026-11-26T10:00:00Z",
+                       "data": {"customerId": "acme", "displayName": "Acme", "profile": "oem"}})
+    with pytest.raises(TransientError):
+        handle_message(w.service(), InboundMessage(body=body.encode(), message_id="m-1"),
+                       scheduler=RecordingScheduler(), policy=RetryPolicy(max_attempts=0))
+    (event,) = w.results.delivered
+    assert event["data"]["reasonCode"] == "RetryBudgetSpent" and event["data"]["deadLettered"] is True
+    assert w.ledger.audit("acme", "e-1").outcome == "failed"
