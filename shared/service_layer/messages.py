@@ -15,6 +15,7 @@ from typing import Any
 from ..domain import retry_policy as rp
 from ..domain.errors import InvalidEvent, ProvisioningError, TransientError
 from ..domain.events import parse_event, peek_identity
+from .outbox import ResultsPending
 from .step_log import StepLog
 
 
@@ -33,6 +34,8 @@ class InboundMessage:
 
 #: what handle_message returns when it scheduled a retry instead of applying the event
 RETRY_SCHEDULED = "retry-scheduled"
+#: what it returns when an applied event's result event could not be sent within the retry budget
+RESULTS_PENDING = "results-pending"
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,13 @@ def handle_message(service, message: InboundMessage, *, type_prefix: str = "", s
                 return _schedule_retry(scheduler, policy or rp.RetryPolicy(), message, exc, log,
                                        now or dt.datetime.now(dt.timezone.utc))
             except TransientError as raised:
+                if raised is exc and isinstance(exc, ResultsPending):
+                    # Applied and recorded: only its result event is not sent. Dead-lettering would report an
+                    # applied event as failed; the outbox row stays for the sweep instead.
+                    log.emit("event", RESULTS_PENDING, level=logging.ERROR,
+                             detail=f"type={event.type} the event is applied; its result event stays in the outbox "
+                                    f"for the sweep ({exc.reason})")
+                    return RetryScheduled(RESULTS_PENDING, 0, 0.0, exc.reason)
                 if raised is exc and hasattr(service, "record_dead_letter"):  # the budget is spent
                     service.record_dead_letter(event, message_id=message.message_id, error=exc)
                 raise

@@ -59,22 +59,28 @@ class ProvisioningService:
         if not self._enter(event.customer_id):
             raise CustomerBusy("another invocation of this worker is applying an event to this customer",
                                service="ledger", operation="claim")
+        # The customer is free again once the ledger is written: the send happens outside, so a redelivery of the
+        # same event is not turned away as busy while this one publishes (both may send: same message id).
+        a = Attempt(event=event, message_id=message_id)
         try:
-            a = Attempt(event=event, message_id=message_id)
+            outcome = self._apply(a)
+        except Exception as exc:
             try:
-                outcome = self._apply(a)
-            except Exception as exc:
                 self.core.record_failure(a, exc)
-                self._send_after_failure(a)
-                raise
-            if outcome.result == DUPLICATE:
-                # A redelivery of an applied event: the attempt that applied it may have died before sending.
-                outbox.publish_pending(self.results, self.ledger, event.customer_id, a.log)
-            else:
-                outbox.publish(self.results, self.ledger, a.outbox, a.log)
-            return outcome
-        finally:
+            finally:
+                self._leave(event.customer_id)
+            self._send_after_failure(a)
+            raise
+        except BaseException:
             self._leave(event.customer_id)
+            raise
+        self._leave(event.customer_id)
+        if outcome.result == DUPLICATE:
+            # A redelivery of an applied event: the attempt that applied it may have died before sending.
+            outbox.publish_pending(self.results, self.ledger, event.customer_id, a.log)
+        else:
+            outbox.publish(self.results, self.ledger, a.outbox, a.log)
+        return outcome
 
     def _apply(self, a: Attempt) -> Outcome:
         event = a.event

@@ -128,3 +128,21 @@ def test_a_spent_retry_budget_sends_one_failed_event_with_its_code():
     (event,) = w.results.delivered
     assert event["data"]["reasonCode"] == "RetryBudgetSpent" and event["data"]["deadLettered"] is True
     assert w.ledger.audit("acme", "e-1").outcome == "failed"
+
+
+def test_an_applied_event_is_never_dead_lettered_for_its_result_event():
+    from shared.domain.retry_policy import RetryPolicy
+    from shared.service_layer.messages import RESULTS_PENDING
+    from tests.unit.test_messages import RecordingScheduler
+    w = World(results=True)
+    w.results.fail("publish", "transient", times=10)  # the topic is down for longer than the retry budget
+    body = json.dumps({"specversion": "1.0", "id": "e-1", "source": "/crm", "type": "customer.created",
+                       "time": "2026-11-26T10:00:00Z",
+                       "data": {"customerId": "acme", "displayName": "Acme", "profile": "oem"}})
+    done = handle_message(w.service(), InboundMessage(body=body.encode(), message_id="m-1"),
+                          scheduler=RecordingScheduler(), policy=RetryPolicy(max_attempts=0))
+    assert done.result == RESULTS_PENDING  # completed, not raised: the message does not go to the dead-letter queue
+    assert w.ledger.audit("acme", "e-1").outcome == APPLIED and len(w.ledger.outbox) == 1
+    w.clock.advance(120)
+    w.results._failures.clear()  # the topic is back: the sweep sends it
+    assert w.service().publish_pending() == 1 and len(w.results.delivered) == 1
