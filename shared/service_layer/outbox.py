@@ -29,6 +29,8 @@ from .step_log import StepLog
 
 #: rows younger than this are left to the attempt that wrote them (it sends right after its commit)
 SWEEP_GRACE_SECONDS = 60.0
+#: messages per send: a Service Bus batch holds at most 256 KiB on the Standard tier; a result event is < 2 KiB
+PUBLISH_BATCH = 50
 
 
 class ResultsPending(TransientError):
@@ -46,9 +48,15 @@ def publish(publisher: ResultPublisher | None, ledger: Ledger, entries: list[Out
     stay for a later delivery or the sweep)."""
     if publisher is None or not entries:
         return 0
+    for start in range(0, len(entries), PUBLISH_BATCH):
+        _send(publisher, ledger, entries[start:start + PUBLISH_BATCH], log)
+    return len(entries)
+
+
+def _send(publisher: ResultPublisher, ledger: Ledger, entries: list[OutboxEntry], log: StepLog) -> None:
     try:
         with log.step("servicebus.publish_results") as s:
-            s.detail = "types=" + ",".join(e.event_type for e in entries)
+            s.detail = "types=" + ",".join(sorted({e.event_type for e in entries}))
             publisher.publish(entries)
     except TransientError as exc:
         raise ResultsPending(f"the result events are committed but not sent yet ({exc.reason})",
@@ -59,7 +67,6 @@ def publish(publisher: ResultPublisher | None, ledger: Ledger, entries: list[Out
                 ledger.delete_outbox(entry)
         except Exception:  # noqa: BLE001 - sent already: a row left behind is sent again under the same id, dropped
             pass
-    return len(entries)
 
 
 def publish_pending(publisher: ResultPublisher | None, ledger: Ledger, customer_id: str, log: StepLog) -> int:

@@ -26,6 +26,8 @@ from .updated import apply_updated
 
 #: audit partition of events whose customer id could not be read
 UNPARSED_PARTITION = "~unparsed"
+#: outbox rows written in one table transaction (the service's limit is 100 operations)
+OUTBOX_BATCH = 100
 
 __all__ = ["MANAGED_BY", "SECRET_CONTENT_TYPE", "UNPARSED_PARTITION", "Outcome", "ProvisioningOptions",
            "ProvisioningService"]
@@ -55,7 +57,8 @@ class ProvisioningService:
         """Apply one parsed event. Returns the outcome, or raises TransientError / PermanentError after recording
         the failure (``last_error``, audit *failed*, claim released). The result event committed with the outcome
         is sent before returning; when the topic cannot take it, :class:`outbox.ResultsPending` (transient) is
-        raised, so the message is retried and its next delivery (a duplicate) sends it."""
+        raised, so the message is retried and its next delivery (a duplicate) sends it (past the retry budget the
+        message handler completes it and the sweep sends the row)."""
         if not self._enter(event.customer_id):
             raise CustomerBusy("another invocation of this worker is applying an event to this customer",
                                service="ledger", operation="claim")
@@ -112,16 +115,20 @@ class ProvisioningService:
         if self.results is None:
             return 0
         sent = 0
-        by_partition: dict[str, list] = {}
+        by_partition: dict[str, dict] = {}
         for event in events:
             row = self.core.outbox_rows(event)[0]
-            by_partition.setdefault(row.customer_id, []).append(row)
-        for partition, rows in by_partition.items():
+            # One row per message id: a table transaction refuses two operations on one row.
+            by_partition.setdefault(row.customer_id, {})[row.message_id] = row
+        for partition, unique in by_partition.items():
+            rows = list(unique.values())
             log = StepLog(partition, None, None)
-            with log.step("ledger.set_outbox") as s:
-                s.detail = "types=" + ",".join(r.event_type for r in rows)
-                self.ledger.set_outbox(tuple(rows))
-            sent += outbox.publish(self.results, self.ledger, rows, log)
+            for start in range(0, len(rows), OUTBOX_BATCH):  # a table transaction holds at most 100 operations
+                batch = rows[start:start + OUTBOX_BATCH]
+                with log.step("ledger.set_outbox") as s:
+                    s.detail = "types=" + ",".join(sorted({r.event_type for r in batch}))
+                    self.ledger.set_outbox(tuple(batch))
+                sent += outbox.publish(self.results, self.ledger, batch, log)
         return sent
 
     def publish_pending(self, *, grace_seconds: float = outbox.SWEEP_GRACE_SECONDS) -> int:
