@@ -139,7 +139,7 @@ def provisioning_failed_for(exc: BaseException, *, customer_id: str | None, even
 DRIFT_FINDINGS = ("missing", "leftover", "orphan", "drift")
 
 
-def drift_detected(*, customer_id: str, finding: str, service: str, resource: str, detail: str,
+def drift_detected(*, customer_id: str | None, finding: str, service: str, resource: str, detail: str,
                    detection_id: str, now: dt.datetime, expected: Any = None, actual: Any = None,
                    repaired: bool = False) -> ResultEvent:
     """One finding of a drift check. ``finding``: ``missing`` (a provisioned customer's resource is gone),
@@ -148,13 +148,13 @@ def drift_detected(*, customer_id: str, finding: str, service: str, resource: st
     what is affected (``application``, ``client_grant``, ``secret``, ``subscription``, ``authorization_server``)
     and its id; ``detection_id`` names the run (e.g. the timer's scheduled time): a finding is reported once per
     run, however often the run's publish is retried. ``expected``/``actual`` are plain JSON values, never a
-    secret."""
+    secret. ``customer_id`` None: an orphan whose application names no customer."""
     if finding not in DRIFT_FINDINGS:
         raise ValueError(f"finding must be one of {DRIFT_FINDINGS}")
     data = {"customerId": customer_id, "finding": finding, "service": service, "resource": resource,
             "detail": detail[:RULE_MAX], "expected": expected, "actual": actual, "repaired": repaired,
             "detectionId": detection_id}
-    message_id = result_message_id(DRIFT_DETECTED, customer_id, finding, service, resource, detection_id)
+    message_id = result_message_id(DRIFT_DETECTED, customer_id or "", finding, service, resource, detection_id)
     return ResultEvent(DRIFT_DETECTED, customer_id, message_id, now, data)
 
 

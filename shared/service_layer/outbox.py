@@ -29,6 +29,8 @@ from .step_log import StepLog
 
 #: rows younger than this are left to the attempt that wrote them (it sends right after its commit)
 SWEEP_GRACE_SECONDS = 60.0
+#: the outbox partition of result events about no known customer (an orphan application without a customer id)
+UNATTRIBUTED_PARTITION = "~unattributed"
 #: messages per send: a Service Bus batch holds at most 256 KiB on the Standard tier; a result event is < 2 KiB
 PUBLISH_BATCH = 50
 
@@ -39,8 +41,9 @@ class ResultsPending(TransientError):
 
 def outbox_entry(result: ResultEvent, *, partition: str | None = None, type_prefix: str = "",
                  now: dt.datetime | None = None) -> OutboxEntry:
-    return OutboxEntry(customer_id=partition or result.customer_id or "", message_id=result.message_id,
-                       event_type=result.type, body=result.body(type_prefix), created_at=now or result.time)
+    return OutboxEntry(customer_id=partition or result.customer_id or UNATTRIBUTED_PARTITION,
+                       message_id=result.message_id, event_type=result.type, body=result.body(type_prefix),
+                       created_at=now or result.time)
 
 
 def publish(publisher: ResultPublisher | None, ledger: Ledger, entries: list[OutboxEntry], log: StepLog) -> int:
