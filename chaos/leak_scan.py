@@ -182,6 +182,23 @@ def from_queue(connection_string: str, queue: str, *, dead_letter: bool = True) 
             for msg in browse(connection_string, queue, dead_letter=dead_letter)]
 
 
+def from_subscription(connection_string: str, topic: str, subscription: str) -> list[Haystack]:
+    """Every result event waiting on a subscription of the result-events topic (peeked: the CRM's view)."""
+    from azure.servicebus import ServiceBusClient
+
+    out = []
+    with ServiceBusClient.from_connection_string(connection_string) as client:
+        with client.get_subscription_receiver(topic, subscription) as receiver:
+            seq = 0
+            while True:
+                page = receiver.peek_messages(max_message_count=100, sequence_number=seq + 1)
+                if not page:
+                    return out
+                out += [Haystack(f"result event seq={m.sequence_number} id={m.message_id}", _message_text(m))
+                        for m in page]
+                seq = max(m.sequence_number for m in page)
+
+
 def from_events(bodies: Iterable) -> list[Haystack]:
     out = []
     for body in bodies:

@@ -448,6 +448,8 @@ class ChaosRun:
         hay = leak_scan.from_files(sorted((folder / "logs").glob("*.log")))
         hay += leak_scan.from_ledger(s["LEDGER_CONNECTION"], s["LEDGER_TABLE"])
         hay += leak_scan.from_queue(s["ServiceBusConnection"], s["CUSTOMER_EVENTS_QUEUE"], dead_letter=True)
+        hay += leak_scan.from_subscription(s["ServiceBusConnection"], s.get("RESULT_EVENTS_TOPIC") or
+                                           "customer-lifecycle", "audit")
         hay += leak_scan.from_events(self.sent_bodies)
         self.report.secrets_checked = len(secrets)
         self.report.places_scanned = len(hay)

@@ -19,7 +19,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
-from functions.settlement import INVALID_EVENT, PERMANENT_FAILURE, RETRY_BUDGET_SPENT, UNKNOWN_PROFILE
+from functions.settlement import APP_REASONS
 from shared.domain import naming
 from shared.domain.records import APPLIED, PROVISIONED, REJECTED, REMOVED, STALE
 
@@ -27,7 +27,6 @@ from .workload import CREATED, Workload
 
 
 #: dead-letter reasons the app gives itself, with the rule as the description (functions/settlement.py)
-APP_REASONS = {INVALID_EVENT, UNKNOWN_PROFILE, RETRY_BUDGET_SPENT, PERMANENT_FAILURE}
 
 
 @dataclass

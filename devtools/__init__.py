@@ -1,1 +1,1 @@
-"""Developer tools: send sample events, run the demo."""
+"""Developer tools: send sample events, listen to the result events, run the demo."""

@@ -1,6 +1,7 @@
 """Send customer events to the queue, as the CRM would.
 
     python -m devtools.send created --customer acme --profile oem
+    python -m devtools.send updated --customer acme --display-name "Acme Group" --plan premium
     python -m devtools.send removed --customer acme
     python -m devtools.send invalid                 # an event the app must dead-letter with a clear reason
     python -m devtools.send file schemas/samples/customer-created-oem.json [--keep [--new-message-id]]
@@ -30,8 +31,8 @@ def now_iso() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def build_event(kind: str, customer: str, profile: str = "oem", display_name: str | None = None,
-                redirect_uris: list[str] | None = None, prefix: str = "") -> dict:
+def build_event(kind: str, customer: str, profile: str | None = "oem", display_name: str | None = None,
+                redirect_uris: list[str] | None = None, prefix: str = "", plan: str | None = None) -> dict:
     event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/devtools/send",
              "time": now_iso(), "datacontenttype": "application/json"}
     if kind == "created":
@@ -39,6 +40,11 @@ def build_event(kind: str, customer: str, profile: str = "oem", display_name: st
         if redirect_uris:
             data["redirectUris"] = redirect_uris
         event.update(type=f"{prefix}customer.created", data=data)
+    elif kind == "updated":
+        # Only what is given changes.
+        data = {"customerId": customer, "displayName": display_name, "profile": profile, "plan": plan,
+                "redirectUris": redirect_uris or None}
+        event.update(type=f"{prefix}customer.updated", data={k: v for k, v in data.items() if v is not None})
     elif kind == "removed":
         event.update(type=f"{prefix}customer.removed", data={"customerId": customer})
     elif kind == "invalid":
@@ -126,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--display-name", help="display name (default: '<Customer> Ltd')")
     sp.add_argument("--redirect-uri", action="append", dest="redirect_uris", metavar="URL",
                     help="redirect URI, repeatable (for profiles that take them, e.g. partner-spa; default: none)")
+    sp = sub.add_parser("updated", help="send a customer.updated event",
+                        description="Send a customer.updated event: the app changes the customer's Auth0 "
+                                    "application, grant and APIM entries in place. Only the options given change.")
+    sp.add_argument("--customer", required=True, metavar="ID", help="customer id (required)")
+    sp.add_argument("--profile", help="a new client profile of the same kind (confidential or public)")
+    sp.add_argument("--display-name", help="a new display name")
+    sp.add_argument("--plan", help="a new plan (a profile's plans may grant other scopes)")
+    sp.add_argument("--redirect-uri", action="append", dest="redirect_uris", metavar="URL",
+                    help="the new redirect URIs, repeatable (they replace the current ones)")
     sp = sub.add_parser("removed", help="send a customer.removed event",
                         description="Send a customer.removed event: the app removes everything it created for "
                                     "the customer.")
@@ -174,6 +189,9 @@ def main(argv=None) -> int:
             extra = {}
             if args.kind == "created":
                 extra = dict(profile=args.profile, display_name=args.display_name, redirect_uris=args.redirect_uris)
+            elif args.kind == "updated":
+                extra = dict(profile=args.profile, display_name=args.display_name, redirect_uris=args.redirect_uris,
+                             plan=args.plan)
             events = [build_event(args.kind, args.customer, prefix=prefix, **extra)]
     except UsageError as exc:
         print(f"cannot send: {exc}", file=sys.stderr)

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.domain.errors import InvalidEvent, PermanentError, RetryBudgetSpent, UnknownProfile
+from shared.domain.errors import ChangeNotInPlace, InvalidEvent, NotProvisioned, PermanentError, RetryBudgetSpent
+from shared.domain.errors import UnknownProfile
 
-#: DeadLetterReason codes, stable: runbooks, alerts and ``opstool list --reason`` match on them.
-INVALID_EVENT = "InvalidEvent"
-UNKNOWN_PROFILE = "UnknownProfile"
-RETRY_BUDGET_SPENT = "RetryBudgetSpent"
-PERMANENT_FAILURE = "PermanentFailure"
+# DeadLetterReason is the error class's stable ``code`` (InvalidEvent, UnknownProfile, RetryBudgetSpent,
+# ChangeNotInPlace, NotProvisioned, PermanentFailure for any other refusal): the same code the CRM's
+# customer.provisioning-failed carries, so runbooks, alerts and ``opstool list --reason`` match on one vocabulary.
+APP_REASONS = frozenset(cls.code for cls in (InvalidEvent, UnknownProfile, RetryBudgetSpent, ChangeNotInPlace,
+                                            NotProvisioned, PermanentError))
 
 # Service Bus stores the description as a message property; the portal and Service Bus Explorer show it on one
 # line. The rules are short; anything longer is cut, so a reason quoting the input cannot grow the message.
@@ -36,14 +37,7 @@ def dead_letter_for(error: BaseException) -> DeadLetter | None:
     """The dead-lettering a raised error calls for, or None when the host's redelivery path should handle it."""
     if not isinstance(error, PermanentError):
         return None
-    if isinstance(error, InvalidEvent):
-        code = INVALID_EVENT
-    elif isinstance(error, UnknownProfile):
-        code = UNKNOWN_PROFILE
-    elif isinstance(error, RetryBudgetSpent):
-        code = RETRY_BUDGET_SPENT
-    else:
-        code = PERMANENT_FAILURE
+    code = error.code
     # ProvisioningError reasons are written never to hold a secret (they go to the ledger as they are).
     return DeadLetter(code, describe(error.reason))
 

@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "is stuck even when its message is not dead-lettered (yet). Use it to verify a "
                                    "replay.", epilog=EXIT_CODES_HELP)
     p.add_argument("--status", action="append",
-                   choices=("provisioning", "provisioned", "rotating", "removing", "removed"),
+                   choices=("provisioning", "provisioned", "updating", "rotating", "removing", "removed"),
                    help="only customers in this status (repeatable: any)")
     p.add_argument("--customer", action="append", metavar="ID", help="customer id, exact (repeatable: any)")
     p.add_argument("--with-error", action="store_true", help="only customers with a last error recorded")

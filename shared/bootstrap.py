@@ -68,6 +68,7 @@ def build_service(settings: AppSettings, worker_id: str | None = None) -> "Provi
     from .adapters.auth0_identity import Auth0IdentityProvider
     from .adapters.credentials import get_credential
     from .adapters.keyvault_secrets import KeyVaultSecretStore
+    from .adapters.servicebus_results import ServiceBusResultPublisher
     from .adapters.table_ledger import TableLedger
     from .service_layer.provisioning import ProvisioningOptions, ProvisioningService
 
@@ -80,13 +81,16 @@ def build_service(settings: AppSettings, worker_id: str | None = None) -> "Provi
         apim_client_registration_endpoint=settings.apim_client_registration_endpoint,
         fence_guard=settings.fence_guard_seconds,
         clock_skew=CLOCK_SKEW_SECONDS,
+        keyvault_url=settings.keyvault_url,
+        result_type_prefix=settings.event_type_prefix,
     )
     return ProvisioningService(identity=Auth0IdentityProvider.from_settings(settings),
                                secrets=KeyVaultSecretStore.from_settings(settings, credential),
                                gateway=ApimGateway.from_settings(settings, credential),
                                ledger=TableLedger.from_settings(settings, credential),
                                profiles=profiles, options=options,
-                               worker_id=worker_id or default_worker_id(settings))
+                               worker_id=worker_id or default_worker_id(settings),
+                               results=ServiceBusResultPublisher.from_settings(settings))
 
 
 def build_handler(settings: AppSettings, worker_id: str | None = None) -> "MessageHandler":

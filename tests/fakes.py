@@ -24,10 +24,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 
 from shared.domain.errors import LedgerConflict, PermanentError, TransientError
-from shared.domain.records import FINAL_OUTCOMES, AuditEntry, CustomerRecord
-from shared.service_layer.ports import (ApiGateway, Application, ApplicationSpec, AuthorizationServerSpec, Capacity,
-                                        IdentityProvider, Ledger, SecretDeletedButRecoverable, SecretStore,
-                                        StoredSecret)
+from shared.domain.records import FINAL_OUTCOMES, AuditEntry, CustomerRecord, OutboxEntry
+from shared.service_layer.ports import (ApiGateway, Application, ApplicationSpec, ApplicationUpdate,
+                                        AuthorizationServerSpec, Capacity, IdentityProvider, Ledger, ResultPublisher,
+                                        SecretDeletedButRecoverable, SecretStore, StoredSecret)
 
 
 class Crash(BaseException):
@@ -256,6 +256,23 @@ class FakeIdentityProvider(_FakeService, IdentityProvider):
         return self._application(client_id, with_secret=True)
 
     @external
+    def update_application(self, client_id: str, update: ApplicationUpdate) -> bool:
+        app = self.apps.get(client_id)
+        if app is None:
+            return False
+        spec: ApplicationSpec = app["spec"]
+        if "client_credentials" in update.grant_types and update.token_endpoint_auth_method == "none":
+            self._refuse("update_application", "client_credentials requires a confidential client")
+        if not spec.is_first_party and not set(update.grant_types) <= THIRD_PARTY_GRANTS:
+            self._refuse("update_application", "third-party clients may only use " + ", ".join(THIRD_PARTY_GRANTS))
+        meta = {k: v for k, v in {**spec.client_metadata, **update.client_metadata}.items() if v is not None}
+        app["spec"] = replace(spec, name=update.name, app_type=update.app_type, grant_types=update.grant_types,
+                              token_endpoint_auth_method=update.token_endpoint_auth_method,
+                              token_lifetime=update.token_lifetime, client_metadata=meta,
+                              callbacks=spec.callbacks if update.callbacks is None else update.callbacks)
+        return True
+
+    @external
     def get_client_grant(self, client_id: str, audience: str) -> str | None:
         for gid, g in self.grants.items():
             if g["client_id"] == client_id and g["audience"] == audience:
@@ -272,6 +289,13 @@ class FakeIdentityProvider(_FakeService, IdentityProvider):
         gid = "cgr_" + _secrets.token_hex(8)
         self.grants[gid] = {"client_id": client_id, "audience": audience, "scopes": tuple(scopes)}
         return gid
+
+    @external
+    def update_client_grant(self, grant_id: str, scopes: tuple[str, ...]) -> bool:
+        if grant_id not in self.grants:
+            return False
+        self.grants[grant_id]["scopes"] = tuple(scopes)
+        return True
 
     @external
     def delete_client_grant(self, grant_id: str) -> bool:
@@ -463,6 +487,15 @@ class FakeApiGateway(_FakeService, ApiGateway):
         return True
 
     @external
+    def update_authorization_server(self, server_id: str, *, display_name: str, grant_types: tuple[str, ...],
+                                    default_scope: str) -> bool:
+        if server_id not in self.servers:
+            return False
+        self.servers[server_id] = replace(self.servers[server_id], display_name=display_name,
+                                          grant_types=grant_types, default_scope=default_scope)
+        return True
+
+    @external
     def delete_authorization_server(self, server_id: str) -> bool:
         return self.servers.pop(server_id, None) is not None
 
@@ -476,6 +509,15 @@ class FakeApiGateway(_FakeService, ApiGateway):
             self._refuse("set_subscription", f"product {product_id!r} not found", status=404)
         self.subscriptions[subscription_id] = {"display_name": display_name, "product_id": product_id,
                                                "state": "active"}
+
+    @external
+    def update_subscription(self, subscription_id: str, *, display_name: str, product_id: str) -> bool:
+        if subscription_id not in self.subscriptions:
+            return False
+        if self.products is not None and product_id not in self.products:
+            self._refuse("update_subscription", f"product {product_id!r} not found", status=404)
+        self.subscriptions[subscription_id].update(display_name=display_name, product_id=product_id)
+        return True
 
     @external
     def delete_subscription(self, subscription_id: str) -> bool:
@@ -494,6 +536,7 @@ class FakeLedger(_FakeService, Ledger):
         super().__init__(log)
         self.customers: dict[str, CustomerRecord] = {}
         self.audits: dict[tuple[str, str], AuditEntry] = {}
+        self.outbox: dict[tuple[str, str], OutboxEntry] = {}
         self.pools: dict[str, dict] = {}  # pool -> {"used": n, "holders": set()}
         self._clock = clock
 
@@ -515,17 +558,24 @@ class FakeLedger(_FakeService, Ledger):
         return self._store(record)
 
     @external
-    def update_customer(self, record: CustomerRecord, audit: AuditEntry | None = None) -> CustomerRecord:
+    def update_customer(self, record: CustomerRecord, audit: AuditEntry | None = None,
+                        outbox: tuple[OutboxEntry, ...] = ()) -> CustomerRecord:
         current = self.customers.get(record.customer_id)
         if current is None or record.etag is None or current.etag != record.etag:
             raise LedgerConflict("the customer row changed since it was read", service="ledger",
                                  operation="update_customer", status=412)
-        if audit is not None and audit.customer_id != record.customer_id:
+        if audit is not None and audit.customer_id != record.customer_id or \
+                any(e.customer_id != record.customer_id for e in outbox):
             raise AssertionError("a transaction spans one partition (customer) only")
         stored = self._store(record)
         if audit is not None:
             self.audits[(audit.customer_id, audit.event_id)] = replace(audit)
+        self._put_outbox(outbox)
         return stored
+
+    def _put_outbox(self, entries) -> None:
+        for entry in entries:
+            self.outbox[(entry.customer_id, entry.message_id)] = entry
 
     def _store(self, record: CustomerRecord) -> CustomerRecord:
         stored = record.copy(etag=uuid.uuid4().hex)
@@ -533,12 +583,29 @@ class FakeLedger(_FakeService, Ledger):
         return stored.copy()
 
     @external
-    def set_audit(self, entry: AuditEntry) -> bool:
+    def set_audit(self, entry: AuditEntry, outbox: tuple[OutboxEntry, ...] = ()) -> bool:
         current = self.audits.get((entry.customer_id, entry.event_id))
         if current is not None and current.outcome in FINAL_OUTCOMES and entry.outcome != current.outcome:
             return False
+        if any(e.customer_id != entry.customer_id for e in outbox):
+            raise AssertionError("a transaction spans one partition (customer) only")
         self.audits[(entry.customer_id, entry.event_id)] = replace(entry)
+        self._put_outbox(outbox)
         return True
+
+    @external
+    def set_outbox(self, entries: tuple[OutboxEntry, ...]) -> None:
+        if len({e.customer_id for e in entries}) > 1:
+            raise AssertionError("a transaction spans one partition (customer) only")
+        self._put_outbox(entries)
+
+    @external
+    def list_outbox(self, customer_id: str | None = None) -> list[OutboxEntry]:
+        return [e for (cid, _), e in sorted(self.outbox.items()) if customer_id is None or cid == customer_id]
+
+    @external
+    def delete_outbox(self, entry: OutboxEntry) -> bool:
+        return self.outbox.pop((entry.customer_id, entry.message_id), None) is not None
 
     @external
     def reserve_slot(self, pool: str, holder: str, limit: int, *, seed) -> bool:
@@ -576,3 +643,30 @@ class FakeLedger(_FakeService, Ledger):
 
     def audit(self, customer_id: str, event_id: str) -> AuditEntry | None:
         return self.audits.get((customer_id, event_id))
+
+
+# ---- Service Bus topic -------------------------------------------------------------------------------------------
+class FakeResultPublisher(_FakeService, ResultPublisher):
+    """A topic with duplicate detection: a message id seen before is accepted and dropped, as Service Bus does
+    within its window. ``sent`` holds every send, ``delivered`` what a subscriber receives."""
+    service = "servicebus"
+
+    def __init__(self, log: CallLog | None = None):
+        super().__init__(log)
+        self.sent: list[OutboxEntry] = []
+        self.delivered: list[dict] = []
+        self._seen: set[str] = set()
+
+    @external
+    def publish(self, entries: list[OutboxEntry]) -> None:
+        import json
+        for entry in entries:
+            self.sent.append(entry)
+            if entry.message_id in self._seen:
+                continue
+            self._seen.add(entry.message_id)
+            self.delivered.append(json.loads(entry.body))
+
+    def of_type(self, event_type: str, customer_id: str | None = None) -> list[dict]:
+        return [e for e in self.delivered if e["type"].endswith(event_type)
+                and (customer_id is None or e["data"].get("customerId") == customer_id)]

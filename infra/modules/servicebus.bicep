@@ -85,7 +85,8 @@ resource topic 'Microsoft.ServiceBus/namespaces/topics@2022-10-01-preview' = {
   name: resultEventsTopicName
   properties: {
     defaultMessageTimeToLive: defaultMessageTimeToLive
-    requiresDuplicateDetection: false
+    // The app republishes a result event it cannot be sure was sent, under the same message id (outbox).
+    requiresDuplicateDetection: true
     duplicateDetectionHistoryTimeWindow: duplicateDetectionHistoryTimeWindow
   }
 }

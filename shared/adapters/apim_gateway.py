@@ -15,7 +15,7 @@ from typing import Any
 
 from azure.mgmt.apimanagement import ApiManagementClient
 from azure.mgmt.apimanagement.models import (AuthorizationServerContract, AuthorizationServerUpdateContract,
-                                             SubscriptionCreateParameters)
+                                             SubscriptionCreateParameters, SubscriptionUpdateParameters)
 
 from ..service_layer.ports import ApiGateway, AuthorizationServerSpec, Capacity
 from .arm_pacing import ArmPacingPolicy
@@ -120,6 +120,14 @@ class ApimGateway(ApiGateway):
             secrets=(client_secret,))
         return result is not ABSENT
 
+    def update_authorization_server(self, server_id: str, *, display_name: str, grant_types: tuple[str, ...],
+                                    default_scope: str) -> bool:
+        # PATCH: the client id and secret stay as they are (no secret passes here); If-Match * as for deletes.
+        contract = AuthorizationServerUpdateContract(display_name=display_name[:50], grant_types=list(grant_types),
+                                                     default_scope=default_scope or None)
+        return self._call("update_authorization_server", lambda: self._client.authorization_server.update(
+            self.resource_group, self.service_name, server_id, "*", contract), absent_on=(404,)) is not ABSENT
+
     def delete_authorization_server(self, server_id: str) -> bool:
         return self._call("delete_authorization_server", lambda: self._client.authorization_server.delete(
             self.resource_group, self.service_name, server_id, if_match="*"), absent_on=(404,)) is not ABSENT
@@ -131,6 +139,13 @@ class ApimGateway(ApiGateway):
                                                   state="active")
         self._call("set_subscription", lambda: self._client.subscription.create_or_update(
             self.resource_group, self.service_name, subscription_id, parameters))
+
+    def update_subscription(self, subscription_id: str, *, display_name: str, product_id: str) -> bool:
+        # PATCH keeps the keys and the state (a PUT replaces the whole subscription).
+        parameters = SubscriptionUpdateParameters(scope=f"/products/{product_id}", display_name=display_name[:100])
+        return self._call("update_subscription", lambda: self._client.subscription.update(
+            self.resource_group, self.service_name, subscription_id, "*", parameters),
+            absent_on=(404,)) is not ABSENT
 
     def delete_subscription(self, subscription_id: str) -> bool:
         return self._call("delete_subscription", lambda: self._client.subscription.delete(

@@ -34,7 +34,7 @@ from auth0.management.core.api_error import ApiError
 from auth0.management.core.parse_error import ParsingError
 
 from ..domain.errors import PermanentError, ProvisioningError, TransientError
-from ..service_layer.ports import Application, ApplicationSpec, IdentityProvider
+from ..service_layer.ports import Application, ApplicationSpec, ApplicationUpdate, IdentityProvider
 from .failure_rules import is_transient_status, redact, retry_after_seconds
 from .rate_governor import RateGovernor
 from .telemetry import external_call, observe_status
@@ -355,6 +355,20 @@ class Auth0IdentityProvider(IdentityProvider):
                              absent_on=(404,))
         return None if rotated is _ABSENT else self._application(rotated, with_secret=True)
 
+    def update_application(self, client_id: str, update: ApplicationUpdate) -> bool:
+        # PATCH /api/v2/clients/{id}: only the properties sent change; client_metadata is merged (null removes).
+        body: dict[str, Any] = dict(
+            name=update.name, app_type=update.app_type, grant_types=list(update.grant_types),
+            token_endpoint_auth_method=update.token_endpoint_auth_method,
+            jwt_configuration={"lifetime_in_seconds": int(update.token_lifetime)},
+            client_metadata=dict(update.client_metadata))
+        if update.callbacks is not None:
+            body["callbacks"] = list(update.callbacks)
+        result = self._call("update_application",
+                            lambda: self._mgmt.clients.update(client_id, **body, request_options=NO_RETRIES),
+                            absent_on=(404,))
+        return result is not _ABSENT
+
     # -- client grants -----------------------------------------------------------------------------------------------
     def get_client_grant(self, client_id: str, audience: str) -> str | None:
         pager = self._call("get_client_grant",
@@ -371,6 +385,13 @@ class Auth0IdentityProvider(IdentityProvider):
                                                                      scope=list(scopes), request_options=NO_RETRIES),
                              absent_on=(409,))
         return None if created is _ABSENT else created.id
+
+    def update_client_grant(self, grant_id: str, scopes: tuple[str, ...]) -> bool:
+        result = self._call("update_client_grant",
+                            lambda: self._mgmt.client_grants.update(grant_id, scope=list(scopes),
+                                                                    request_options=NO_RETRIES),
+                            absent_on=(404,))
+        return result is not _ABSENT
 
     def delete_client_grant(self, grant_id: str) -> bool:
         result = self._call("delete_client_grant",

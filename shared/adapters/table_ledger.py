@@ -23,7 +23,7 @@ from azure.core.exceptions import HttpResponseError, ResourceExistsError, Resour
 from azure.data.tables import TableClient, UpdateMode
 
 from ..domain.errors import LedgerConflict, PermanentError
-from ..domain.records import FINAL_OUTCOMES, AuditEntry, CustomerRecord
+from ..domain.records import FINAL_OUTCOMES, AuditEntry, CustomerRecord, OutboxEntry
 from ..service_layer.ports import Ledger
 from .azure_errors import classify, client_kwargs, retry_kwargs
 from .telemetry import external_call
@@ -33,6 +33,9 @@ STATE_ROW = "state"
 AUDIT_PREFIX = "event-"
 # Every audit RowKey lies in [AUDIT_PREFIX, AUDIT_END): "." follows "-" in ASCII.
 AUDIT_END = "event."
+#: result events waiting to be published (the outbox), in the partition of the state change they report
+OUTBOX_PREFIX = "outbox-"
+OUTBOX_END = "outbox."
 
 _STATE_FIELDS = [f.name for f in dataclasses.fields(CustomerRecord) if f.name not in ("customer_id", "etag")]
 _AUDIT_FIELDS = [f.name for f in dataclasses.fields(AuditEntry) if f.name != "customer_id"]
@@ -114,6 +117,34 @@ def _audit_entity(entry: AuditEntry) -> dict[str, Any]:
         if value is not None:
             entity[name] = _to_cell(value)
     return entity
+
+
+def outbox_row_key(message_id: str) -> str:
+    return OUTBOX_PREFIX + hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:32]
+
+
+def _outbox_entity(entry: OutboxEntry) -> dict[str, Any]:
+    entity = {"PartitionKey": entry.customer_id, "RowKey": outbox_row_key(entry.message_id),
+              "message_id": entry.message_id, "event_type": entry.event_type, "body": entry.body}
+    if entry.created_at is not None:
+        entity["created_at"] = _to_cell(entry.created_at)
+    return entity
+
+
+def _outbox(entity: Any) -> OutboxEntry:
+    return OutboxEntry(customer_id=entity["PartitionKey"], message_id=entity.get("message_id", ""),
+                       event_type=entity.get("event_type", ""), body=entity.get("body", ""),
+                       created_at=_from_cell(entity.get("created_at")))
+
+
+def _outbox_ops(entries, partition: str) -> list:
+    ops = []
+    for entry in entries:
+        if entry.customer_id != partition:
+            raise PermanentError("an outbox row must be in the partition of the change it reports",
+                                 service=SERVICE, operation="outbox")
+        ops.append(("upsert", _outbox_entity(entry), {"mode": UpdateMode.REPLACE}))
+    return ops
 
 
 def _record(entity: Any) -> CustomerRecord:
@@ -236,7 +267,8 @@ class TableLedger(Ledger):
                            conflict=lambda exc: isinstance(exc, ResourceExistsError))
         return record.copy(etag=meta["etag"])
 
-    def update_customer(self, record: CustomerRecord, audit: AuditEntry | None = None) -> CustomerRecord:
+    def update_customer(self, record: CustomerRecord, audit: AuditEntry | None = None,
+                        outbox: tuple[OutboxEntry, ...] = ()) -> CustomerRecord:
         if not record.etag:
             raise PermanentError("update_customer needs the record as read (with its etag)", service=SERVICE,
                                  operation="update_customer")
@@ -248,10 +280,13 @@ class TableLedger(Ledger):
             return isinstance(exc, ResourceModifiedError) or exc.status_code == 412 or \
                 (exc.status_code == 404 and _error_code(exc) != "TableNotFound")
 
+        extra = _outbox_ops(outbox, record.customer_id)
         if audit is not None and audit.customer_id == record.customer_id:
+            extra.insert(0, ("upsert", _audit_entity(audit), {"mode": UpdateMode.REPLACE}))
+        if extra:
+            # One entity-group transaction: the state, the audit row and the result event stand or fall together.
             results = self._write("update_customer", lambda: self._client.submit_transaction(
-                [("update", state, if_match), ("upsert", _audit_entity(audit), {"mode": UpdateMode.REPLACE})]),
-                conflict=changed)
+                [("update", state, if_match), *extra]), conflict=changed)
             etag = results[0]["etag"]
         else:
             etag = self._write("update_customer", lambda: self._client.update_entity(
@@ -261,10 +296,12 @@ class TableLedger(Ledger):
             self.set_audit(audit)  # another partition: no transaction can span both
         return record.copy(etag=etag)
 
-    def set_audit(self, entry: AuditEntry) -> bool:
+    def set_audit(self, entry: AuditEntry, outbox: tuple[OutboxEntry, ...] = ()) -> bool:
         """Append-only for an applied or stale event: read the row, then write only if it may change, with its ETag
-        (or as an insert), so a concurrent writer makes us look again rather than overwrite."""
+        (or as an insert), so a concurrent writer makes us look again rather than overwrite. Outbox rows go in the
+        same transaction."""
         entity = _audit_entity(entry)
+        extra = _outbox_ops(outbox, entry.customer_id)
         for _ in range(5):
             rows = self._read("set_audit", lambda: list(self._client.query_entities(
                 "PartitionKey eq @pk and RowKey eq @rk",
@@ -274,7 +311,13 @@ class TableLedger(Ledger):
                     current.get("outcome") != entry.outcome:
                 return False
             try:
-                if current is None:
+                if extra:
+                    op = ("create", entity) if current is None else (
+                        "update", entity, {"mode": UpdateMode.REPLACE, "etag": current.metadata["etag"],
+                                           "match_condition": MatchConditions.IfNotModified})
+                    self._write("set_audit", lambda: self._client.submit_transaction([op, *extra]),
+                                conflict=lambda exc: exc.status_code in (404, 409, 412))
+                elif current is None:
                     self._write("set_audit", lambda: self._client.create_entity(entity),
                                 conflict=lambda exc: isinstance(exc, ResourceExistsError))
                 else:
@@ -287,6 +330,31 @@ class TableLedger(Ledger):
                 continue  # another writer got there first: read again and decide again
         raise LedgerConflict("the audit row kept changing while it was written", service=SERVICE,
                              operation="set_audit")
+
+    # -- outbox ----------------------------------------------------------------------------------------------------
+    def set_outbox(self, entries: tuple[OutboxEntry, ...]) -> None:
+        if not entries:
+            return
+        ops = _outbox_ops(entries, entries[0].customer_id)
+        self._write("set_outbox", lambda: self._client.submit_transaction(ops))
+
+    def list_outbox(self, customer_id: str | None = None) -> list[OutboxEntry]:
+        if customer_id is None:
+            # A scan of every partition: the sweep's query, not the per-event path.
+            query, parameters = "RowKey ge @lo and RowKey lt @hi", {"lo": OUTBOX_PREFIX, "hi": OUTBOX_END}
+        else:
+            query = "PartitionKey eq @pk and RowKey ge @lo and RowKey lt @hi"
+            parameters = {"pk": customer_id, "lo": OUTBOX_PREFIX, "hi": OUTBOX_END}
+        rows = self._read("list_outbox", lambda: list(self._client.query_entities(query, parameters=parameters)))
+        epoch = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+        return sorted((_outbox(row) for row in rows), key=lambda e: (e.created_at or epoch, e.message_id))
+
+    def delete_outbox(self, entry: OutboxEntry) -> bool:
+        try:
+            self._client.delete_entity(entry.customer_id, outbox_row_key(entry.message_id))
+        except Exception as exc:
+            raise classify(exc, service=SERVICE, operation="delete_outbox") from None
+        return True  # Table Storage answers a delete of a missing row with success too: "gone" is not told apart
 
     # -- slot pools ---------------------------------------------------------------------------------------------
     def _pool_rows(self, pool: str, holder: str):

@@ -10,6 +10,8 @@ class ProvisioningError(Exception):
     """Base class. ``service`` and ``operation`` say where it happened, for logs and the ledger."""
 
     transient = False
+    #: a stable reason code for the CRM (``customer.provisioning-failed``): the text may change, the code does not
+    code = "PermanentFailure"
 
     def __init__(self, message: str, *, service: str = "", operation: str = "", status: int | None = None):
         super().__init__(message)
@@ -31,6 +33,7 @@ class TransientError(ProvisioningError):
     """
 
     transient = True
+    code = "RetryBudgetSpent"  # a transient failure reaches the CRM only when its retries are spent
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kw):
         super().__init__(message, **kw)
@@ -52,6 +55,7 @@ class _NamesItsField(PermanentError):
 
 class InvalidEvent(_NamesItsField):
     """The event does not follow the contract. ``field`` is a JSON path such as ``data.customerId``."""
+    code = "InvalidEvent"
 
     def __init__(self, field: str, rule: str):
         super().__init__(f"{field}: {rule}", service="event", operation="parse")
@@ -60,6 +64,8 @@ class InvalidEvent(_NamesItsField):
 
 
 class UnknownProfile(_NamesItsField):
+    code = "UnknownProfile"
+
     def __init__(self, profile: str, known: list[str]):
         super().__init__(f"data.profile: unknown profile {profile!r} (known: {', '.join(sorted(known))})",
                          service="event", operation="profile")
@@ -69,6 +75,7 @@ class UnknownProfile(_NamesItsField):
 class RetryBudgetSpent(PermanentError):
     """A transient failure outlived the retry budget (attempts or total time): retrying now is up to a person. The
     reason is the last transient failure's, so ops see what kept failing."""
+    code = "RetryBudgetSpent"
 
     def __init__(self, last: TransientError, attempts: int):
         super().__init__(f"retry budget spent after {attempts} retries; last failure: {last.reason}",
@@ -79,6 +86,17 @@ class RetryBudgetSpent(PermanentError):
     @property
     def reason(self) -> str:
         return self.message
+
+
+class ChangeNotInPlace(PermanentError):
+    """A customer.updated asks for a change that cannot be made to the existing resources (a confidential client
+    made public, a third-party one first-party...): refused whole, before anything is changed."""
+    code = "ChangeNotInPlace"
+
+
+class NotProvisioned(PermanentError):
+    """A customer.updated for a customer that was removed: an update never brings one back."""
+    code = "NotProvisioned"
 
 
 class LedgerConflict(TransientError):

@@ -1,4 +1,4 @@
-"""The event contract: CloudEvents 1.0 in structured JSON mode, two types, strict data.
+"""The event contract: CloudEvents 1.0 in structured JSON mode, three types, strict data.
 
 The JSON Schema in ``schemas/customer-event.schema.json`` says the same for senders; this module is what the app
 enforces. Every rejection names the field (as a JSON path) and the rule it broke, because the CRM team reads these
@@ -32,10 +32,11 @@ MAX_KEY_CHARS = 40
 MAX_CLOCK_SKEW = 300
 
 CREATED = "customer.created"
+UPDATED = "customer.updated"
 REMOVED = "customer.removed"
 ROTATION_REQUESTED = "customer.credentials-rotation-requested"
 #: every event type the app applies, in the order rejections list them
-EVENT_TYPES = (CREATED, REMOVED, ROTATION_REQUESTED)
+EVENT_TYPES = (CREATED, UPDATED, REMOVED, ROTATION_REQUESTED)
 
 CUSTOMER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 PROFILE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -55,8 +56,10 @@ CONTEXT_ATTRIBUTES = {"specversion", "id", "source", "type", "time", "dataconten
                       "data"}
 CREATED_DATA = {"customerId", "displayName", "profile", "plan", "contactEmail", "redirectUris", "existingClientId"}
 REMOVED_DATA = {"customerId", "reason"}
+#: what a customer.updated may change; fields left out keep their value
+UPDATED_DATA = {"customerId", "displayName", "profile", "plan", "contactEmail", "redirectUris"}
 ROTATION_DATA = {"customerId", "reason"}
-DATA_FIELDS = {CREATED: CREATED_DATA, REMOVED: REMOVED_DATA, ROTATION_REQUESTED: ROTATION_DATA}
+DATA_FIELDS = {CREATED: CREATED_DATA, UPDATED: UPDATED_DATA, REMOVED: REMOVED_DATA, ROTATION_REQUESTED: ROTATION_DATA}
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,16 @@ class CustomerCreated(CustomerEvent):
     redirect_uris: tuple[str, ...] = field(default_factory=tuple)
     #: an Auth0 application made by hand that the app adopts instead of creating one
     existing_client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CustomerUpdated(CustomerEvent):
+    """Only the fields the event carries change; ``None`` keeps the current value."""
+    display_name: str | None = None
+    profile: str | None = None
+    plan: str | None = None
+    contact_email: str | None = None
+    redirect_uris: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -348,23 +361,38 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
         reason = _string(data, "reason", "data.reason", required=False, max_len=200)
         return CredentialsRotationRequested(**common, reason=reason)
 
-    display_name = _string(data, "displayName", "data.displayName", required=True, max_len=100)
-    if display_name != display_name.strip():
+    if event_type == UPDATED:
+        if set(data) == {"customerId"}:
+            _fail("data", f"must change at least one of {', '.join(sorted(UPDATED_DATA - {'customerId'}))}")
+        fields = _customer_fields(data, required=False, known_profiles=known_profiles)
+        return CustomerUpdated(**common, **fields)
+    fields = _customer_fields(data, required=True, known_profiles=known_profiles)
+    existing = _string(data, "existingClientId", "data.existingClientId", required=False, max_len=64)
+    if existing is not None and not CLIENT_ID.fullmatch(existing):
+        _fail("data.existingClientId", "must be an Auth0 client id: 1-64 of A-Z a-z 0-9 _ -")
+    return CustomerCreated(**common, **{**fields, "redirect_uris": fields["redirect_uris"] or ()},
+                           existing_client_id=existing)
+
+
+def _customer_fields(data: dict, *, required: bool, known_profiles: frozenset[str] | None) -> dict:
+    """The fields a created event must give and an updated event may give, under the same rules."""
+    display_name = _string(data, "displayName", "data.displayName", required=required, max_len=100)
+    if display_name is not None and display_name != display_name.strip():
         _fail("data.displayName", "must not start or end with white space")
-    if any(ch in display_name for ch in "<>"):
+    if display_name is not None and any(ch in display_name for ch in "<>"):
         # Auth0 refuses < and > in application names; they are also the start of every HTML injection.
         _fail("data.displayName", "must not contain < or >")
-    profile = _string(data, "profile", "data.profile", required=True, max_len=40)
-    if not PROFILE_NAME.fullmatch(profile):
+    profile = _string(data, "profile", "data.profile", required=required, max_len=40)
+    if profile is not None and not PROFILE_NAME.fullmatch(profile):
         _fail("data.profile", "must be a profile name: lower-case letters, digits and -")
-    if known_profiles is not None and profile not in known_profiles:
+    if profile is not None and known_profiles is not None and profile not in known_profiles:
         _fail("data.profile", f"unknown profile {profile!r} (known: {', '.join(sorted(known_profiles))})")
     plan = _string(data, "plan", "data.plan", required=False, max_len=64)
     email = _string(data, "contactEmail", "data.contactEmail", required=False, max_len=254)
     if email is not None and not EMAIL.fullmatch(email):
         _fail("data.contactEmail", "must be an e-mail address")
     uris = data.get("redirectUris")
-    redirect_uris: tuple[str, ...] = ()
+    redirect_uris: tuple[str, ...] | None = None
     if uris is not None:
         if not isinstance(uris, list) or not 1 <= len(uris) <= 20:
             _fail("data.redirectUris", "must be a list of 1 to 20 https URLs")
@@ -376,8 +404,5 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
             if not re.match(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s#]*)?$", uri):
                 _fail(path, "must be an https URL without a fragment")
         redirect_uris = tuple(uris)
-    existing = _string(data, "existingClientId", "data.existingClientId", required=False, max_len=64)
-    if existing is not None and not CLIENT_ID.fullmatch(existing):
-        _fail("data.existingClientId", "must be an Auth0 client id: 1-64 of A-Z a-z 0-9 _ -")
-    return CustomerCreated(**common, display_name=display_name, profile=profile, plan=plan,
-                           contact_email=email, redirect_uris=redirect_uris, existing_client_id=existing)
+    return dict(display_name=display_name, profile=profile, plan=plan, contact_email=email,
+                redirect_uris=redirect_uris)

@@ -21,7 +21,8 @@ THIRD_PARTY_GRANTS = {"authorization_code", "refresh_token", "client_credentials
 APIM_MODES = {"per-customer", "none"}
 REDIRECT_MODES = {"none", "optional", "required"}
 KEYS = {"description", "app_type", "grant_types", "token_endpoint_auth_method", "first_party", "token_lifetime",
-        "audience", "scopes", "apim_product", "apim_authorization_server", "redirect_uris", "max_secret_age_days"}
+        "audience", "scopes", "apim_product", "apim_authorization_server", "redirect_uris", "max_secret_age_days",
+        "plans"}
 #: the longest max_secret_age_days accepted (ten years: anything longer is a typo for "never", which is leaving it out)
 MAX_SECRET_AGE_DAYS = 3650
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -48,6 +49,12 @@ class ClientProfile:
     #: rotate the client secret once it is this many days old (checked by the reconciliation timer); None: only
     #: on request
     max_secret_age_days: int | None = None
+    #: plan name -> the grant's scopes for a customer on that plan; a plan not listed gets ``scopes``
+    plans: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def scopes_for(self, plan: str | None) -> tuple[str, ...]:
+        """The grant's scopes for a customer on ``plan`` (``data.plan`` of its events)."""
+        return dict(self.plans).get(plan or "", self.scopes)
 
     @property
     def confidential(self) -> bool:
@@ -133,11 +140,16 @@ def _validate(name: str, raw: dict, env: Mapping[str, str]) -> ClientProfile:
         check(raw["token_endpoint_auth_method"] != "none",
               "max_secret_age_days needs a confidential client: a public client (token_endpoint_auth_method none) "
               "has no secret to rotate")
+    plans = raw.get("plans", {})
+    check(isinstance(plans, dict) and all(
+        isinstance(p, str) and p and isinstance(v, list) and all(isinstance(s, str) and s and " " not in s for s in v)
+        for p, v in plans.items()), "plans must map plan names to lists of scope names")
     return ClientProfile(name=name, description=str(raw.get("description", "")), app_type=raw["app_type"],
                          grant_types=tuple(grants), token_endpoint_auth_method=raw["token_endpoint_auth_method"],
                          first_party=raw["first_party"], token_lifetime=lifetime, audience=raw["audience"],
                          scopes=tuple(scopes), apim_product=raw["apim_product"], apim_authorization_server=mode,
-                         redirect_uris=redirects, max_secret_age_days=max_age)
+                         redirect_uris=redirects, max_secret_age_days=max_age,
+                         plans=tuple((p, tuple(v)) for p, v in sorted(plans.items())))
 
 
 def parse_profiles(text: str, env: Mapping[str, str]) -> dict[str, ClientProfile]:

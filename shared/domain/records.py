@@ -15,11 +15,12 @@ PROVISIONING = "provisioning"   # a created event is being applied (or failed pa
 PROVISIONED = "provisioned"
 REMOVING = "removing"           # a removed event is being applied (or failed part-way)
 ROTATING = "rotating"           # a credentials rotation is being applied (or failed part-way: last_error says why)
+UPDATING = "updating"           # an updated event is being applied to a provisioned customer (or failed part-way)
 REMOVED = "removed"             # also the tombstone of a removal that arrived before any creation
 
 #: at equal times, the order of event types: a removal sent in the same second as a creation wins (the safe side:
 #: no access is granted by a tie). Types not listed rank first.
-TIE_RANK = {"customer.created": 0, "customer.removed": 1}
+TIE_RANK = {"customer.created": 0, "customer.updated": 1, "customer.removed": 2}
 
 
 def event_order(time: dt.datetime, event_type: str | None, event_id: str | None) -> tuple:
@@ -55,6 +56,7 @@ class CustomerRecord:
     status: str = PROVISIONING
     profile: str | None = None
     display_name: str | None = None
+    plan: str | None = None  # data.plan: with the profile, it decides the grant's scopes
     # Resource ids, recorded as soon as each exists so a retry or a removal finds them.
     auth0_client_id: str | None = None
     auth0_client_grant_id: str | None = None
@@ -169,10 +171,12 @@ class CustomerRecord:
                        pending_event_id=None, last_error=None, claim_owner=None, claim_expires=None, updated_at=now)
 
     def provisioned(self, event_id: str, event_type: str, event_time: dt.datetime, *, profile: str,
-                    display_name: str, resources: Resources, now: dt.datetime) -> "CustomerRecord":
+                    display_name: str, resources: Resources, now: dt.datetime, plan: str | None = None
+                    ) -> "CustomerRecord":
         issued = self.secret_issued_at if self.secret_issued_at and resources.keyvault_secret_name else (
             now if resources.keyvault_secret_name else None)
         return replace(self, status=PROVISIONED, profile=profile, display_name=display_name, secret_issued_at=issued,
+                       plan=plan,
                        auth0_client_id=resources.auth0_client_id,
                        auth0_client_grant_id=resources.auth0_client_grant_id,
                        keyvault_secret_name=resources.keyvault_secret_name,
@@ -181,9 +185,16 @@ class CustomerRecord:
                        apim_subscription_id=resources.apim_subscription_id,
                        **self._applied(event_id, event_type, event_time, now))
 
+    def updated(self, event_id: str, event_type: str, event_time: dt.datetime, *, profile: str, display_name: str,
+                plan: str | None, grant_id: str | None, now: dt.datetime) -> "CustomerRecord":
+        """An update applied in place: the same resources, the new profile, name and plan."""
+        return replace(self, status=PROVISIONED, profile=profile, display_name=display_name, plan=plan,
+                       auth0_client_grant_id=grant_id or self.auth0_client_grant_id,
+                       **self._applied(event_id, event_type, event_time, now))
+
     def removed(self, event_id: str, event_type: str, event_time: dt.datetime, now: dt.datetime
                 ) -> "CustomerRecord":
-        return replace(self, status=REMOVED, auth0_client_id=None, auth0_client_grant_id=None,
+        return replace(self, status=REMOVED, plan=None, auth0_client_id=None, auth0_client_grant_id=None,
                        secret_issued_at=None, keyvault_secret_name=None, keyvault_secret_version=None,
                        apim_authorization_server_id=None,
                        apim_subscription_id=None, **self._applied(event_id, event_type, event_time, now))
@@ -207,3 +218,15 @@ class AuditEntry:
     attempts: int = 1
     message_id: str | None = None
     recorded_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A result event waiting to be published, in the partition of the customer it is about (so it is written in
+    the transaction of the state change it reports). ``body`` is the whole CloudEvent as JSON text: it holds ids
+    and reasons only, never a secret. The row is deleted once the topic has the message."""
+    customer_id: str  # the ledger partition: the customer id, or ``~unparsed`` for events without one
+    message_id: str  # deterministic (source event + outcome): a republish is dropped by duplicate detection
+    event_type: str
+    body: str
+    created_at: dt.datetime | None = None

@@ -15,12 +15,15 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from ..domain import results
 from ..domain.errors import ClaimLost, CustomerBusy, InvalidEvent, LedgerConflict, PermanentError, UnknownProfile
 from ..domain.events import CustomerEvent
 from ..domain.profiles import ClientProfile
-from ..domain.records import APPLIED, DUPLICATE, FAILED, REJECTED, STALE, AuditEntry, CustomerRecord
+from ..domain.records import (APPLIED, DUPLICATE, FAILED, REJECTED, STALE, AuditEntry, CustomerRecord,
+                              OutboxEntry)
 from .concurrency import run_all
-from .ports import ApiGateway, IdentityProvider, Ledger, SecretStore
+from .outbox import outbox_entry
+from .ports import ApiGateway, IdentityProvider, Ledger, ResultPublisher, SecretStore
 from .step_log import StepLog, error_reason
 
 #: ``client_metadata.managed_by`` of every application this app creates; only these are ever adopted or deleted
@@ -55,6 +58,10 @@ class ProvisioningOptions:
     call plus the clock skew), renewing it first otherwise; CLAIM_TTL_SECONDS is at least twice this."""
     clock_skew: float = 2.0
     """Another worker's claim is honoured until its expiry plus this many seconds."""
+    keyvault_url: str = ""
+    """The vault of the customers' secrets: ``customer.provisioned`` names the secret by its URI there."""
+    result_type_prefix: str = ""
+    """Prefix of the result events' types (the same as the events received: EVENT_TYPE_PREFIX)."""
 
     def __post_init__(self):
         if not self.auth0_domain or "/" in self.auth0_domain:
@@ -93,6 +100,7 @@ class Attempt:
     intent_unsent: bool = False
     reserved: bool = False  # this attempt holds an authorization-server slot
     server_written: bool = False  # this attempt sent the authorization server's PUT
+    outbox: list[OutboxEntry] = field(default_factory=list)  # result events this attempt committed, to send
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self):
@@ -122,6 +130,7 @@ class Core:
     profiles: dict[str, ClientProfile]
     options: ProvisioningOptions
     worker_id: str
+    results: ResultPublisher | None = None  # None: no result events (nothing is written to the outbox)
 
     def now(self) -> dt.datetime:
         return self.ledger.now()
@@ -247,10 +256,33 @@ class Core:
         return mine
 
     # ---- after the work -----------------------------------------------------------------------------------------
-    def commit(self, a: Attempt, final: CustomerRecord, outcome: str = APPLIED, reason: str | None = None) -> None:
-        """The end state and this event's audit row, in one ledger transaction."""
+    def commit(self, a: Attempt, final: CustomerRecord, outcome: str = APPLIED, reason: str | None = None,
+               result: results.ResultEvent | None = None) -> None:
+        """The end state, this event's audit row and its result event (the outbox row), in one ledger
+        transaction; the event is sent after it (``outbox.publish``)."""
+        outbox = self.outbox_rows(result)
         with a.log.step("ledger.commit"):
-            a.record = self.ledger.update_customer(final, self.audit_entry(a, outcome, reason))
+            a.record = self.ledger.update_customer(final, self.audit_entry(a, outcome, reason), outbox=outbox)
+        a.outbox.extend(outbox)
+
+    def outbox_rows(self, result: results.ResultEvent | None, partition: str | None = None
+                    ) -> tuple[OutboxEntry, ...]:
+        if result is None or self.results is None:
+            return ()
+        return (outbox_entry(result, partition=partition, type_prefix=self.options.result_type_prefix,
+                             now=self.now()),)
+
+    def failure_result(self, a: Attempt, exc: Exception, reason: str) -> results.ResultEvent | None:
+        """``customer.provisioning-failed`` for a failure that sends the event to the dead-letter queue; none for a
+        redelivery of an event already refused for the same reason (its event was written then)."""
+        if not isinstance(exc, PermanentError) or self.results is None:
+            return None
+        if a.audit is not None and a.audit.outcome in (REJECTED, FAILED) and a.audit.reason == reason:
+            return None
+        ev = a.event
+        return results.provisioning_failed_for(exc, customer_id=ev.customer_id, event_id=ev.event_id,
+                                               event_type=ev.type, event_time=ev.time, now=self.now(),
+                                               reason=reason, message_id=a.message_id)
 
     def audit_entry(self, a: Attempt, outcome: str, reason: str | None = None) -> AuditEntry:
         ev = a.event
@@ -263,30 +295,35 @@ class Core:
         """Leave a trace of the failure without ever masking it: errors here are logged, not raised."""
         reason = clip(error_reason(exc), REASON_MAX)
         try:
+            outbox = self.outbox_rows(self.failure_result(a, exc, reason))
             if a.claimed:
-                self.release_claim(a, reason)
+                self.release_claim(a, reason, outbox)
             elif isinstance(exc, (InvalidEvent, UnknownProfile)):
                 with a.log.step("ledger.set_audit") as s:
                     s.outcome = REJECTED
-                    self.ledger.set_audit(self.audit_entry(a, REJECTED, reason))
+                    if self.ledger.set_audit(self.audit_entry(a, REJECTED, reason), outbox=outbox):
+                        a.outbox.extend(outbox)
             elif isinstance(exc, PermanentError):
                 with a.log.step("ledger.set_audit") as s:
                     s.outcome = FAILED
-                    self.ledger.set_audit(self.audit_entry(a, FAILED, reason))
+                    if self.ledger.set_audit(self.audit_entry(a, FAILED, reason), outbox=outbox):
+                        a.outbox.extend(outbox)
             # A transient failure before the claim (busy, conflict, ledger unreachable) writes nothing: the
             # worker holding the claim may be applying this very event, and its audit row must not be
             # overwritten with *failed*.
         except Exception:  # noqa: BLE001 - the step logged it; the original error is what the trigger must see
             pass
 
-    def release_claim(self, a: Attempt, reason: str) -> None:
+    def release_claim(self, a: Attempt, reason: str, outbox: tuple[OutboxEntry, ...] = ()) -> None:
         def released(rec: CustomerRecord) -> CustomerRecord:
             return rec.released(reason, self.now(), client_id=a.client_id,
                                 create_refused=a.create_refused or a.intent_unsent)
 
         try:
             with a.log.step("ledger.release_claim"):
-                a.record = self.ledger.update_customer(released(a.record), self.audit_entry(a, FAILED, reason))
+                a.record = self.ledger.update_customer(released(a.record), self.audit_entry(a, FAILED, reason),
+                                                       outbox=outbox)
+            a.outbox.extend(outbox)
             return
         except LedgerConflict:
             pass
@@ -294,4 +331,6 @@ class Core:
         # holds now is left alone (its holder writes the row from here on).
         if self._refresh_if_mine(a):
             with a.log.step("ledger.release_claim"):
-                a.record = self.ledger.update_customer(released(a.record), self.audit_entry(a, FAILED, reason))
+                a.record = self.ledger.update_customer(released(a.record), self.audit_entry(a, FAILED, reason),
+                                                       outbox=outbox)
+            a.outbox.extend(outbox)

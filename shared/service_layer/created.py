@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from ..domain import naming
+from ..domain import naming, results
 from ..domain.errors import (ClaimLost, InvalidEvent, PermanentError, ProvisioningError, TransientError,
                              UnknownProfile)
 from ..domain.events import CustomerCreated
@@ -81,16 +81,28 @@ def _provision(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str
         keyvault_secret_name=naming.secret_name(ev.customer_id) if profile.confidential else None,
         keyvault_secret_version=secret_version, apim_authorization_server_id=server_id,
         apim_subscription_id=subscription)
+    now = core.now()
+    result = results.provisioned(
+        customer_id=ev.customer_id, event_id=ev.event_id, event_type=ev.type, event_time=ev.time, now=now,
+        profile=profile.name, display_name=ev.display_name, plan=ev.plan, client_id=app.client_id,
+        grant_id=grant_id, secret_uri=results.secret_uri(core.options.keyvault_url, resources.keyvault_secret_name),
+        secret_version=secret_version, authorization_server_id=server_id, subscription_id=subscription)
     core.commit(a, a.record.provisioned(ev.event_id, ev.type, ev.time, profile=profile.name,
-                                        display_name=ev.display_name, resources=resources, now=core.now()))
+                                        display_name=ev.display_name, resources=resources, now=now, plan=ev.plan),
+                result=result)
     detail = "created application" if created_now else "application existed"
     return Outcome(APPLIED, ev.customer_id, ev.event_id, PROVISIONED, f"client_id={app.client_id} ({detail})")
 
 
-def profile_for(core: Core, ev: CustomerCreated) -> ClientProfile:
-    profile = core.profiles.get(ev.profile)
+def profile_for_name(core: Core, name: str) -> ClientProfile:
+    profile = core.profiles.get(name)
     if profile is None:
-        raise UnknownProfile(ev.profile, list(core.profiles))
+        raise UnknownProfile(name, list(core.profiles))
+    return profile
+
+
+def profile_for(core: Core, ev: CustomerCreated) -> ClientProfile:
+    profile = profile_for_name(core, ev.profile)
     if profile.redirect_uris == "required" and not ev.redirect_uris:
         raise InvalidEvent("data.redirectUris", f"is required by profile {profile.name!r}: send 1 to 20 https URLs")
     return profile
@@ -331,7 +343,8 @@ def ensure_grant(core: Core, a: Attempt, profile: ClientProfile, client_id: str,
             return grant_id
     core.fence(a, "auth0.create_client_grant")
     with a.log.step("auth0.create_client_grant") as s:
-        grant_id = core.identity.create_client_grant(client_id, profile.audience, profile.scopes)
+        grant_id = core.identity.create_client_grant(client_id, profile.audience,
+                                                     profile.scopes_for(getattr(a.event, "plan", None)))
         s.outcome = "ok" if grant_id else "exists"
         s.detail = f"client_id={client_id}" + (f" id={grant_id}" if grant_id else "")
     if grant_id is None:
@@ -390,12 +403,14 @@ def _set_secret(core: Core, a: Attempt, name: str, value: str, tags: dict[str, s
             return None
 
 
-def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app: Application,
-                             display_name: str | None = None, server_id: str | None = None) -> str:
+def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app: Application, *,
+                             display_name: str | None = None, scopes: tuple[str, ...] | None = None,
+                             server_id: str | None = None) -> str:
+    display_name = display_name or a.event.display_name  # type: ignore[attr-defined]
+    scopes = scopes if scopes is not None else profile.scopes_for(getattr(a.event, "plan", None))
     if profile.confidential and not app.client_secret:
         raise PermanentError("Auth0 returned no client secret for a confidential application",
                              service="auth0", operation="get_application")
-    display_name = display_name or a.event.display_name  # type: ignore[attr-defined]
     domain = core.options.auth0_domain
     server_id = server_id or naming.authorization_server_id(a.customer_id)
     spec = AuthorizationServerSpec(
@@ -406,7 +421,7 @@ def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app
         client_id=app.client_id,
         client_secret=app.client_secret if profile.confidential else None,
         grant_types=profile.apim_grant_types,
-        default_scope=" ".join(profile.scopes),
+        default_scope=" ".join(scopes),
         description=f"Auth0 application of customer {a.customer_id} (profile {profile.name}), managed by "
                     f"{MANAGED_BY}")
     core.fence(a, "apim.set_authorization_server")
@@ -417,12 +432,13 @@ def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app
     return server_id
 
 
-def set_subscription(core: Core, a: Attempt, profile: ClientProfile) -> str:
+def set_subscription(core: Core, a: Attempt, profile: ClientProfile, *, display_name: str | None = None) -> str:
     ev: CustomerCreated = a.event  # type: ignore[assignment]
+    display_name = display_name or ev.display_name
     sub_id = naming.subscription_id(a.customer_id)
     core.fence(a, "apim.set_subscription")
     with a.log.step("apim.set_subscription") as s:
         s.detail = f"id={sub_id} product={profile.apim_product}"
-        core.gateway.set_subscription(sub_id, display_name=clip(ev.display_name, APIM_SUBSCRIPTION_NAME_MAX),
+        core.gateway.set_subscription(sub_id, display_name=clip(display_name, APIM_SUBSCRIPTION_NAME_MAX),
                                       product_id=profile.apim_product)
     return sub_id

@@ -16,6 +16,7 @@ from ..domain import retry_policy as rp
 from ..domain.errors import InvalidEvent, ProvisioningError, RetryBudgetSpent, TransientError
 from ..domain.events import parse_event, peek_identity, peek_trace_context
 from .ports import EventTrace, Telemetry
+from .outbox import ResultsPending
 from .step_log import StepLog
 
 
@@ -34,6 +35,8 @@ class InboundMessage:
 
 #: what handle_message returns when it scheduled a retry instead of applying the event
 RETRY_SCHEDULED = "retry-scheduled"
+#: what it returns when an applied event's result event could not be sent within the retry budget
+RESULTS_PENDING = "results-pending"
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,20 @@ def _apply(service, event, message: InboundMessage, trace: EventTrace, *, schedu
                  detail=f"type={event.type} kind={kind} reason={exc.reason!r}", kind=kind)
         trace.set_outcome("failed", kind=kind, reason=exc.reason)
         if isinstance(exc, TransientError) and scheduler is not None:
-            return _schedule_retry(scheduler, policy or rp.RetryPolicy(), message, exc, log,
-                                   now or dt.datetime.now(dt.timezone.utc), trace)
+            try:
+                return _schedule_retry(scheduler, policy or rp.RetryPolicy(), message, exc, log,
+                                       now or dt.datetime.now(dt.timezone.utc), trace)
+            except RetryBudgetSpent as spent:
+                if isinstance(exc, ResultsPending):
+                    # Applied and recorded: only its result event is not sent. Dead-lettering would report an
+                    # applied event as failed; the outbox row stays for the sweep instead.
+                    log.emit("event", RESULTS_PENDING, level=logging.ERROR,
+                             detail=f"type={event.type} the event is applied; its result event stays in the outbox "
+                                    f"for the sweep ({exc.reason})")
+                    return RetryScheduled(RESULTS_PENDING, 0, 0.0, exc.reason)
+                if hasattr(service, "record_dead_letter"):
+                    service.record_dead_letter(event, message_id=message.message_id, error=spent)
+                raise
         if _first_delivery(message):
             trace.dead_letter_bound("permanent" if not exc.transient else "unscheduled")
         raise

@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..domain.records import AuditEntry, CustomerRecord
+from ..domain.records import AuditEntry, CustomerRecord, OutboxEntry
 
 
 # ---- Auth0 -----------------------------------------------------------------------------------------------------
@@ -39,6 +39,19 @@ class Application:
     client_secret: str | None = field(default=None, repr=False)  # never printed
     is_first_party: bool | None = None
     app_type: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplicationUpdate:
+    """What a customer.updated sets on an existing application (PATCH): ``client_metadata`` is merged, a ``None``
+    value removing its key; ``callbacks`` ``None`` leaves the callbacks as they are."""
+    name: str
+    app_type: str
+    grant_types: tuple[str, ...]
+    token_endpoint_auth_method: str
+    token_lifetime: int
+    client_metadata: dict[str, str | None]
+    callbacks: tuple[str, ...] | None = None
 
 
 class IdentityProvider(abc.ABC):
@@ -70,12 +83,20 @@ class IdentityProvider(abc.ABC):
         twice."""
 
     @abc.abstractmethod
+    def update_application(self, client_id: str, update: ApplicationUpdate) -> bool:
+        """PATCH the application; False when it does not exist (404)."""
+
+    @abc.abstractmethod
     def get_client_grant(self, client_id: str, audience: str) -> str | None:
         """The id of the grant of ``client_id`` to ``audience``, if any."""
 
     @abc.abstractmethod
     def create_client_grant(self, client_id: str, audience: str, scopes: tuple[str, ...]) -> str | None:
         """Returns the new grant id, or ``None`` when one already existed (409): the caller looks it up."""
+
+    @abc.abstractmethod
+    def update_client_grant(self, grant_id: str, scopes: tuple[str, ...]) -> bool:
+        """Set the grant's scopes (PATCH); False when it does not exist (404)."""
 
     @abc.abstractmethod
     def delete_client_grant(self, grant_id: str) -> bool: ...
@@ -168,11 +189,21 @@ class ApiGateway(abc.ABC):
         """Replace only the entry's client secret (a PATCH; the rest stays). False when there is no such entry."""
 
     @abc.abstractmethod
+    def update_authorization_server(self, server_id: str, *, display_name: str, grant_types: tuple[str, ...],
+                                    default_scope: str) -> bool:
+        """PATCH what a customer update may change (the client id and secret stay); False when it does not exist."""
+
+    @abc.abstractmethod
     def delete_authorization_server(self, server_id: str) -> bool: ...
 
     @abc.abstractmethod
     def set_subscription(self, subscription_id: str, *, display_name: str, product_id: str) -> None:
         """Create or update, always with state active."""
+
+    @abc.abstractmethod
+    def update_subscription(self, subscription_id: str, *, display_name: str, product_id: str) -> bool:
+        """PATCH the subscription's product (scope) and display name, keeping its keys and state; False when it
+        does not exist."""
 
     @abc.abstractmethod
     def delete_subscription(self, subscription_id: str) -> bool: ...
@@ -192,14 +223,30 @@ class Ledger(abc.ABC):
         """Insert; raises LedgerConflict if the row exists. Returns the record with its new etag."""
 
     @abc.abstractmethod
-    def update_customer(self, record: CustomerRecord, audit: AuditEntry | None = None) -> CustomerRecord:
-        """Replace the row if its etag still matches (else LedgerConflict), and write ``audit`` in the same
-        transaction. Returns the record with its new etag."""
+    def update_customer(self, record: CustomerRecord, audit: AuditEntry | None = None,
+                        outbox: tuple[OutboxEntry, ...] = ()) -> CustomerRecord:
+        """Replace the row if its etag still matches (else LedgerConflict), and write ``audit`` and the ``outbox``
+        rows (result events to publish, same partition) in the same transaction. Returns the record with its new
+        etag."""
 
     @abc.abstractmethod
-    def set_audit(self, entry: AuditEntry) -> bool:
+    def set_audit(self, entry: AuditEntry, outbox: tuple[OutboxEntry, ...] = ()) -> bool:
         """Insert or replace one audit row, except that the row of an applied or stale event is append-only: only
-        an entry with the same outcome (a duplicate delivery, counted) replaces it. False when a row was kept."""
+        an entry with the same outcome (a duplicate delivery, counted) replaces it. False when a row was kept (and
+        then the ``outbox`` rows, written in the same transaction otherwise, are not written either)."""
+
+    @abc.abstractmethod
+    def set_outbox(self, entries: tuple[OutboxEntry, ...]) -> None:
+        """Insert or replace outbox rows of one partition, in one transaction (a result event with no state
+        change of its own, e.g. a drift finding)."""
+
+    @abc.abstractmethod
+    def list_outbox(self, customer_id: str | None = None) -> list[OutboxEntry]:
+        """The result events not yet published: of one partition, or (``None``) of every partition."""
+
+    @abc.abstractmethod
+    def delete_outbox(self, entry: OutboxEntry) -> bool:
+        """Forget a published result event; False when it was gone already (another worker published it)."""
 
     @abc.abstractmethod
     def reserve_slot(self, pool: str, holder: str, limit: int, *, seed: Callable[[], int]) -> bool:
@@ -265,3 +312,13 @@ class Telemetry:
     def current_trace_context(self):
         """The TraceContext to put on an outgoing event (its ``traceparent``/``tracestate``), or None."""
         return None
+
+
+# ---- Service Bus: result events for the CRM -----------------------------------------------------------------------
+class ResultPublisher(abc.ABC):
+    """Sends result events (CloudEvents, from the ledger's outbox) to the CRM's topic."""
+
+    @abc.abstractmethod
+    def publish(self, entries: list[OutboxEntry]) -> None:
+        """Send each entry's ``body`` with its ``message_id`` (duplicate detection drops a second send of the
+        same one). Raises TransientError when Service Bus cannot take them; the rows stay in the outbox."""

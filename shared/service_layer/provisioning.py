@@ -10,20 +10,27 @@ from __future__ import annotations
 import threading
 import uuid
 
-from ..domain.errors import CustomerBusy, InvalidEvent, TransientError
+import logging
+
+from ..domain import results
+from ..domain.errors import CustomerBusy, InvalidEvent, RetryBudgetSpent, TransientError
 from ..domain.events import (EVENT_TYPES, CredentialsRotationRequested, CustomerCreated, CustomerEvent,
-                             CustomerRemoved)
+                             CustomerRemoved, CustomerUpdated)
 from ..domain.profiles import ClientProfile
-from ..domain.records import REJECTED, AuditEntry
+from ..domain.records import DUPLICATE, FAILED, FINAL_OUTCOMES, REJECTED, AuditEntry
+from . import outbox
 from .core import MANAGED_BY, REASON_MAX, Attempt, Core, Outcome, ProvisioningOptions, clip
 from .created import SECRET_CONTENT_TYPE, apply_created
-from .ports import ApiGateway, IdentityProvider, Ledger, SecretStore
+from .ports import ApiGateway, IdentityProvider, Ledger, ResultPublisher, SecretStore
 from .removed import apply_removed
 from .rotation import apply_rotation
 from .step_log import StepLog
+from .updated import apply_updated
 
 #: audit partition of events whose customer id could not be read
 UNPARSED_PARTITION = "~unparsed"
+#: outbox rows written in one table transaction (the service's limit is 100 operations)
+OUTBOX_BATCH = 100
 
 __all__ = ["MANAGED_BY", "SECRET_CONTENT_TYPE", "UNPARSED_PARTITION", "Outcome", "ProvisioningOptions",
            "ProvisioningService"]
@@ -31,11 +38,12 @@ __all__ = ["MANAGED_BY", "SECRET_CONTENT_TYPE", "UNPARSED_PARTITION", "Outcome",
 
 class ProvisioningService:
     def __init__(self, *, identity: IdentityProvider, secrets: SecretStore, gateway: ApiGateway, ledger: Ledger,
-                 profiles: dict[str, ClientProfile], options: ProvisioningOptions, worker_id: str):
+                 profiles: dict[str, ClientProfile], options: ProvisioningOptions, worker_id: str,
+                 results: ResultPublisher | None = None):
         if not worker_id:
             raise ValueError("worker_id is required: it names the owner of a claim")
         self.core = Core(identity=identity, secrets=secrets, gateway=gateway, ledger=ledger, profiles=dict(profiles),
-                         options=options, worker_id=worker_id)
+                         options=options, worker_id=worker_id, results=results)
         self._active: set[str] = set()  # customers an invocation of this process is applying an event to
         self._active_lock = threading.Lock()
 
@@ -46,28 +54,112 @@ class ProvisioningService:
     profiles = property(lambda self: self.core.profiles)
     options = property(lambda self: self.core.options)
     worker_id = property(lambda self: self.core.worker_id)
+    results = property(lambda self: self.core.results)
 
     def handle(self, event: CustomerEvent, *, message_id: str | None = None) -> Outcome:
         """Apply one parsed event. Returns the outcome, or raises TransientError / PermanentError after recording
-        the failure (``last_error``, audit *failed*, claim released)."""
+        the failure (``last_error``, audit *failed*, claim released). The result event committed with the outcome
+        is sent before returning; when the topic cannot take it, :class:`outbox.ResultsPending` (transient) is
+        raised, so the message is retried and its next delivery (a duplicate) sends it (past the retry budget the
+        message handler completes it and the sweep sends the row)."""
         if not self._enter(event.customer_id):
             raise CustomerBusy("another invocation of this worker is applying an event to this customer",
                                service="ledger", operation="claim")
+        # The customer is free again once the ledger is written: the send happens outside, so a redelivery of the
+        # same event is not turned away as busy while this one publishes (both may send: same message id).
+        a = Attempt(event=event, message_id=message_id)
         try:
-            a = Attempt(event=event, message_id=message_id)
+            outcome = self._apply(a)
+        except Exception as exc:
             try:
-                if isinstance(event, CustomerCreated):
-                    return apply_created(self.core, a)
-                if isinstance(event, CustomerRemoved):
-                    return apply_removed(self.core, a)
-                if isinstance(event, CredentialsRotationRequested):
-                    return apply_rotation(self.core, a)
-                raise InvalidEvent("type", f"must be one of {', '.join(EVENT_TYPES)} (got {event.type!r})")
-            except Exception as exc:
                 self.core.record_failure(a, exc)
-                raise
-        finally:
+            finally:
+                self._leave(event.customer_id)
+            self._send_after_failure(a)
+            raise
+        except BaseException:
             self._leave(event.customer_id)
+            raise
+        self._leave(event.customer_id)
+        if outcome.result == DUPLICATE:
+            # A redelivery of an applied event: the attempt that applied it may have died before sending.
+            outbox.publish_pending(self.results, self.ledger, event.customer_id, a.log)
+        else:
+            outbox.publish(self.results, self.ledger, a.outbox, a.log)
+        return outcome
+
+    def _apply(self, a: Attempt) -> Outcome:
+        event = a.event
+        if isinstance(event, CustomerCreated):
+            return apply_created(self.core, a)
+        if isinstance(event, CustomerUpdated):
+            return apply_updated(self.core, a)
+        if isinstance(event, CustomerRemoved):
+            return apply_removed(self.core, a)
+        if isinstance(event, CredentialsRotationRequested):
+            return apply_rotation(self.core, a)
+        raise InvalidEvent("type", f"must be one of {', '.join(EVENT_TYPES)} (got {event.type!r})")
+
+    def _send_after_failure(self, a: Attempt) -> None:
+        """Best effort: the failure being raised matters more. What is not sent here stays in the outbox for the
+        next delivery of the event (a redelivery sends the customer's pending rows) or the sweep."""
+        if self.results is None:
+            return
+        try:
+            if a.outbox:
+                outbox.publish(self.results, self.ledger, a.outbox, a.log)
+            elif a.audit is not None and a.audit.outcome in (REJECTED, FAILED):
+                outbox.publish_pending(self.results, self.ledger, a.customer_id, a.log)
+        except Exception:  # noqa: BLE001 - the step logged it
+            pass
+
+    def emit_results(self, events: list[results.ResultEvent]) -> int:
+        """Write result events that report no state change of their own (e.g. ``customer.drift-detected`` from
+        ``results.drift_detected``) to the outbox, then send them. Returns how many were sent; raises
+        TransientError when the ledger or the topic cannot take them (what was written is sent by the sweep)."""
+        if self.results is None:
+            return 0
+        sent = 0
+        by_partition: dict[str, dict] = {}
+        for event in events:
+            row = self.core.outbox_rows(event)[0]
+            # One row per message id: a table transaction refuses two operations on one row.
+            by_partition.setdefault(row.customer_id, {})[row.message_id] = row
+        for partition, unique in by_partition.items():
+            rows = list(unique.values())
+            log = StepLog(partition, None, None)
+            for start in range(0, len(rows), OUTBOX_BATCH):  # a table transaction holds at most 100 operations
+                batch = rows[start:start + OUTBOX_BATCH]
+                with log.step("ledger.set_outbox") as s:
+                    s.detail = "types=" + ",".join(sorted({r.event_type for r in batch}))
+                    self.ledger.set_outbox(tuple(batch))
+                sent += outbox.publish(self.results, self.ledger, batch, log)
+        return sent
+
+    def publish_pending(self, *, grace_seconds: float = outbox.SWEEP_GRACE_SECONDS) -> int:
+        """The sweep: send every result event left in the outbox for longer than ``grace_seconds``."""
+        return outbox.sweep(self.results, self.ledger, now=self.core.now(), grace_seconds=grace_seconds)
+
+    def record_dead_letter(self, event: CustomerEvent, *, message_id: str | None, error: RetryBudgetSpent) -> None:
+        """A transient failure whose retry budget is spent: the message goes to the dead-letter queue. Audit it
+        *failed* with ``customer.provisioning-failed`` (RetryBudgetSpent), unless the event was applied meanwhile
+        (an applied audit row is kept, and then no event is written). Best effort: the message is dead-lettered
+        whatever happens here."""
+        a = Attempt(event=event, message_id=message_id)
+        reason = clip(error.reason, REASON_MAX)
+        try:
+            _, a.audit = self.ledger.get_customer(event.customer_id, event.event_id)
+            if a.audit is not None and a.audit.outcome in FINAL_OUTCOMES:
+                return
+            rows = () if self.results is None else self.core.outbox_rows(results.provisioning_failed_for(
+                error, customer_id=event.customer_id, event_id=event.event_id, event_type=event.type,
+                event_time=event.time, now=self.core.now(), reason=reason, message_id=message_id))
+            with a.log.step("ledger.set_audit") as s:
+                s.outcome = FAILED
+                if self.ledger.set_audit(self.core.audit_entry(a, FAILED, reason), outbox=rows):
+                    outbox.publish(self.results, self.ledger, list(rows), a.log)
+        except Exception:  # noqa: BLE001 - the step logged it
+            a.log.emit("retry", "dead-letter-not-recorded", level=logging.WARNING)
 
     def _enter(self, customer_id: str) -> bool:
         with self._active_lock:
@@ -90,15 +182,26 @@ class ProvisioningService:
         else:
             partition, key = UNPARSED_PARTITION, message_id or event_id
         key = key or f"unidentified-{uuid.uuid4()}"
+        reason = clip(reason, REASON_MAX)
         entry = AuditEntry(customer_id=partition, event_id=key, event_type=event_type or "unknown", event_time=None,
-                           outcome=REJECTED, reason=clip(reason, REASON_MAX), message_id=message_id,
-                           recorded_at=self.core.now())
+                           outcome=REJECTED, reason=reason, message_id=message_id, recorded_at=self.core.now())
+        # Every redelivery of the refused message writes the same row (same message id): the topic's duplicate
+        # detection keeps one.
+        rows = self.core.outbox_rows(results.provisioning_failed(
+            customer_id=customer_id, event_id=event_id, event_type=event_type, event_time=None, now=self.core.now(),
+            code="InvalidEvent", rule=reason, dead_lettered=True, message_id=message_id), partition=partition)
+        log = StepLog(partition, key, message_id)
         try:
-            with StepLog(partition, key, message_id).step("ledger.record_rejection") as s:
-                if not self.ledger.set_audit(entry):
+            with log.step("ledger.record_rejection") as s:
+                if not self.ledger.set_audit(entry, outbox=rows):
                     s.outcome = "kept"  # an applied event's row is never rewritten by a rejection
                     s.detail = "an applied or stale event has this id; its audit row stays as it is"
+                    rows = ()
         except TransientError:
             raise
         except Exception:  # noqa: BLE001 - the message goes to the dead-letter queue anyway; the step logged it
             return
+        try:
+            outbox.publish(self.results, self.ledger, list(rows), log)
+        except Exception:  # noqa: BLE001 - left in the outbox: the next delivery writes and sends it again
+            pass

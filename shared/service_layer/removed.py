@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from ..domain import naming
+from ..domain import naming, results
 from ..domain.errors import PermanentError
 from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, REMOVED, REMOVING, CustomerRecord
@@ -37,7 +37,10 @@ def apply_removed(core: Core, a: Attempt) -> Outcome:
         lambda: delete_secrets(core, a, rec),
         lambda: delete_applications(core, a, rec, profile),
     ])
-    core.commit(a, a.record.removed(ev.event_id, ev.type, ev.time, core.now()))
+    now = core.now()
+    result = results.deprovisioned(customer_id=ev.customer_id, event_id=ev.event_id, event_type=ev.type,
+                                   event_time=ev.time, now=now, client_id=rec.auth0_client_id)
+    core.commit(a, a.record.removed(ev.event_id, ev.type, ev.time, now), result=result)
     return Outcome(APPLIED, ev.customer_id, ev.event_id, REMOVED, "resources deleted")
 
 
@@ -46,8 +49,15 @@ def write_tombstone(core: Core, a: Attempt) -> Outcome:
     tombstone = CustomerRecord.tombstone(ev.customer_id, ev.event_id, ev.type, ev.time, core.now())
     with a.log.step("ledger.create_tombstone"):
         a.record = core.ledger.create_customer(tombstone)
+    outbox = core.outbox_rows(results.deprovisioned(
+        customer_id=ev.customer_id, event_id=ev.event_id, event_type=ev.type, event_time=ev.time, now=core.now(),
+        client_id=None, never_provisioned=True))
     with a.log.step("ledger.set_audit"):
-        core.ledger.set_audit(core.audit_entry(a, APPLIED, "tombstone: the customer was never provisioned"))
+        # The result event goes with the audit row: the tombstone alone (a crash here) is finished by the
+        # redelivery, which finds the tombstone's time equal to its own and applies the removal again.
+        if core.ledger.set_audit(core.audit_entry(a, APPLIED, "tombstone: the customer was never provisioned"),
+                                 outbox=outbox):
+            a.outbox.extend(outbox)
     return Outcome(APPLIED, ev.customer_id, ev.event_id, REMOVED, "tombstone: never provisioned")
 
 

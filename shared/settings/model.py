@@ -150,6 +150,11 @@ class ServiceBusSettings(SettingsModel):
                     "by SessionId). Read when the functions are indexed.")
     event_type_prefix: Prefix = Field(
         "", alias="EVENT_TYPE_PREFIX", description="Prefix of the CloudEvents types, e.g. com.contoso.")
+    result_events_topic: QueueName = Field(
+        "customer-lifecycle", alias="RESULT_EVENTS_TOPIC",
+        description="The topic the result events for the CRM are published on (customer.provisioned, "
+                    "customer.updated, customer.deprovisioned, customer.provisioning-failed, "
+                    "customer.drift-detected); it needs duplicate detection.")
 
     @property
     def service_bus(self) -> ServiceBusConnection:

@@ -89,7 +89,7 @@ def rejected_cases() -> list[BadInput]:
         BadInput("id is a number", _with(c(), id=12345), "id"),
         BadInput("id with a control character", _with(c(), id="evt-\x07-1"), "id"),
         BadInput("missing type", _with(c(), type=_DROP), "type"),
-        BadInput("unknown event type", _with(c(), type="customer.updated"), "type"),
+        BadInput("unknown event type", _with(c(), type="customer.renamed"), "type"),
         BadInput("missing time", _with(c(), time=_DROP), "time"),
         BadInput("time without a zone", _with(c(), time="2026-01-15T10:00:00"), "time"),
         BadInput("time 10 minutes in the future", _with(c(), time=_now(600)), "time"),

@@ -124,6 +124,9 @@ def test_no_secret_leaks_through_a_lifecycle_with_failures(collector, captured_l
     haystacks = leak_scan.from_files([captured_log])
     haystacks += leak_scan.from_ledger(stack_env["LEDGER_CONNECTION"], stack_env["LEDGER_TABLE"])
     haystacks += leak_scan.from_queue(stack_env["ServiceBusConnection"], stack_env["CUSTOMER_EVENTS_QUEUE"])
+    results = leak_scan.from_subscription(stack_env["ServiceBusConnection"], "customer-lifecycle", "audit")
+    assert any("customer.provisioned" in h.text for h in results)  # the CRM's view is searched too
+    haystacks += results
     haystacks += leak_scan.from_events(json.dumps(e) for e in sent)
     assert "outcome=failed" in haystacks[0].text  # the failures were logged, with their reasons
     assert [leak.line() for leak in leak_scan.scan(secrets, haystacks)] == []

@@ -69,7 +69,7 @@ def test_every_subcommand_has_a_description_and_shows_its_defaults():
     from devtools.send import build_parser
     parser = build_parser()
     subparsers = next(a for a in parser._actions if a.dest == "kind").choices
-    assert set(subparsers) == {"created", "removed", "invalid", "file"}
+    assert set(subparsers) == {"created", "updated", "removed", "invalid", "file"}
     for name, sub in subparsers.items():
         assert sub.description, name
         for action in sub._actions:
@@ -95,3 +95,12 @@ def test_demo_removes_its_folder_however_it_ends(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError):
         demo.run_demo()
     assert seen and not seen[0].exists() and list(tmp_path.iterdir()) == []
+
+
+def test_listen_prints_one_line_per_result_event_with_its_ids():
+    from devtools.listen import one_line
+    sample = json.loads((ROOT / "schemas" / "samples" / "result-customer-provisioned.json").read_text())
+    line = one_line(sample)
+    assert line.startswith("2026-11-26T09:00:03.000000Z customer.provisioned customer=globex")
+    assert "auth0ClientId=tpc_4rTz9QmB1x7YkLp2" in line and "apimSubscriptionId=customer-globex" in line
+    assert "plan=" not in line  # null fields are left out

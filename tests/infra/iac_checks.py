@@ -389,9 +389,7 @@ NOT_IN_AZURE = {
 }
 
 #: set by the template ahead of the app code that reads it
-AHEAD_OF_APP = {
-    "RESULT_EVENTS_TOPIC": "the result-events publisher (planned) reads it; default customer-lifecycle",
-}
+AHEAD_OF_APP: dict[str, str] = {}
 
 #: settings whose value is a secret: only a Key Vault reference may stand there
 SECRET_SETTINGS = frozenset({"AUTH0_CLIENT_ID", "AUTH0_CLIENT_SECRET"})

@@ -76,9 +76,10 @@ def test_custom_apim_role_actions_cover_the_adapter_calls():
         ("authorization_server", "list_by_service"): "Microsoft.ApiManagement/service/authorizationServers/read",
         ("authorization_server", "get"): "Microsoft.ApiManagement/service/authorizationServers/read",
         ("authorization_server", "create_or_update"): "Microsoft.ApiManagement/service/authorizationServers/write",
-        # a rotation PATCHes the entry's client secret
+        # a rotation PATCHes the entry's client secret; an update its name, grant types and scope
         ("authorization_server", "update"): "Microsoft.ApiManagement/service/authorizationServers/write",
         ("authorization_server", "delete"): "Microsoft.ApiManagement/service/authorizationServers/delete",
+        ("subscription", "update"): "Microsoft.ApiManagement/service/subscriptions/write",
         ("subscription", "create_or_update"): "Microsoft.ApiManagement/service/subscriptions/write",
         ("subscription", "delete"): "Microsoft.ApiManagement/service/subscriptions/delete",
         ("subscription", "get"): "Microsoft.ApiManagement/service/subscriptions/read",

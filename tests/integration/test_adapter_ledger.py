@@ -249,3 +249,33 @@ def test_one_process_never_collides_with_itself_on_a_slot_pool(ledger, counter):
         assert list(pool.map(lambda h: ledger.reserve_slot("queue", h, 100, seed=lambda: 0), holders)) == [True] * 16
     batches = [r for r in counter.requests if r.startswith("POST") and "$batch" in r]
     assert len(batches) == 16
+
+
+def _outbox(cid: str, message_id: str):
+    from shared.domain.records import OutboxEntry
+    return OutboxEntry(customer_id=cid, message_id=message_id, event_type="customer.provisioned",
+                       body='{"id": "%s"}' % message_id, created_at=T0)
+
+
+def test_the_outbox_row_stands_or_falls_with_the_state_change(ledger, counter):
+    cid = new_customer()
+    created = ledger.create_customer(record(cid))
+    counter.requests.clear()
+    ledger.update_customer(created.copy(status=PROVISIONED), audit(cid, "evt-1"), outbox=(_outbox(cid, "m-1"),))
+    assert len(counter.requests) == 1 and "$batch" in counter.requests[0]  # one entity-group transaction
+    with pytest.raises(LedgerConflict):  # a stale etag: neither the state nor the result event is written
+        ledger.update_customer(created.copy(status="removed"), audit(cid, "evt-2"), outbox=(_outbox(cid, "m-2"),))
+    assert [e.message_id for e in ledger.list_outbox(cid)] == ["m-1"]
+    assert ledger.list_outbox(cid)[0] == _outbox(cid, "m-1")
+    # An audit row kept as it is (applied is final) takes its outbox row down with it.
+    assert ledger.set_audit(audit(cid, "evt-1", "rejected"), outbox=(_outbox(cid, "m-3"),)) is False
+    assert ledger.set_audit(audit(cid, "evt-9", "rejected"), outbox=(_outbox(cid, "m-9"),)) is True
+    other = new_customer()
+    ledger.set_outbox((_outbox(other, "m-x"),))
+    assert {(e.customer_id, e.message_id) for e in ledger.list_outbox()} == {
+        (cid, "m-1"), (cid, "m-9"), (other, "m-x")}
+    assert ledger.get_customer(cid)[0].status == PROVISIONED  # outbox rows are not the state row
+    assert sorted(a.event_id for a in ledger.list_audit(cid)) == ["evt-1", "evt-9"]  # nor audit rows
+    ledger.delete_outbox(_outbox(cid, "m-1"))
+    ledger.delete_outbox(_outbox(cid, "m-1"))  # gone already: no error (another worker sent it)
+    assert [e.message_id for e in ledger.list_outbox(cid)] == ["m-9"]

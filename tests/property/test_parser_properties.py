@@ -18,7 +18,7 @@ from strategies import any_text, dumps, json_values, odd_bodies, time_texts
 
 NOW = dt.datetime(2026, 11, 26, 19, 0, tzinfo=dt.timezone.utc)  # after every sample's time
 SAMPLES_DIR = Path(__file__).resolve().parents[2] / "schemas" / "samples"
-VALID_SAMPLES = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(SAMPLES_DIR.glob("*.json"))
+VALID_SAMPLES = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(SAMPLES_DIR.glob("customer-*.json"))
                  if not p.name.startswith("invalid-")]
 
 

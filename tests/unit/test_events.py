@@ -114,7 +114,7 @@ CASES = [
     ("subject", 7, "subject", "must be a string"),
     ("dataschema", "https://a.example/\u202e", "dataschema", "bidirectional"),
     ("type", "DELETE", "type", "is required"),
-    ("type", "customer.updated", "type", "customer.created, customer.removed or customer.credentials-rotation-"),
+    ("type", "customer.renamed", "type", "customer.created, customer.updated, customer.removed or customer.credentials-"),
     ("time", "DELETE", "time", "is required"),
     ("time", "2026-11-26 11:59:00", "time", "RFC 3339"),
     ("time", "2026-11-26T11:59:00", "time", "RFC 3339"),

@@ -6,15 +6,18 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from shared.domain.events import CredentialsRotationRequested, CustomerCreated, CustomerRemoved, parse_event
+from shared.domain.events import (CredentialsRotationRequested, CustomerCreated, CustomerRemoved, CustomerUpdated,
+                                    parse_event)
 from shared.domain.profiles import parse_profiles
 from shared.domain.records import PROVISIONED
 from shared.service_layer.provisioning import ProvisioningOptions, ProvisioningService
-from tests.fakes import CallLog, FakeApiGateway, FakeClock, FakeIdentityProvider, FakeLedger, FakeSecretStore
+from tests.fakes import (CallLog, FakeApiGateway, FakeClock, FakeIdentityProvider, FakeLedger, FakeResultPublisher,
+                         FakeSecretStore)
 
 ROOT = Path(__file__).resolve().parents[2]
 API = "https://api.contoso.example/"
 DOMAIN = "contoso.eu.auth0.com"
+VAULT = "https://kv-customers.vault.azure.net/"
 T0 = dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.timezone.utc)
 
 EXTRA_PROFILES = """
@@ -89,9 +92,17 @@ def rotation(customer: str = "acme", event_id: str = "e-rotate", *, at: float = 
     return parse_event(json.dumps(doc), now=T0 + dt.timedelta(days=1))
 
 
+def updated(customer: str = "acme", event_id: str = "e-updated", *, at: float = 5, **data) -> CustomerUpdated:
+    """``data``: the camelCase data fields to change (displayName, profile, plan, redirectUris, contactEmail)."""
+    doc = {"specversion": "1.0", "id": event_id, "source": "/crm", "type": "customer.updated", "time": _iso(at),
+           "data": {"customerId": customer, **data}}
+    return parse_event(json.dumps(doc), now=T0 + dt.timedelta(days=1))
+
+
 class World:
     def __init__(self, *, limit: int | None = 10, other_servers: int = 0, purge: bool = False,
-                 purge_protection: bool = False, max_parallel: int = 1, claim_ttl: float = 300.0):
+                 purge_protection: bool = False, max_parallel: int = 1, claim_ttl: float = 300.0,
+                 results: bool = False):
         self.log = CallLog()
         self.clock = FakeClock()
         self.identity = FakeIdentityProvider(self.log)
@@ -99,17 +110,20 @@ class World:
         self.gateway = FakeApiGateway(self.log, limit=limit, other_servers=other_servers,
                                       products={"oem", "partners"})
         self.ledger = FakeLedger(self.log, clock=self.clock)
+        # The topic: off by default, so the call sequences the crash tests enumerate stay those of the services
+        self.results = FakeResultPublisher(self.log) if results else None
         self.profiles = make_profiles()
         self.options = ProvisioningOptions(auth0_domain=DOMAIN, purge_deleted_secrets=purge, claim_ttl=claim_ttl,
                                            fence_guard=min(30.0, claim_ttl / 2),
-                                           max_parallel_steps=max_parallel)
+                                           max_parallel_steps=max_parallel, keyvault_url=VAULT)
 
     def service(self, worker_id: str = "w1", *, max_parallel: int | None = None, **options) -> ProvisioningService:
         if max_parallel is not None:
             options["max_parallel_steps"] = max_parallel
         opts = ProvisioningOptions(**{**self.options.__dict__, **options})
         return ProvisioningService(identity=self.identity, secrets=self.secrets, gateway=self.gateway,
-                                   ledger=self.ledger, profiles=self.profiles, options=opts, worker_id=worker_id)
+                                   ledger=self.ledger, profiles=self.profiles, options=opts, worker_id=worker_id,
+                                   results=self.results)
 
     def expire_claims(self) -> None:
         self.clock.advance(self.options.claim_ttl + self.options.clock_skew + 1)
