@@ -25,8 +25,9 @@ from dataclasses import dataclass, replace
 
 from shared.domain.errors import LedgerConflict, PermanentError, TransientError
 from shared.domain.records import FINAL_OUTCOMES, AuditEntry, CustomerRecord
-from shared.service_layer.ports import (ApiGateway, Application, ApplicationSpec, AuthorizationServerSpec, Capacity,
-                                        IdentityProvider, Ledger, SecretDeletedButRecoverable, SecretStore)
+from shared.service_layer.ports import (ApiGateway, Application, ApplicationSpec, AuthorizationServerInfo,
+                                        AuthorizationServerSpec, Capacity, ClientGrant, IdentityProvider, Ledger,
+                                        SecretDeletedButRecoverable, SecretInfo, SecretStore, SubscriptionInfo)
 
 
 class Crash(BaseException):
@@ -216,7 +217,8 @@ class FakeIdentityProvider(_FakeService, IdentityProvider):
         spec: ApplicationSpec = app["spec"]
         return Application(client_id=client_id, name=spec.name, client_metadata=dict(spec.client_metadata),
                            client_secret=app["secret"] if with_secret else None,
-                           is_first_party=spec.is_first_party, app_type=spec.app_type)
+                           is_first_party=spec.is_first_party, app_type=spec.app_type,
+                           grant_types=tuple(spec.grant_types), callbacks=tuple(spec.callbacks))
 
     @external
     def get_application(self, client_id: str, *, with_secret: bool = False) -> Application | None:
@@ -254,6 +256,32 @@ class FakeIdentityProvider(_FakeService, IdentityProvider):
     @external
     def delete_client_grant(self, grant_id: str) -> bool:
         return self.grants.pop(grant_id, None) is not None
+
+    @external
+    def list_applications(self) -> list[Application]:
+        return [self._application(cid, with_secret=False)
+                for cid, _ in sorted(self.apps.items(), key=lambda kv: kv[1]["seq"])]
+
+    @external
+    def update_application(self, client_id: str, *, grant_types=None, callbacks=None) -> bool:
+        app = self.apps.get(client_id)
+        if app is None:
+            return False
+        changes = {k: tuple(v) for k, v in (("grant_types", grant_types), ("callbacks", callbacks)) if v is not None}
+        app["spec"] = replace(app["spec"], **changes)
+        return True
+
+    @external
+    def list_client_grants(self, audience: str) -> list[ClientGrant]:
+        return [ClientGrant(gid, g["client_id"], g["audience"], tuple(g["scopes"]))
+                for gid, g in self.grants.items() if g["audience"] == audience]
+
+    @external
+    def update_client_grant(self, grant_id: str, scopes: tuple[str, ...]) -> bool:
+        if grant_id not in self.grants:
+            return False
+        self.grants[grant_id]["scopes"] = tuple(scopes)
+        return True
 
     # test helpers (not port methods: they do not count as calls)
     def apps_of(self, customer_id: str) -> list[str]:
@@ -340,6 +368,10 @@ class FakeSecretStore(_FakeService, SecretStore):
         del self.deleted[name.lower()]
         return True
 
+    @external
+    def list_secrets(self) -> list[SecretInfo]:
+        return [SecretInfo(e["name"], True, dict(e["versions"][-1]["tags"])) for e in self.active.values()]
+
     # test helpers
     def latest(self, name: str) -> dict | None:
         entry = self.active.get(name.lower())
@@ -424,6 +456,28 @@ class FakeApiGateway(_FakeService, ApiGateway):
     @external
     def delete_subscription(self, subscription_id: str) -> bool:
         return self.subscriptions.pop(subscription_id, None) is not None
+
+    @staticmethod
+    def _server_info(server_id: str, spec: AuthorizationServerSpec) -> AuthorizationServerInfo:
+        return AuthorizationServerInfo(server_id, spec.client_id, tuple(spec.grant_types), spec.default_scope)
+
+    @external
+    def get_authorization_server(self, server_id: str) -> AuthorizationServerInfo | None:
+        spec = self.servers.get(server_id)
+        return None if spec is None else self._server_info(server_id, spec)
+
+    @external
+    def list_authorization_servers(self) -> list[AuthorizationServerInfo]:
+        return [self._server_info(k, v) for k, v in self.servers.items()]
+
+    @external
+    def get_subscription(self, subscription_id: str) -> SubscriptionInfo | None:
+        sub = self.subscriptions.get(subscription_id)
+        return None if sub is None else SubscriptionInfo(subscription_id, sub["state"], sub["product_id"])
+
+    @external
+    def list_subscriptions(self) -> list[SubscriptionInfo]:
+        return [SubscriptionInfo(k, v["state"], v["product_id"]) for k, v in self.subscriptions.items()]
 
     def customer_servers(self) -> dict[str, AuthorizationServerSpec]:
         return {k: v for k, v in self.servers.items() if not k.startswith("other-")}

@@ -12,7 +12,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.keyvault.secrets import SecretClient
 
 from ..domain.errors import TransientError
-from ..service_layer.ports import SecretDeletedButRecoverable, SecretStore
+from ..service_layer.ports import SecretDeletedButRecoverable, SecretInfo, SecretStore
 from .azure_errors import ABSENT, ShortRetryPolicy, azure_call, client_kwargs, inner_error_code
 
 SERVICE = "keyvault"
@@ -80,6 +80,12 @@ class KeyVaultSecretStore(SecretStore):
         # With purge protection on: 403, permanent.
         return azure_call(SERVICE, "purge_deleted_secret", lambda: self._client.purge_deleted_secret(name),
                           absent_on=(404,)) is not ABSENT
+
+    def list_secrets(self) -> list[SecretInfo]:
+        # Properties only: Key Vault never lists values.
+        return azure_call(SERVICE, "list_secrets", lambda: [
+            SecretInfo(name=p.name, enabled=p.enabled is not False, tags=dict(p.tags or {}))
+            for p in self._client.list_properties_of_secrets()])
 
     def _long_running(self, operation: str, begin) -> bool:
         """Start and wait; False when there was nothing to act on (404)."""

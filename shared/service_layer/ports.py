@@ -38,6 +38,16 @@ class Application:
     client_secret: str | None = field(default=None, repr=False)  # never printed
     is_first_party: bool | None = None
     app_type: str | None = None
+    grant_types: tuple[str, ...] | None = None  # None: not read
+    callbacks: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ClientGrant:
+    grant_id: str
+    client_id: str
+    audience: str
+    scopes: tuple[str, ...]
 
 
 class IdentityProvider(abc.ABC):
@@ -68,10 +78,36 @@ class IdentityProvider(abc.ABC):
     @abc.abstractmethod
     def delete_client_grant(self, grant_id: str) -> bool: ...
 
+    # Reads and in-place updates for the drift reconciliation (and the created flow's repair mode).
+    @abc.abstractmethod
+    def list_applications(self) -> list[Application]:
+        """Every application of the tenant (all pages), with grant types and callbacks, never a secret."""
+
+    @abc.abstractmethod
+    def update_application(self, client_id: str, *, grant_types: tuple[str, ...] | None = None,
+                           callbacks: tuple[str, ...] | None = None) -> bool:
+        """Change the given settings in place (PATCH); False when the application does not exist."""
+
+    @abc.abstractmethod
+    def list_client_grants(self, audience: str) -> list[ClientGrant]:
+        """Every client grant to ``audience`` (all pages)."""
+
+    @abc.abstractmethod
+    def update_client_grant(self, grant_id: str, scopes: tuple[str, ...]) -> bool:
+        """Replace the grant's scopes; False when the grant does not exist."""
+
 
 # ---- Key Vault ---------------------------------------------------------------------------------------------------
 class SecretDeletedButRecoverable(Exception):
     """Set was refused because the name is soft-deleted (Key Vault 409 ObjectIsDeletedButRecoverable)."""
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """A secret's properties (never its value)."""
+    name: str
+    enabled: bool
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 class SecretStore(abc.ABC):
@@ -98,6 +134,10 @@ class SecretStore(abc.ABC):
     def purge_deleted_secret(self, name: str) -> bool:
         """Purge a soft-deleted secret. False if none was deleted."""
 
+    @abc.abstractmethod
+    def list_secrets(self) -> list[SecretInfo]:
+        """The properties of every (not deleted) secret of the vault."""
+
 
 # ---- API Management ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -118,6 +158,21 @@ class Capacity:
     used: int
     limit: int | None  # None: no documented limit for this tier
     sku: str
+
+
+@dataclass(frozen=True)
+class AuthorizationServerInfo:
+    server_id: str
+    client_id: str | None
+    grant_types: tuple[str, ...] = ()
+    default_scope: str = ""
+
+
+@dataclass(frozen=True)
+class SubscriptionInfo:
+    subscription_id: str
+    state: str  # active, suspended, submitted, rejected, cancelled, expired
+    product_id: str | None  # from the scope /products/{id}; None for another scope
 
 
 class ApiGateway(abc.ABC):
@@ -146,6 +201,18 @@ class ApiGateway(abc.ABC):
 
     @abc.abstractmethod
     def delete_subscription(self, subscription_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def get_authorization_server(self, server_id: str) -> AuthorizationServerInfo | None: ...
+
+    @abc.abstractmethod
+    def list_authorization_servers(self) -> list[AuthorizationServerInfo]: ...
+
+    @abc.abstractmethod
+    def get_subscription(self, subscription_id: str) -> SubscriptionInfo | None: ...
+
+    @abc.abstractmethod
+    def list_subscriptions(self) -> list[SubscriptionInfo]: ...
 
 
 # ---- Ledger ------------------------------------------------------------------------------------------------------
