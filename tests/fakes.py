@@ -369,6 +369,11 @@ class FakeSecretStore(_FakeService, SecretStore):
         return True
 
     @external
+    def get_secret_properties(self, name: str) -> SecretInfo | None:
+        entry = self.active.get(name.lower())
+        return None if entry is None else SecretInfo(entry["name"], True, dict(entry["versions"][-1]["tags"]))
+
+    @external
     def list_secrets(self) -> list[SecretInfo]:
         return [SecretInfo(e["name"], True, dict(e["versions"][-1]["tags"])) for e in self.active.values()]
 

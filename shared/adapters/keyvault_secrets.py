@@ -57,16 +57,25 @@ class KeyVaultSecretStore(SecretStore):
         return secret.properties.version
 
     def get_secret_version(self, name: str) -> str | None:
+        newest = self._newest_version(name, "get_secret_version")
+        return newest.version if newest is not None else None
+
+    def get_secret_properties(self, name: str) -> SecretInfo | None:
+        newest = self._newest_version(name, "get_secret_properties")
+        if newest is None:
+            return None
+        return SecretInfo(name=newest.name, enabled=newest.enabled is not False, tags=dict(newest.tags or {}))
+
+    def _newest_version(self, name: str, operation: str):
         # Key Vault has no "properties of the latest version" call (GET /secrets/{name} returns the value), so list
         # the versions' properties (values never listed) and take the newest: created last, and among versions
         # created in the same second, listed last.
-        versions = azure_call(SERVICE, "get_secret_version",
+        versions = azure_call(SERVICE, operation,
                               lambda: list(self._client.list_properties_of_secret_versions(name)), absent_on=(404,))
         if versions is ABSENT or not versions:
             return None
-        newest = max(enumerate(versions), key=lambda iv: (iv[1].created_on.timestamp() if iv[1].created_on else 0,
-                                                          iv[0]))
-        return newest[1].version
+        return max(enumerate(versions), key=lambda iv: (iv[1].created_on.timestamp() if iv[1].created_on else 0,
+                                                        iv[0]))[1]
 
     def delete_secret(self, name: str) -> bool:
         return self._long_running("delete_secret", lambda: self._client.begin_delete_secret(

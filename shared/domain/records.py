@@ -54,6 +54,11 @@ class CustomerRecord:
     status: str = PROVISIONING
     profile: str | None = None
     display_name: str | None = None
+    # What the created event asked for beyond the profile, so the drift check knows the callbacks it wants and a
+    # repair can rebuild the application: redirect URIs one per line ("" none; None on rows written before they
+    # were recorded, whose callbacks the drift check then leaves alone), and the plan.
+    redirect_uris: str | None = None
+    plan: str | None = None
     # Resource ids, recorded as soon as each exists so a retry or a removal finds them.
     auth0_client_id: str | None = None
     auth0_client_grant_id: str | None = None
@@ -99,6 +104,13 @@ class CustomerRecord:
             > event_order(event_time, event_type, event_id))
 
     @property
+    def redirect_uri_list(self) -> tuple[str, ...] | None:
+        """The recorded redirect URIs; None when the row predates recording them."""
+        if self.redirect_uris is None:
+            return None
+        return tuple(u for u in self.redirect_uris.split("\n") if u)
+
+    @property
     def create_pending(self) -> bool:
         """A create may have happened whose client id was never recorded."""
         return bool(self.auth0_create_intent and not self.auth0_client_id)
@@ -116,13 +128,15 @@ class CustomerRecord:
                    last_event_time=event_time, updated_at=now)
 
     def claim(self, worker: str, event_id: str, status: str, now: dt.datetime, ttl: dt.timedelta,
-              *, profile: str | None = None, display_name: str | None = None) -> "CustomerRecord":
+              *, profile: str | None = None, display_name: str | None = None,
+              redirect_uris: tuple[str, ...] = (), plan: str | None = None) -> "CustomerRecord":
         """``worker`` applies ``event_id`` until ``now + ttl``. A create claim names the profile and, when no
         application is recorded yet, records the intent to create one before anything is created."""
         changes: dict = dict(status=status, pending_event_id=event_id, claim_owner=worker, claim_expires=now + ttl,
                              updated_at=now)
         if profile is not None:
-            changes.update(profile=profile, display_name=display_name)
+            changes.update(profile=profile, display_name=display_name, redirect_uris="\n".join(redirect_uris),
+                           plan=plan)
             if not self.auth0_client_id:
                 changes["auth0_create_intent"] = event_id
         return replace(self, **changes)

@@ -86,6 +86,7 @@ class Attempt:
     create_refused: bool = False  # Auth0 refused the create (429 or another 4xx): it made nothing
     reserved: bool = False  # this attempt holds an authorization-server slot
     server_written: bool = False  # this attempt sent the authorization server's PUT
+    repair: bool = False  # a drift repair: the event is made from the ledger, and changes no event order
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self):
@@ -155,6 +156,14 @@ class Core:
             return Outcome(STALE, ev.customer_id, ev.event_id, status, reason)
         return None
 
+    def applied_event(self, a: Attempt) -> tuple:
+        """The (id, type, time) the final write records as the last applied event. A repair keeps the ledger's:
+        it is no CRM event, and must not make a CRM event sent before it (and delivered after it) stale."""
+        if a.repair:
+            rec = a.record
+            return rec.last_event_id, rec.last_event_type, rec.last_event_time
+        return a.event.event_id, a.event.type, a.event.time
+
     def check_not_busy(self, a: Attempt) -> None:
         rec, now = a.record, self.now()
         skew = dt.timedelta(seconds=self.options.clock_skew)
@@ -172,7 +181,9 @@ class Core:
         claim = base.claim(self.worker_id, ev.event_id, status, self.now(),
                            dt.timedelta(seconds=self.options.claim_ttl),
                            profile=profile.name if profile else None,
-                           display_name=getattr(ev, "display_name", None) if profile else None)
+                           display_name=getattr(ev, "display_name", None) if profile else None,
+                           redirect_uris=tuple(getattr(ev, "redirect_uris", ()) or ()) if profile else (),
+                           plan=getattr(ev, "plan", None) if profile else None)
         with a.log.step("ledger.claim") as s:
             s.detail = f"status={status} expires={claim.claim_expires.isoformat()}"
             written = (self.ledger.update_customer(claim) if a.record is not None

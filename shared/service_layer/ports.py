@@ -13,6 +13,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..domain.drift import Finding
 from ..domain.records import AuditEntry, CustomerRecord
 
 
@@ -133,6 +134,10 @@ class SecretStore(abc.ABC):
     @abc.abstractmethod
     def purge_deleted_secret(self, name: str) -> bool:
         """Purge a soft-deleted secret. False if none was deleted."""
+
+    @abc.abstractmethod
+    def get_secret_properties(self, name: str) -> SecretInfo | None:
+        """The latest version's properties (never the value), or None."""
 
     @abc.abstractmethod
     def list_secrets(self) -> list[SecretInfo]:
@@ -266,3 +271,12 @@ class RetryScheduler(abc.ABC):
     def schedule_retry(self, message, *, delay_seconds: float, properties: dict, message_id: str) -> None:
         """Schedule a copy of ``message`` (an InboundMessage) with ``properties`` merged into its application
         properties and a new ``message_id``. Raises TransientError when Service Bus cannot take it."""
+
+
+# ---- Drift reconciliation: where findings go ----------------------------------------------------------------------
+class DriftReport(abc.ABC):
+    """Every finding of the drift reconciliation goes through :meth:`report`, once: a log line today, and whatever
+    else is attached (a ``customer.drift-detected`` event for the CRM)."""
+
+    @abc.abstractmethod
+    def report(self, finding: Finding) -> None: ...

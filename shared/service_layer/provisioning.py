@@ -12,7 +12,7 @@ import uuid
 from ..domain.errors import CustomerBusy, InvalidEvent, TransientError
 from ..domain.events import CREATED, REMOVED as REMOVED_EVENT, CustomerCreated, CustomerEvent, CustomerRemoved
 from ..domain.profiles import ClientProfile
-from ..domain.records import REJECTED, AuditEntry
+from ..domain.records import PROVISIONED, REJECTED, AuditEntry
 from .core import MANAGED_BY, REASON_MAX, Attempt, Core, Outcome, ProvisioningOptions, clip
 from .created import SECRET_CONTENT_TYPE, apply_created
 from .ports import ApiGateway, IdentityProvider, Ledger, SecretStore
@@ -21,6 +21,8 @@ from .step_log import StepLog
 
 #: audit partition of events whose customer id could not be read
 UNPARSED_PARTITION = "~unparsed"
+#: ``source`` of the events a drift repair makes from the ledger (they never leave the process)
+REPAIR_SOURCE = "/customer-provisioning/drift-repair"
 
 __all__ = ["MANAGED_BY", "SECRET_CONTENT_TYPE", "UNPARSED_PARTITION", "Outcome", "ProvisioningOptions",
            "ProvisioningService"]
@@ -47,11 +49,31 @@ class ProvisioningService:
     def handle(self, event: CustomerEvent, *, message_id: str | None = None) -> Outcome:
         """Apply one parsed event. Returns the outcome, or raises TransientError / PermanentError after recording
         the failure (``last_error``, audit *failed*, claim released)."""
+        return self._apply(Attempt(event=event, message_id=message_id))
+
+    def repair(self, customer_id: str) -> Outcome:
+        """Bring one customer's resources back to what the ledger says, through the same use cases: a provisioned
+        customer's as a creation would leave them (missing ones made again, drifted settings updated in place,
+        stray applications of ours deleted), a removed or unknown customer's deleted. Under the customer's claim,
+        within the adapters' rate limits; the last applied event stays the last one (see ``Core.applied_event``)."""
+        rec, _ = self.ledger.get_customer(customer_id)
+        event_id = f"drift-repair-{uuid.uuid4().hex[:16]}"
+        time = rec.last_event_time if rec is not None and rec.last_event_time else self.core.now()
+        common = dict(event_id=event_id, source=REPAIR_SOURCE, time=time, customer_id=customer_id)
+        if rec is not None and rec.status == PROVISIONED:
+            event: CustomerEvent = CustomerCreated(
+                type=CREATED, display_name=rec.display_name or customer_id, profile=rec.profile or "",
+                plan=rec.plan, redirect_uris=rec.redirect_uri_list or (), **common)
+        else:
+            event = CustomerRemoved(type=REMOVED_EVENT, reason="drift repair", **common)
+        return self._apply(Attempt(event=event, message_id=None, repair=True))
+
+    def _apply(self, a: Attempt) -> Outcome:
+        event = a.event
         if not self._enter(event.customer_id):
             raise CustomerBusy("another invocation of this worker is applying an event to this customer",
                                service="ledger", operation="claim")
         try:
-            a = Attempt(event=event, message_id=message_id)
             try:
                 if isinstance(event, CustomerCreated):
                     return apply_created(self.core, a)
