@@ -1,0 +1,34 @@
+"""The app's own service, built from the app's settings, for the commands that look at Auth0, Key Vault and APIM
+(``drift``, ``plan``): the same adapters, profiles and pacing as the function app, so they see what it sees."""
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TextIO
+
+from shared.settings import SettingsError
+
+from .connection import load_values
+from .errors import UsageError
+
+
+def app_settings(path: str | None):
+    from shared.bootstrap import load_app_settings
+
+    try:
+        return load_app_settings(load_values(path))
+    except SettingsError as exc:
+        raise UsageError("the app's settings are not usable (environment or local.settings.json):\n"
+                         + "\n".join(f"  - {p}" for p in exc.problems)) from None
+
+
+def app_service(settings, err: TextIO, *, role: str):
+    """A ProvisioningService over the real adapters; its warnings (a fenced write, a repair's step) go to ``err``."""
+    from shared.bootstrap import build_service
+
+    handler = logging.StreamHandler(err)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logging.getLogger("customer_provisioning").addHandler(handler)
+    logging.getLogger("azure").setLevel(logging.WARNING)
+    return build_service(settings, worker_id=f"opstool-{role}-{uuid.uuid4().hex[:8]}")
