@@ -23,6 +23,7 @@ from .output import Column, emit, render_table, safe_text, write_json_line
 from .services import app_service, app_settings
 
 SYMBOL = {CREATE: "+", ADOPT: "<=", RECOVER: "<=", UPDATE: "~", DELETE: "-"}
+SERVICE_ORDER = {"auth0": 0, "keyvault": 1, "apim": 2}
 
 
 def recording_service(real: ProvisioningService) -> tuple[ProvisioningService, ChangeLog]:
@@ -52,7 +53,9 @@ def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except ProvisioningError as exc:
         emit(err, f"error: applying it would fail: {safe_text(exc, 500)}")
         return EXIT_FAILED
-    changes = log.changes
+    # Steps run in parallel: sort like terraform sorts by address, so two plans of one state read the same.
+    changes = sorted(log.changes, key=lambda c: (SERVICE_ORDER.get(c.service, 9), c.service, c.resource,
+                                                 c.resource_id))
     if args.json:
         write_json_line({"subject": subject, "outcome": outcome.result, "detail": outcome.detail,
                          "changes": [c.__dict__ for c in changes],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from typing import TextIO
 
@@ -12,11 +13,20 @@ from .connection import load_values
 from .errors import UsageError
 
 
+#: what DefaultAzureCredential reads from the process environment only; a settings file's value (the local stack's
+#: managed-identity stand-in) is exported when the environment has none, as the Functions host does
+CREDENTIAL_ENVIRONMENT = ("IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET")
+
+
 def app_settings(path: str | None):
     from shared.bootstrap import load_app_settings
 
+    values = load_values(path)
+    for name in CREDENTIAL_ENVIRONMENT:
+        if values.get(name) and not os.environ.get(name):
+            os.environ[name] = values[name]
     try:
-        return load_app_settings(load_values(path))
+        return load_app_settings(values)
     except SettingsError as exc:
         raise UsageError("the app's settings are not usable (environment or local.settings.json):\n"
                          + "\n".join(f"  - {p}" for p in exc.problems)) from None
