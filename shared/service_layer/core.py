@@ -26,6 +26,8 @@ from .step_log import StepLog, error_reason
 #: ``client_metadata.managed_by`` of every application this app creates; only these are ever adopted or deleted
 MANAGED_BY = "customer-provisioning"
 REASON_MAX = 1024
+#: the result of a repair that found the customer no longer as the drift check saw it (busy, or its status changed)
+SKIPPED = "skipped"
 
 
 def clip(text: str, limit: int) -> str:
@@ -67,7 +69,7 @@ class ProvisioningOptions:
 
 @dataclass(frozen=True)
 class Outcome:
-    result: str  # records.APPLIED | DUPLICATE | STALE
+    result: str  # records.APPLIED | DUPLICATE | STALE, or SKIPPED (a repair only)
     customer_id: str
     event_id: str
     status: str  # the customer's status after handling; "" when the ledger has no row for the customer

@@ -17,7 +17,7 @@ from ..domain.errors import (ClaimLost, InvalidEvent, PermanentError, Provisioni
 from ..domain.events import CustomerCreated
 from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, PROVISIONED, REMOVED, Resources
-from .core import MANAGED_BY, Attempt, Core, Outcome, clip
+from .core import MANAGED_BY, SKIPPED, Attempt, Core, Outcome, clip
 from .ports import Application, ApplicationSpec, AuthorizationServerSpec, SecretDeletedButRecoverable
 from .removed import APIM_SERVER_POOL, delete_application
 
@@ -29,10 +29,6 @@ AUTH0_DESCRIPTION_MAX = 140
 # API Management: authorization server display names 1-50 characters, subscription display names 1-100.
 APIM_SERVER_NAME_MAX = 50
 APIM_SUBSCRIPTION_NAME_MAX = 100
-
-
-#: the result of a repair that found the customer no longer in the state the drift check saw
-SKIPPED = "skipped"
 
 
 def apply_created(core: Core, a: Attempt) -> Outcome:

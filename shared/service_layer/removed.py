@@ -13,7 +13,7 @@ from ..domain import naming
 from ..domain.errors import PermanentError
 from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, REMOVED, REMOVING, CustomerRecord
-from .core import MANAGED_BY, Attempt, Core, Outcome
+from .core import MANAGED_BY, SKIPPED, Attempt, Core, Outcome
 
 #: the ledger's slot pool of API Management authorization servers (created.py reserves, removal gives back)
 APIM_SERVER_POOL = "apim-authorization-servers"
@@ -25,7 +25,7 @@ def apply_removed(core: Core, a: Attempt) -> Outcome:
     if a.repair:
         rec = a.record
         if rec is not None and (rec.status != REMOVED or rec.claimed_by_other(core.worker_id, core.now())):
-            return Outcome("skipped", a.customer_id, a.event_id, rec.status,
+            return Outcome(SKIPPED, a.customer_id, a.event_id, rec.status,
                            "no longer removed, or busy: left to its own events")
     else:
         done = core.duplicate_or_stale(a, still_rejected=False)
