@@ -9,9 +9,7 @@ from typing import TextIO
 from .context import Context, Declined
 from .errors import (EXIT_BROKEN_PIPE, EXIT_CODES_HELP, EXIT_CONNECTION, EXIT_FAILED, EXIT_USAGE, UsageError,
                      is_connection_error)
-from .drift import cmd_drift
 from .inspection import cmd_customers, cmd_list, cmd_show
-from .plan import cmd_plan
 from .repair import cmd_export, cmd_purge, cmd_replay
 from .output import emit, safe_text
 from .replay import CRASH_ENV
@@ -235,6 +233,17 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
         text = str(exc).splitlines()[0][:300] if str(exc) else ""
         emit(err, f"error: cannot use{queue} on {where}: {type(exc).__name__}: {safe_text(text, 300)}")
         return EXIT_CONNECTION
+
+
+# drift and plan load the whole service layer; the dead-letter commands should not pay for it at every start.
+def cmd_drift(args, out, err) -> int:
+    from .drift import cmd_drift as run
+    return run(args, out, err)
+
+
+def cmd_plan(args, out, err) -> int:
+    from .plan import cmd_plan as run
+    return run(args, out, err)
 
 
 def _run_app_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -38,7 +38,7 @@ def recording_service(real: ProvisioningService) -> tuple[ProvisioningService, C
 
 def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if bool(args.event_file) == bool(args.customer):
-        raise UsageError("give an event file, or --customer ID (the customer's current state), not both")
+        raise UsageError("give an event file or --customer ID (the customer's current state): one of the two")
     settings = app_settings(args.settings)
     event = _read_event(args.event_file, settings.event_type_prefix) if args.event_file else None
     service, log = recording_service(app_service(settings, err, role="plan"))

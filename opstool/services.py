@@ -36,9 +36,13 @@ def app_service(settings, err: TextIO, *, role: str):
     """A ProvisioningService over the real adapters; its warnings (a fenced write, a repair's step) go to ``err``."""
     from shared.bootstrap import build_service
 
+    logger = logging.getLogger("customer_provisioning")
+    for old in [h for h in logger.handlers if getattr(h, "opstool", False)]:
+        logger.removeHandler(old)  # a second command in one process (tests) writes to its own stream
     handler = logging.StreamHandler(err)
+    handler.opstool = True
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     handler.setLevel(logging.WARNING)
-    logging.getLogger("customer_provisioning").addHandler(handler)
+    logger.addHandler(handler)
     logging.getLogger("azure").setLevel(logging.WARNING)
     return build_service(settings, worker_id=f"opstool-{role}-{uuid.uuid4().hex[:8]}")
