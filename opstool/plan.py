@@ -36,26 +36,33 @@ def recording_service(real: ProvisioningService) -> tuple[ProvisioningService, C
     return service, log
 
 
+def plan(real: ProvisioningService, *, event=None, customer_id: str | None = None):
+    """(the outcome the use case reports, the changes sorted like terraform sorts by address) of applying
+    ``event``, or of repairing ``customer_id``, over ``real``'s reads; raises what applying it would raise."""
+    service, log = recording_service(real)
+    if event is not None:
+        log.adopting = isinstance(event, CustomerCreated)
+        outcome = service.handle(event, message_id=None)
+    else:
+        outcome = service.repair(customer_id)
+    # Steps run in parallel: sort, so two plans of one state read the same.
+    changes = sorted(log.changes, key=lambda c: (SERVICE_ORDER.get(c.service, 9), c.service, c.resource,
+                                                 c.resource_id))
+    return outcome, changes
+
+
 def cmd_plan(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if bool(args.event_file) == bool(args.customer):
         raise UsageError("give an event file or --customer ID (the customer's current state): one of the two")
     settings = app_settings(args.settings)
     event = _read_event(args.event_file, settings.event_type_prefix) if args.event_file else None
-    service, log = recording_service(app_service(settings, err, role="plan"))
+    subject = (f"event {event.event_id} ({event.type}) for customer {event.customer_id}" if event is not None
+               else f"customer {args.customer} (its ledger state, as a repair would leave it)")
     try:
-        if event is not None:
-            log.adopting = isinstance(event, CustomerCreated)
-            subject = f"event {event.event_id} ({event.type}) for customer {event.customer_id}"
-            outcome = service.handle(event, message_id=None)
-        else:
-            subject = f"customer {args.customer} (its ledger state, as a repair would leave it)"
-            outcome = service.repair(args.customer)
+        outcome, changes = plan(app_service(settings, err, role="plan"), event=event, customer_id=args.customer)
     except ProvisioningError as exc:
         emit(err, f"error: applying it would fail: {safe_text(exc, 500)}")
         return EXIT_FAILED
-    # Steps run in parallel: sort like terraform sorts by address, so two plans of one state read the same.
-    changes = sorted(log.changes, key=lambda c: (SERVICE_ORDER.get(c.service, 9), c.service, c.resource,
-                                                 c.resource_id))
     if args.json:
         write_json_line({"subject": subject, "outcome": outcome.result, "detail": outcome.detail,
                          "changes": [c.__dict__ for c in changes],
