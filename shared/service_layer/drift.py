@@ -164,6 +164,12 @@ def _foreign_applications(core: Core, records: dict[str, CustomerRecord], state:
             continue
         if rec is not None and not settled(core, rec):
             continue
+        if not cid:
+            # No customer to take a claim on, so no use case can delete it safely: an operator decides.
+            out.append(Finding(cid, ORPHAN, "auth0", "application", app.client_id,
+                               "marked as managed by this app but without a customer_id: delete it by hand if it "
+                               "is not someone's", repairable=False))
+            continue
         if rec is not None and rec.status == REMOVED:
             out.append(Finding(cid, LEFTOVER, "auth0", "application", app.client_id, "the customer is removed"))
         else:

@@ -46,16 +46,18 @@ def drifted_world():
                                                                  "managed_by": "customer-provisioning"}))
     w.gateway.subscriptions[naming.subscription_id("gone")] = {"display_name": "x", "product_id": "oem",
                                                                "state": "active"}
-    return w, svc, orphan
+    nameless = w.identity.add_application(replace(w.identity.spec_of(acme.auth0_client_id),
+                                                  client_metadata={"managed_by": "customer-provisioning"}))
+    return w, svc, orphan, nameless
 
 
 def test_the_check_finds_every_kind_and_the_repair_converges():
-    w, svc, orphan = drifted_world()
+    w, svc, orphan, nameless = drifted_world()
     report = Collect()
     result = reconcile(svc, report)
     assert report.found == result.findings  # every finding went through the report, once
     assert kinds(result.findings) == [
-        ("acme", DRIFT, "client_grant"), ("acme", DRIFT, "subscription"), ("acme", MISSING, "secret"),
+        ("", ORPHAN, "application"), ("acme", DRIFT, "client_grant"), ("acme", DRIFT, "subscription"), ("acme", MISSING, "secret"),
         ("ghost", ORPHAN, "application"), ("gone", LEFTOVER, "subscription"),
         ("webco", DRIFT, "application"), ("webco", MISSING, "subscription")]
     assert not result.repaired and orphan in w.identity.apps  # report mode changes nothing
@@ -63,14 +65,16 @@ def test_the_check_finds_every_kind_and_the_repair_converges():
     before = {c: (w.ledger.record(c).last_event_id, w.ledger.record(c).status) for c in ("acme", "webco", "gone")}
     result = reconcile(svc, Collect(), repair=True)
     assert set(result.repaired) == {"acme", "webco", "ghost", "gone"} and not result.failed
-    assert check_drift(svc.core) == []
-    assert orphan not in w.identity.apps
+    # what is left: the application without a customer, which no use case can claim
+    assert [(f.resource_id, f.repairable) for f in check_drift(svc.core)] == [(nameless, False)]
+    assert orphan not in w.identity.apps and nameless in w.identity.apps
     # a repair is no CRM event: the last applied event and the status stay as they were
     assert {c: (w.ledger.record(c).last_event_id, w.ledger.record(c).status) for c in before} == before
     assert w.ledger.record("ghost").status == REMOVED and w.ledger.record("ghost").last_event_time is None
     assert w.identity.spec_of(w.ledger.record("webco").auth0_client_id).callbacks == ("https://webco.example/cb",)
     # a CRM event stamped before the repair ran, delivered after it, still applies
     svc.handle(removed("acme", "e-acme-removed", at=5))
+    w.identity.apps.pop(nameless)  # the operator's call
     assert w.ledger.record("acme").status == REMOVED and w.orphans() == []
 
 
