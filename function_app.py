@@ -8,6 +8,7 @@ import logging
 import azure.functions as func
 
 from functions.customer_events import bp as customer_events
+from functions.drift_reconciliation import bp as drift_reconciliation
 
 # azure-core logs every HTTP request and response at INFO; at the host's default level that would drown the app's
 # one-line-per-step log in Application Insights. Warnings and errors still come through.
@@ -16,3 +17,4 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # the Auth0 client's one I
 
 app = func.FunctionApp()
 app.register_functions(customer_events)
+app.register_functions(drift_reconciliation)

@@ -330,6 +330,15 @@ var appSettings = [
     name: 'RETRY_MAX_DELAY_SECONDS'
     value: '300'
   }
+  // The drift reconciliation (README, Drift): hourly, report only
+  {
+    name: 'DRIFT_SCHEDULE'
+    value: '0 0 * * * *'
+  }
+  {
+    name: 'DRIFT_REPAIR'
+    value: 'false'
+  }
   // The Functions host: its storage with the identity, and telemetry with Microsoft Entra ID
   {
     name: 'AzureWebJobsStorage__accountName'

@@ -17,7 +17,7 @@ from .output import emit, safe_text
 from .replay import CRASH_ENV
 
 DESCRIPTION = """\
-Inspect and repair the customer-events dead-letter queue; send operational events.
+Inspect and repair the customer-events dead-letter queue and the customers' resources; send operational events.
 
   list       what is dead-lettered and why (peek: nothing is locked or changed)
   show       one message in full, with the ledger's audit trail for its customer
@@ -27,6 +27,8 @@ Inspect and repair the customer-events dead-letter queue; send operational event
   purge      export selected messages to a file, then remove them
   rotate     ask the app to rotate a customer's client secret
   backfill   send customer.created events for the customers of a file, adopting what exists
+  drift      compare the ledger with Auth0, Key Vault and APIM (--repair to repair)
+  plan       what an event (or a repair of a customer) would create, adopt, update or delete; changes nothing
 
 Connection: --connection-string, or --namespace NAME (Microsoft Entra ID via DefaultAzureCredential), or
 ServiceBusConnection from the environment or local.settings.json. Queue: --queue, else CUSTOMER_EVENTS_QUEUE,
@@ -188,6 +190,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_rotate)
 
     backfill.configure(sub, common, fmt, EXIT_CODES_HELP)
+
+    # drift and plan use the app's settings (Auth0, Key Vault, APIM, the ledger), not the queue.
+    app = argparse.ArgumentParser(add_help=False)
+    app.add_argument("--settings", metavar="PATH", help="local.settings.json to read (default: the repository's)")
+    app.add_argument("--wide", action="store_true", help="full cells instead of truncated ones")
+    p = sub.add_parser("drift", parents=[app], formatter_class=fmt,
+                       help="compare the ledger with Auth0, Key Vault and APIM",
+                       description="The drift reconciliation the app's timer runs (DRIFT_SCHEDULE), on demand: "
+                                   "missing resources of provisioned customers, leftovers of removed ones, "
+                                   "applications marked as managed by the app that no ledger row records "
+                                   "(orphans), and settings that differ from the profile (grant types, callbacks, "
+                                   "first-party flag, grant scopes, subscription state and product). Customers in "
+                                   "the middle of an event are left out. Reads only, unless --repair: then each "
+                                   "customer with a finding is repaired through the app's own use cases, under "
+                                   "its claim and the app's rate limits. Exit 1 when a repair failed.",
+                       epilog=EXIT_CODES_HELP)
+    p.add_argument("--customer", metavar="ID", help="check this customer only")
+    p.add_argument("--repair", action="store_true", help="repair what is found (as DRIFT_REPAIR=true does)")
+    p.add_argument("--json", action="store_true", help="JSON Lines: one object per finding, then a summary")
+    p.set_defaults(fn=cmd_drift, app_command=True)
+
+    p = sub.add_parser("plan", parents=[app], formatter_class=fmt,
+                       help="what an event would change, without changing anything",
+                       description="Like terraform plan: what applying EVENT.json (a CloudEvent as the CRM sends "
+                                   "it) would create, adopt, update or delete in Auth0, Key Vault and API "
+                                   "Management, from the current state; with --customer ID, what a repair of the "
+                                   "customer would change (\"No changes\" when the services match its ledger "
+                                   "row). The app's use cases run with write calls recorded instead of sent; "
+                                   "nothing is written, the ledger included, and no secret is read.",
+                       epilog=EXIT_CODES_HELP)
+    p.add_argument("event_file", nargs="?", metavar="EVENT.json")
+    p.add_argument("--customer", metavar="ID", help="plan a repair of this customer instead of an event")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(fn=cmd_plan, app_command=True)
     return parser
 
 
@@ -196,6 +232,8 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
     args = build_parser().parse_args(argv)
     ctx = None
     try:
+        if getattr(args, "app_command", False):
+            return _run_app_command(args, out, err)
         ctx = Context(args, out, err)
         return args.fn(ctx)
     except BrokenPipeError:
@@ -220,6 +258,30 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
         text = str(exc).splitlines()[0][:300] if str(exc) else ""
         emit(err, f"error: cannot use{queue} on {where}: {type(exc).__name__}: {safe_text(text, 300)}")
         return EXIT_CONNECTION
+
+
+# drift and plan load the whole service layer; the dead-letter commands should not pay for it at every start.
+def cmd_drift(args, out, err) -> int:
+    from .drift import cmd_drift as run
+    return run(args, out, err)
+
+
+def cmd_plan(args, out, err) -> int:
+    from .plan import cmd_plan as run
+    return run(args, out, err)
+
+
+def _run_app_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """drift and plan: a failure of Auth0, Key Vault, APIM or the ledger is one line and exit 1 (3 when the
+    credentials are refused), never a traceback."""
+    from shared.domain.errors import PermanentError, ProvisioningError
+
+    try:
+        return args.fn(args, out, err)
+    except ProvisioningError as exc:
+        emit(err, f"error: {safe_text(exc, 500)}")
+        refused = isinstance(exc, PermanentError) and exc.status in (401, 403)
+        return EXIT_CONNECTION if refused else EXIT_FAILED
 
 
 def _silence_broken_stdout(stream) -> None:

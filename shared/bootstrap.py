@@ -18,7 +18,9 @@ from .settings import AppSettings, SettingsError, process_environment
 from .settings.model import CLOCK_SKEW_SECONDS
 
 if TYPE_CHECKING:  # for readers and type checkers only: not imported at run time
+    from .service_layer.drift import ReconcileResult
     from .service_layer.messages import MessageHandler
+    from .service_layer.ports import DriftReport
     from .service_layer.provisioning import ProvisioningService
 
 _lock = threading.Lock()
@@ -119,6 +121,24 @@ def get_handler() -> "MessageHandler":
         if _handler is None:
             _handler = build_handler(settings)
         return _handler
+
+
+def build_drift_report(settings: AppSettings) -> "DriftReport":
+    """Where every drift finding goes: one log line each."""
+    from .adapters.drift_log import LoggingDriftReport
+
+    return LoggingDriftReport()
+
+
+def run_drift_reconciliation(*, repair: bool | None = None, customer_id: str | None = None) -> "ReconcileResult":
+    """The timer's reconciliation, on the process's own service (its adapters, and so their pacing, are the ones
+    the events use): report every finding, and repair when DRIFT_REPAIR (or ``repair``) says so."""
+    from .service_layer.drift import reconcile
+
+    settings = startup_settings()
+    service = get_handler().service
+    return reconcile(service, build_drift_report(settings),
+                     repair=settings.drift_repair if repair is None else repair, customer_id=customer_id)
 
 
 def reset() -> None:

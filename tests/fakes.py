@@ -26,8 +26,9 @@ from dataclasses import dataclass, replace
 from shared.domain.errors import LedgerConflict, PermanentError, TransientError
 from shared.domain.records import FINAL_OUTCOMES, AuditEntry, CustomerRecord, OutboxEntry
 from shared.service_layer.ports import (ApiGateway, Application, ApplicationSpec, ApplicationUpdate,
-                                        AuthorizationServerSpec, Capacity, IdentityProvider, Ledger, ResultPublisher,
-                                        SecretDeletedButRecoverable, SecretStore, StoredSecret)
+                                        AuthorizationServerInfo, AuthorizationServerSpec, Capacity, ClientGrant,
+                                        IdentityProvider, Ledger, ResultPublisher, SecretDeletedButRecoverable,
+                                        SecretInfo, SecretStore, StoredSecret, SubscriptionInfo)
 
 
 class Crash(BaseException):
@@ -217,7 +218,8 @@ class FakeIdentityProvider(_FakeService, IdentityProvider):
         spec: ApplicationSpec = app["spec"]
         return Application(client_id=client_id, name=spec.name, client_metadata=dict(spec.client_metadata),
                            client_secret=app["secret"] if with_secret else None,
-                           is_first_party=spec.is_first_party, app_type=spec.app_type)
+                           is_first_party=spec.is_first_party, app_type=spec.app_type,
+                           grant_types=tuple(spec.grant_types), callbacks=tuple(spec.callbacks))
 
     @external
     def get_application(self, client_id: str, *, with_secret: bool = False) -> Application | None:
@@ -261,15 +263,18 @@ class FakeIdentityProvider(_FakeService, IdentityProvider):
         if app is None:
             return False
         spec: ApplicationSpec = app["spec"]
-        if "client_credentials" in update.grant_types and update.token_endpoint_auth_method == "none":
+        keep = lambda new, old: old if new is None else new  # noqa: E731 - a field not sent stays as it is
+        grant_types = tuple(keep(update.grant_types, spec.grant_types))
+        auth_method = keep(update.token_endpoint_auth_method, spec.token_endpoint_auth_method)
+        if "client_credentials" in grant_types and auth_method == "none":
             self._refuse("update_application", "client_credentials requires a confidential client")
-        if not spec.is_first_party and not set(update.grant_types) <= THIRD_PARTY_GRANTS:
+        if not spec.is_first_party and not set(grant_types) <= THIRD_PARTY_GRANTS:
             self._refuse("update_application", "third-party clients may only use " + ", ".join(THIRD_PARTY_GRANTS))
         meta = {k: v for k, v in {**spec.client_metadata, **update.client_metadata}.items() if v is not None}
-        app["spec"] = replace(spec, name=update.name, app_type=update.app_type, grant_types=update.grant_types,
-                              token_endpoint_auth_method=update.token_endpoint_auth_method,
-                              token_lifetime=update.token_lifetime, client_metadata=meta,
-                              callbacks=spec.callbacks if update.callbacks is None else update.callbacks)
+        app["spec"] = replace(spec, name=keep(update.name, spec.name), app_type=keep(update.app_type, spec.app_type),
+                              grant_types=grant_types, token_endpoint_auth_method=auth_method,
+                              token_lifetime=keep(update.token_lifetime, spec.token_lifetime), client_metadata=meta,
+                              callbacks=tuple(keep(update.callbacks, spec.callbacks)))
         return True
 
     @external
@@ -300,6 +305,16 @@ class FakeIdentityProvider(_FakeService, IdentityProvider):
     @external
     def delete_client_grant(self, grant_id: str) -> bool:
         return self.grants.pop(grant_id, None) is not None
+
+    @external
+    def list_applications(self) -> list[Application]:
+        return [self._application(cid, with_secret=False)
+                for cid, _ in sorted(self.apps.items(), key=lambda kv: kv[1]["seq"])]
+
+    @external
+    def list_client_grants(self, audience: str) -> list[ClientGrant]:
+        return [ClientGrant(gid, g["client_id"], g["audience"], tuple(g["scopes"]))
+                for gid, g in self.grants.items() if g["audience"] == audience]
 
     # test helpers (not port methods: they do not count as calls)
     def apps_of(self, customer_id: str) -> list[str]:
@@ -413,6 +428,15 @@ class FakeSecretStore(_FakeService, SecretStore):
         del self.deleted[name.lower()]
         return True
 
+    @external
+    def get_secret_properties(self, name: str) -> SecretInfo | None:
+        entry = self.active.get(name.lower())
+        return None if entry is None else SecretInfo(entry["name"], True, dict(entry["versions"][-1]["tags"]))
+
+    @external
+    def list_secrets(self) -> list[SecretInfo]:
+        return [SecretInfo(e["name"], True, dict(e["versions"][-1]["tags"])) for e in self.active.values()]
+
     # test helpers
     def latest(self, name: str) -> dict | None:
         entry = self.active.get(name.lower())
@@ -522,6 +546,28 @@ class FakeApiGateway(_FakeService, ApiGateway):
     @external
     def delete_subscription(self, subscription_id: str) -> bool:
         return self.subscriptions.pop(subscription_id, None) is not None
+
+    @staticmethod
+    def _server_info(server_id: str, spec: AuthorizationServerSpec) -> AuthorizationServerInfo:
+        return AuthorizationServerInfo(server_id, spec.client_id, tuple(spec.grant_types), spec.default_scope)
+
+    @external
+    def get_authorization_server(self, server_id: str) -> AuthorizationServerInfo | None:
+        spec = self.servers.get(server_id)
+        return None if spec is None else self._server_info(server_id, spec)
+
+    @external
+    def list_authorization_servers(self) -> list[AuthorizationServerInfo]:
+        return [self._server_info(k, v) for k, v in self.servers.items()]
+
+    @external
+    def get_subscription(self, subscription_id: str) -> SubscriptionInfo | None:
+        sub = self.subscriptions.get(subscription_id)
+        return None if sub is None else SubscriptionInfo(subscription_id, sub["state"], sub["product_id"])
+
+    @external
+    def list_subscriptions(self) -> list[SubscriptionInfo]:
+        return [SubscriptionInfo(k, v["state"], v["product_id"]) for k, v in self.subscriptions.items()]
 
     def customer_servers(self) -> dict[str, AuthorizationServerSpec]:
         return {k: v for k, v in self.servers.items() if not k.startswith("other-")}

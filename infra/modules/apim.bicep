@@ -14,10 +14,10 @@ param roleNameSuffix string
 
 // Every management-plane call of shared/adapters/apim_gateway.py, and nothing else:
 //   service/read                  the tier, for the authorization-server limit (capacity check)
-//   authorizationServers/read     the count for the capacity check, and the idempotent get
+//   authorizationServers/read     the count for the capacity check, the idempotent get, the drift check
 //   authorizationServers/write    create or update a customer's entry
 //   authorizationServers/delete   remove it
-//   subscriptions/read|write|delete  the customer's subscription to its profile's product
+//   subscriptions/read|write|delete  the customer's subscription to its profile's product; read also lists them for the drift check
 //   products/read                 the profile's product, which a subscription is scoped to
 // Not authorizationServers/listSecrets/action: the app never reads a client secret back.
 var appActions = [

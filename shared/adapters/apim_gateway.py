@@ -17,7 +17,8 @@ from azure.mgmt.apimanagement import ApiManagementClient
 from azure.mgmt.apimanagement.models import (AuthorizationServerContract, AuthorizationServerUpdateContract,
                                              SubscriptionCreateParameters, SubscriptionUpdateParameters)
 
-from ..service_layer.ports import ApiGateway, AuthorizationServerSpec, Capacity
+from ..service_layer.ports import (ApiGateway, AuthorizationServerInfo, AuthorizationServerSpec, Capacity,
+                                   SubscriptionInfo)
 from .arm_pacing import ArmPacingPolicy
 from .azure_errors import ABSENT, ShortRetryPolicy, azure_call, client_kwargs
 
@@ -151,5 +152,43 @@ class ApimGateway(ApiGateway):
         return self._call("delete_subscription", lambda: self._client.subscription.delete(
             self.resource_group, self.service_name, subscription_id, if_match="*"), absent_on=(404,)) is not ABSENT
 
+    # -- reads for the drift reconciliation ---------------------------------------------------------------------------
+    def get_authorization_server(self, server_id: str) -> AuthorizationServerInfo | None:
+        found = self._call("get_authorization_server", lambda: self._client.authorization_server.get(
+            self.resource_group, self.service_name, server_id), absent_on=(404,))
+        return None if found is ABSENT else _server_info(found)
+
+    def list_authorization_servers(self) -> list[AuthorizationServerInfo]:
+        return self._call("list_authorization_servers", lambda: [
+            _server_info(c) for c in self._client.authorization_server.list_by_service(
+                self.resource_group, self.service_name)])
+
+    def get_subscription(self, subscription_id: str) -> SubscriptionInfo | None:
+        found = self._call("get_subscription", lambda: self._client.subscription.get(
+            self.resource_group, self.service_name, subscription_id), absent_on=(404,))
+        return None if found is ABSENT else _subscription_info(found)
+
+    def list_subscriptions(self) -> list[SubscriptionInfo]:
+        return self._call("list_subscriptions", lambda: [
+            _subscription_info(c) for c in self._client.subscription.list(self.resource_group, self.service_name)])
+
     def close(self) -> None:
         self._client.close()
+
+
+def _enum_text(value: Any) -> str:
+    return str(getattr(value, "value", value) or "")
+
+
+def _server_info(contract: Any) -> AuthorizationServerInfo:
+    return AuthorizationServerInfo(server_id=contract.name, client_id=contract.client_id,
+                                   grant_types=tuple(_enum_text(g) for g in contract.grant_types or ()),
+                                   default_scope=contract.default_scope or "")
+
+
+def _subscription_info(contract: Any) -> SubscriptionInfo:
+    # The scope comes back as a full resource id (.../service/{name}/products/{id}) or as given (/products/{id}).
+    scope = contract.scope or ""
+    head, sep, product = scope.rpartition("/products/")
+    return SubscriptionInfo(subscription_id=contract.name, state=_enum_text(contract.state).lower(),
+                            product_id=product if sep and "/" not in product else None)

@@ -34,7 +34,7 @@ from auth0.management.core.api_error import ApiError
 from auth0.management.core.parse_error import ParsingError
 
 from ..domain.errors import PermanentError, ProvisioningError, TransientError
-from ..service_layer.ports import Application, ApplicationSpec, ApplicationUpdate, IdentityProvider
+from ..service_layer.ports import Application, ApplicationSpec, ApplicationUpdate, ClientGrant, IdentityProvider
 from .failure_rules import is_transient_status, redact, retry_after_seconds
 from .rate_governor import RateGovernor
 from .telemetry import external_call, observe_status
@@ -42,7 +42,7 @@ from .throttle import Throttle
 
 SERVICE = "auth0"
 PER_PAGE = 100  # the Management API's maximum
-LIST_FIELDS = "client_id,name,client_metadata,app_type,is_first_party"
+LIST_FIELDS = "client_id,name,client_metadata,app_type,is_first_party,grant_types,callbacks"
 NO_RETRIES = {"max_retries": 0}
 #: a paced call refused with 429 is tried again after the reset at most this many times in-call
 MAX_PACED_429_RETRIES = 2
@@ -271,6 +271,8 @@ class Auth0IdentityProvider(IdentityProvider):
             client_secret=getattr(client, "client_secret", None) if with_secret else None,
             is_first_party=getattr(client, "is_first_party", None),
             app_type=str(app_type) if app_type is not None else None,
+            grant_types=_strings(getattr(client, "grant_types", None)),
+            callbacks=_strings(getattr(client, "callbacks", None)),
         )
 
     # -- applications ----------------------------------------------------------------------------------------------
@@ -302,18 +304,21 @@ class Auth0IdentityProvider(IdentityProvider):
         return None if found is _ABSENT else self._application(found, with_secret=with_secret)
 
     def find_applications(self, customer_id: str) -> list[Application]:
+        return [app for app in self.list_applications() if app.client_metadata.get("customer_id") == customer_id]
+
+    def list_applications(self) -> list[Application]:
         # The Management API cannot filter on client_metadata (the /clients search endpoint is eventually
         # consistent), so read every page. include_totals=True: auth0-python 6.8 fails to parse the bare-array answer
         # of include_totals=False (auth0-python issue 856), and the total tells where to stop without the extra
         # empty page the SDK's pager asks for. Offset paging shifts when clients are deleted meanwhile and could skip
         # one, so a scan during which the total changed is done again.
         for _ in range(3):
-            found, stable = self._scan(customer_id)
+            found, stable = self._scan()
             if stable:
                 break
         return found
 
-    def _scan(self, customer_id: str) -> tuple[list[Application], bool]:
+    def _scan(self) -> tuple[list[Application], bool]:
         found: list[Application] = []
         first_total = None
         page = 0
@@ -323,9 +328,7 @@ class Auth0IdentityProvider(IdentityProvider):
                                    page=p, per_page=PER_PAGE, include_totals=True,
                                    fields=LIST_FIELDS, include_fields=True, request_options=NO_RETRIES))
             items = pager.items or []
-            for client in items:
-                if (client.client_metadata or {}).get("customer_id") == customer_id:
-                    found.append(self._application(client, with_secret=False))
+            found.extend(self._application(client, with_secret=False) for client in items)
             total = getattr(pager.response, "total", None)
             if first_total is None:
                 first_total = total
@@ -357,13 +360,16 @@ class Auth0IdentityProvider(IdentityProvider):
 
     def update_application(self, client_id: str, update: ApplicationUpdate) -> bool:
         # PATCH /api/v2/clients/{id}: only the properties sent change; client_metadata is merged (null removes).
-        body: dict[str, Any] = dict(
-            name=update.name, app_type=update.app_type, grant_types=list(update.grant_types),
-            token_endpoint_auth_method=update.token_endpoint_auth_method,
-            jwt_configuration={"lifetime_in_seconds": int(update.token_lifetime)},
-            client_metadata=dict(update.client_metadata))
-        if update.callbacks is not None:
-            body["callbacks"] = list(update.callbacks)
+        sent = dict(name=update.name, app_type=update.app_type,
+                    grant_types=None if update.grant_types is None else list(update.grant_types),
+                    token_endpoint_auth_method=update.token_endpoint_auth_method,
+                    jwt_configuration=None if update.token_lifetime is None
+                    else {"lifetime_in_seconds": int(update.token_lifetime)},
+                    client_metadata=dict(update.client_metadata) or None,
+                    callbacks=None if update.callbacks is None else list(update.callbacks))
+        body: dict[str, Any] = {k: v for k, v in sent.items() if v is not None}
+        if not body:
+            return True
         result = self._call("update_application",
                             lambda: self._mgmt.clients.update(client_id, **body, request_options=NO_RETRIES),
                             absent_on=(404,))
@@ -399,5 +405,23 @@ class Auth0IdentityProvider(IdentityProvider):
                             absent_on=(404,))
         return result is not _ABSENT
 
+    def list_client_grants(self, audience: str) -> list[ClientGrant]:
+        # Checkpoint pagination (from/take): each page is fetched through _call, so it is paced and classified.
+        pager = self._call("list_client_grants",
+                           lambda: self._mgmt.client_grants.list(audience=audience, take=PER_PAGE,
+                                                                 request_options=NO_RETRIES))
+        grants: list[ClientGrant] = []
+        while pager is not None:
+            grants.extend(ClientGrant(grant_id=g.id, client_id=g.client_id, audience=g.audience,
+                                      scopes=tuple(g.scope or ())) for g in pager.items or [])
+            if not pager.has_next or not pager.items:
+                break
+            pager = self._call("list_client_grants", pager.next_page)
+        return grants
+
     def close(self) -> None:
         self._http.close()
+
+
+def _strings(values: Any) -> tuple[str, ...] | None:
+    return None if values is None else tuple(str(getattr(v, "value", v)) for v in values)

@@ -12,7 +12,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.keyvault.secrets import SecretClient
 
 from ..domain.errors import TransientError
-from ..service_layer.ports import SecretDeletedButRecoverable, SecretStore, StoredSecret
+from ..service_layer.ports import SecretDeletedButRecoverable, SecretInfo, SecretStore, StoredSecret
 from .azure_errors import ABSENT, ShortRetryPolicy, azure_call, client_kwargs, inner_error_code
 
 SERVICE = "keyvault"
@@ -57,16 +57,25 @@ class KeyVaultSecretStore(SecretStore):
         return secret.properties.version
 
     def get_secret_version(self, name: str) -> str | None:
+        newest = self._newest_version(name, "get_secret_version")
+        return newest.version if newest is not None else None
+
+    def get_secret_properties(self, name: str) -> SecretInfo | None:
+        newest = self._newest_version(name, "get_secret_properties")
+        if newest is None:
+            return None
+        return SecretInfo(name=newest.name, enabled=newest.enabled is not False, tags=dict(newest.tags or {}))
+
+    def _newest_version(self, name: str, operation: str):
         # Key Vault has no "properties of the latest version" call (GET /secrets/{name} returns the value), so list
         # the versions' properties (values never listed) and take the newest: created last, and among versions
         # created in the same second, listed last.
-        versions = azure_call(SERVICE, "get_secret_version",
+        versions = azure_call(SERVICE, operation,
                               lambda: list(self._client.list_properties_of_secret_versions(name)), absent_on=(404,))
         if versions is ABSENT or not versions:
             return None
-        newest = max(enumerate(versions), key=lambda iv: (iv[1].created_on.timestamp() if iv[1].created_on else 0,
-                                                          iv[0]))
-        return newest[1].version
+        return max(enumerate(versions), key=lambda iv: (iv[1].created_on.timestamp() if iv[1].created_on else 0,
+                                                        iv[0]))[1]
 
     def get_secret(self, name: str) -> StoredSecret | None:
         secret = azure_call(SERVICE, "get_secret", lambda: self._client.get_secret(name), absent_on=(404,))
@@ -91,6 +100,12 @@ class KeyVaultSecretStore(SecretStore):
         # With purge protection on: 403, permanent.
         return azure_call(SERVICE, "purge_deleted_secret", lambda: self._client.purge_deleted_secret(name),
                           absent_on=(404,)) is not ABSENT
+
+    def list_secrets(self) -> list[SecretInfo]:
+        # Properties only: Key Vault never lists values.
+        return azure_call(SERVICE, "list_secrets", lambda: [
+            SecretInfo(name=p.name, enabled=p.enabled is not False, tags=dict(p.tags or {}))
+            for p in self._client.list_properties_of_secrets()])
 
     def _long_running(self, operation: str, begin) -> bool:
         """Start and wait; False when there was nothing to act on (404)."""

@@ -56,6 +56,10 @@ class CustomerRecord:
     status: str = PROVISIONING
     profile: str | None = None
     display_name: str | None = None
+    # What the created event asked for beyond the profile, so the drift check knows the callbacks it wants and a
+    # repair can rebuild the application: redirect URIs one per line ("" none; None on rows written before they
+    # were recorded, whose callbacks the drift check then leaves alone), and the plan.
+    redirect_uris: str | None = None
     plan: str | None = None  # data.plan: with the profile, it decides the grant's scopes
     # Resource ids, recorded as soon as each exists so a retry or a removal finds them.
     auth0_client_id: str | None = None
@@ -108,6 +112,13 @@ class CustomerRecord:
             > event_order(event_time, event_type, event_id))
 
     @property
+    def redirect_uri_list(self) -> tuple[str, ...] | None:
+        """The recorded redirect URIs; None when the row predates recording them."""
+        if self.redirect_uris is None:
+            return None
+        return tuple(u for u in self.redirect_uris.split("\n") if u)
+
+    @property
     def create_pending(self) -> bool:
         """A create may have happened whose client id was never recorded."""
         return bool(self.auth0_create_intent and not self.auth0_client_id)
@@ -125,13 +136,15 @@ class CustomerRecord:
                    last_event_time=event_time, updated_at=now)
 
     def claim(self, worker: str, event_id: str, status: str, now: dt.datetime, ttl: dt.timedelta,
-              *, profile: str | None = None, display_name: str | None = None) -> "CustomerRecord":
+              *, profile: str | None = None, display_name: str | None = None,
+              redirect_uris: tuple[str, ...] = (), plan: str | None = None) -> "CustomerRecord":
         """``worker`` applies ``event_id`` until ``now + ttl``. A create claim names the profile and, when no
         application is recorded yet, records the intent to create one before anything is created."""
         changes: dict = dict(status=status, pending_event_id=event_id, claim_owner=worker, claim_expires=now + ttl,
                              updated_at=now)
         if profile is not None:
-            changes.update(profile=profile, display_name=display_name)
+            changes.update(profile=profile, display_name=display_name, redirect_uris="\n".join(redirect_uris),
+                           plan=plan)
             if not self.auth0_client_id:
                 changes["auth0_create_intent"] = event_id
         return replace(self, **changes)
@@ -186,10 +199,13 @@ class CustomerRecord:
                        **self._applied(event_id, event_type, event_time, now))
 
     def updated(self, event_id: str, event_type: str, event_time: dt.datetime, *, profile: str, display_name: str,
-                plan: str | None, grant_id: str | None, now: dt.datetime) -> "CustomerRecord":
-        """An update applied in place: the same resources, the new profile, name and plan."""
+                plan: str | None, grant_id: str | None, now: dt.datetime,
+                redirect_uris: tuple[str, ...] | None = None) -> "CustomerRecord":
+        """An update applied in place: the same resources, the new profile, name, plan and (when the update set
+        them) callbacks, which the drift check compares the application with."""
+        callbacks = self.redirect_uris if redirect_uris is None else "\n".join(redirect_uris)
         return replace(self, status=PROVISIONED, profile=profile, display_name=display_name, plan=plan,
-                       auth0_client_grant_id=grant_id or self.auth0_client_grant_id,
+                       redirect_uris=callbacks, auth0_client_grant_id=grant_id or self.auth0_client_grant_id,
                        **self._applied(event_id, event_type, event_time, now))
 
     def removed(self, event_id: str, event_type: str, event_time: dt.datetime, now: dt.datetime

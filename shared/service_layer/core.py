@@ -29,6 +29,8 @@ from .step_log import StepLog, error_reason
 #: ``client_metadata.managed_by`` of every application this app creates; only these are ever adopted or deleted
 MANAGED_BY = "customer-provisioning"
 REASON_MAX = 1024
+#: the result of a repair that found the customer no longer as the drift check saw it (busy, or its status changed)
+SKIPPED = "skipped"
 
 
 def clip(text: str, limit: int) -> str:
@@ -76,7 +78,7 @@ class ProvisioningOptions:
 
 @dataclass(frozen=True)
 class Outcome:
-    result: str  # records.APPLIED | DUPLICATE | STALE
+    result: str  # records.APPLIED | DUPLICATE | STALE, or SKIPPED (a repair only)
     customer_id: str
     event_id: str
     status: str  # the customer's status after handling; "" when the ledger has no row for the customer
@@ -101,6 +103,7 @@ class Attempt:
     reserved: bool = False  # this attempt holds an authorization-server slot
     server_written: bool = False  # this attempt sent the authorization server's PUT
     outbox: list[OutboxEntry] = field(default_factory=list)  # result events this attempt committed, to send
+    repair: bool = False  # a drift repair: the event is made from the ledger, and changes no event order
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self):
@@ -179,6 +182,14 @@ class Core:
             return Outcome(STALE, ev.customer_id, ev.event_id, status, reason)
         return None
 
+    def applied_event(self, a: Attempt) -> tuple:
+        """The (id, type, time) the final write records as the last applied event. A repair keeps the ledger's:
+        it is no CRM event, and must not make a CRM event sent before it (and delivered after it) stale."""
+        if a.repair:
+            rec = a.record
+            return rec.last_event_id, rec.last_event_type, rec.last_event_time
+        return a.event.event_id, a.event.type, a.event.time
+
     def check_not_busy(self, a: Attempt) -> None:
         rec, now = a.record, self.now()
         skew = dt.timedelta(seconds=self.options.clock_skew)
@@ -196,7 +207,9 @@ class Core:
         claim = base.claim(self.worker_id, ev.event_id, status, self.now(),
                            dt.timedelta(seconds=self.options.claim_ttl),
                            profile=profile.name if profile else None,
-                           display_name=getattr(ev, "display_name", None) if profile else None)
+                           display_name=getattr(ev, "display_name", None) if profile else None,
+                           redirect_uris=tuple(getattr(ev, "redirect_uris", ()) or ()) if profile else (),
+                           plan=getattr(ev, "plan", None) if profile else None)
         with a.log.step("ledger.claim") as s:
             s.detail = f"status={status} expires={claim.claim_expires.isoformat()}"
             written = (self.ledger.update_customer(claim) if a.record is not None

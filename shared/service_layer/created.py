@@ -17,8 +17,9 @@ from ..domain.errors import (ClaimLost, InvalidEvent, PermanentError, Provisioni
 from ..domain.events import CustomerCreated
 from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, PROVISIONED, REMOVED, Resources
-from .core import MANAGED_BY, Attempt, Core, Outcome, clip
-from .ports import Application, ApplicationSpec, AuthorizationServerSpec, SecretDeletedButRecoverable
+from .core import MANAGED_BY, SKIPPED, Attempt, Core, Outcome, clip
+from .ports import (Application, ApplicationSpec, ApplicationUpdate, AuthorizationServerSpec,
+                    SecretDeletedButRecoverable)
 from .removed import APIM_SERVER_POOL, delete_application
 
 SECRET_CONTENT_TYPE = "application/vnd.auth0.client-secret"
@@ -34,6 +35,8 @@ APIM_SUBSCRIPTION_NAME_MAX = 100
 def apply_created(core: Core, a: Attempt) -> Outcome:
     ev: CustomerCreated = a.event  # type: ignore[assignment]
     core.read(a)
+    if a.repair:
+        return _repair(core, a)
     try:
         profile, rejection = profile_for(core, ev), None
     except (UnknownProfile, InvalidEvent) as exc:
@@ -64,11 +67,37 @@ def apply_created(core: Core, a: Attempt) -> Outcome:
         raise
 
 
+def _repair(core: Core, a: Attempt) -> Outcome:
+    """Bring a provisioned customer back to its profile and recorded event: the same steps as a creation, each
+    skipped when the service already holds what it would write, plus the in-place updates a creation never needs.
+    The claim and the ETag-checked writes make it safe beside the customer's own events."""
+    rec = a.record
+    if rec is None or rec.status != PROVISIONED or rec.claimed_by_other(core.worker_id, core.now()):
+        return Outcome(SKIPPED, a.customer_id, a.event_id, rec.status if rec else "",
+                       "no longer provisioned, or busy: left to its own events")
+    profile = core.profiles.get(rec.profile or "")
+    if profile is None:
+        raise UnknownProfile(rec.profile or "", list(core.profiles))
+    core.check_not_busy(a)
+    tasks = [lambda: core.claim(a, PROVISIONED)]
+    if profile.wants_authorization_server and not rec.apim_authorization_server_id:
+        tasks.append(lambda: reserve_capacity(core, a, profile))
+    core.run(tasks)
+    try:
+        return _provision(core, a, profile, None)
+    except PermanentError:
+        release_unused_capacity(core, a)
+        raise
+
+
 def _provision(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str | None) -> Outcome:
     ev: CustomerCreated = a.event  # type: ignore[assignment]
     # The Auth0 application first, alone: it is the one step whose refusal (an entity limit, a validation error)
     # must leave nothing behind, and every other step needs its client id or is cheap to run beside the others.
     app, created_now = ensure_application(core, a, profile, prior_intent)
+    if a.repair and not created_now:
+        core.run([lambda: converge_application(core, a, profile, app),
+                  lambda: remove_strays(core, a, profile, app.client_id)])
     _, grant_id, secret_version, server_id, subscription = core.run([
         lambda: record_client_id(core, a, app, created_now),
         lambda: ensure_grant(core, a, profile, app.client_id, created_now),
@@ -82,14 +111,16 @@ def _provision(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str
         keyvault_secret_version=secret_version, apim_authorization_server_id=server_id,
         apim_subscription_id=subscription)
     now = core.now()
-    result = results.provisioned(
+    event_id, event_type, event_time = core.applied_event(a)
+    # A drift repair reports its finding itself (customer.drift-detected): it sends no customer.provisioned.
+    result = None if a.repair else results.provisioned(
         customer_id=ev.customer_id, event_id=ev.event_id, event_type=ev.type, event_time=ev.time, now=now,
         profile=profile.name, display_name=ev.display_name, plan=ev.plan, client_id=app.client_id,
         grant_id=grant_id, secret_uri=results.secret_uri(core.options.keyvault_url, resources.keyvault_secret_name),
         secret_version=secret_version, authorization_server_id=server_id, subscription_id=subscription)
-    core.commit(a, a.record.provisioned(ev.event_id, ev.type, ev.time, profile=profile.name,
+    core.commit(a, a.record.provisioned(event_id, event_type, event_time, profile=profile.name,
                                         display_name=ev.display_name, resources=resources, now=now, plan=ev.plan),
-                result=result)
+                result=result, reason="drift repair" if a.repair else None)
     detail = "created application" if created_now else "application existed"
     return Outcome(APPLIED, ev.customer_id, ev.event_id, PROVISIONED, f"client_id={app.client_id} ({detail})")
 
@@ -337,7 +368,11 @@ def withdraw_application(core: Core, a: Attempt, client_id: str) -> None:
 
 
 def ensure_grant(core: Core, a: Attempt, profile: ClientProfile, client_id: str, created_now: bool) -> str:
-    if not created_now:  # the grant may exist already: look before creating (a create would answer 409)
+    if not created_now and a.repair:
+        grant_id = converge_grant(core, a, profile, client_id)
+        if grant_id:
+            return grant_id
+    elif not created_now:  # the grant may exist already: look before creating (a create would answer 409)
         grant_id = get_grant(core, a, client_id, profile.audience)
         if grant_id:
             return grant_id
@@ -369,6 +404,13 @@ def store_secret(core: Core, a: Attempt, profile: ClientProfile, app: Applicatio
                              service="auth0", operation="get_application")
     name = name or naming.secret_name(a.customer_id)
     tags = {"customer_id": a.customer_id, "client_id": app.client_id, "profile": profile.name, **(extra_tags or {})}
+    if a.repair:
+        with a.log.step("keyvault.get_secret_properties") as s:
+            found = core.secrets.get_secret_properties(name)
+            s.outcome = "found" if found else "none"
+        if found is not None and found.enabled and found.tags.get("client_id") == app.client_id:
+            version = a.record.keyvault_secret_version if a.record.keyvault_secret_name == name else None
+            return version or core.secrets.get_secret_version(name) or ""
     version = _set_secret(core, a, name, app.client_secret, tags)
     if version is not None:
         return version
@@ -424,6 +466,13 @@ def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app
         default_scope=" ".join(scopes),
         description=f"Auth0 application of customer {a.customer_id} (profile {profile.name}), managed by "
                     f"{MANAGED_BY}")
+    if a.repair:
+        with a.log.step("apim.get_authorization_server") as s:
+            found = core.gateway.get_authorization_server(server_id)
+            s.outcome = "found" if found else "none"
+        if found is not None and found.client_id == app.client_id and \
+                set(found.grant_types) == set(spec.grant_types) and found.default_scope == spec.default_scope:
+            return server_id
     core.fence(a, "apim.set_authorization_server")
     with a.log.step("apim.set_authorization_server") as s:
         s.detail = f"id={server_id}"
@@ -436,9 +485,74 @@ def set_subscription(core: Core, a: Attempt, profile: ClientProfile, *, display_
     ev: CustomerCreated = a.event  # type: ignore[assignment]
     display_name = display_name or ev.display_name
     sub_id = naming.subscription_id(a.customer_id)
+    if a.repair:
+        with a.log.step("apim.get_subscription") as s:
+            found = core.gateway.get_subscription(sub_id)
+            s.outcome = found.state if found else "none"
+        if found is not None and found.state == "active" and found.product_id == profile.apim_product:
+            return sub_id
     core.fence(a, "apim.set_subscription")
     with a.log.step("apim.set_subscription") as s:
         s.detail = f"id={sub_id} product={profile.apim_product}"
         core.gateway.set_subscription(sub_id, display_name=clip(display_name, APIM_SUBSCRIPTION_NAME_MAX),
                                       product_id=profile.apim_product)
     return sub_id
+
+
+# ---- repair only: what a creation never needs, since it makes everything itself -----------------------------------
+def wanted_callbacks(profile: ClientProfile, rec) -> tuple[str, ...] | None:
+    """The callbacks the application should have; None when unknown (a row from before they were recorded)."""
+    if profile.redirect_uris == "none":
+        return ()
+    return rec.redirect_uri_list
+
+
+def converge_application(core: Core, a: Attempt, profile: ClientProfile, app: Application) -> None:
+    """Grant types and callbacks back to the profile and the recorded event, in place. The first-party flag is
+    fixed at creation: a change there is reported by the drift check, never repaired by replacing the application
+    (its client id is what the customer holds)."""
+    callbacks = wanted_callbacks(profile, a.record)
+    grant_types = tuple(profile.grant_types)
+    changes = {}
+    if app.grant_types is not None and set(app.grant_types) != set(grant_types):
+        changes["grant_types"] = grant_types
+    if callbacks is not None and app.callbacks is not None and list(app.callbacks) != list(callbacks):
+        changes["callbacks"] = callbacks
+    if app.is_first_party is not None and app.is_first_party != profile.first_party:
+        a.log.emit("auth0.update_application", "not_in_place", level=logging.WARNING,
+                   detail=f"client_id={app.client_id}: is_first_party={app.is_first_party} is fixed at creation; "
+                          "remove and create the customer to change it")
+    if not changes:
+        return
+    core.fence(a, "auth0.update_application")
+    with a.log.step("auth0.update_application") as s:
+        s.detail = f"client_id={app.client_id} fields={','.join(sorted(changes))}"
+        s.outcome = "ok" if core.identity.update_application(app.client_id, ApplicationUpdate(**changes)) else "gone"
+
+
+def remove_strays(core: Core, a: Attempt, profile: ClientProfile, keep: str) -> None:
+    """Applications of ours for this customer other than the recorded one (orphans): deleted, grant first."""
+    with a.log.step("auth0.find_applications") as s:
+        strays = [x for x in core.identity.find_applications(a.customer_id)
+                  if x.client_metadata.get("managed_by") == MANAGED_BY and x.client_id != keep]
+        s.outcome = "found" if strays else "none"
+        s.detail = f"count={len(strays)}"
+    for x in strays:
+        delete_application(core, a, x.client_id, audience_of(core, x, profile))
+
+
+def converge_grant(core: Core, a: Attempt, profile: ClientProfile, client_id: str) -> str | None:
+    """The grant's id, its scopes set back to the profile's when they drifted; None when there is no grant."""
+    with a.log.step("auth0.list_client_grants") as s:
+        grant = next((g for g in core.identity.list_client_grants(profile.audience) if g.client_id == client_id),
+                     None)
+        s.outcome = "found" if grant else "none"
+    if grant is None:
+        return None
+    scopes = profile.scopes_for(getattr(a.event, "plan", None))
+    if set(grant.scopes) != set(scopes):
+        core.fence(a, "auth0.update_client_grant")
+        with a.log.step("auth0.update_client_grant") as s:
+            s.detail = f"id={grant.grant_id}"
+            s.outcome = "ok" if core.identity.update_client_grant(grant.grant_id, tuple(scopes)) else "gone"
+    return grant.grant_id

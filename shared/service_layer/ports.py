@@ -14,6 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..domain.drift import Finding
 from ..domain.records import AuditEntry, CustomerRecord, OutboxEntry
 
 
@@ -39,18 +40,28 @@ class Application:
     client_secret: str | None = field(default=None, repr=False)  # never printed
     is_first_party: bool | None = None
     app_type: str | None = None
+    grant_types: tuple[str, ...] | None = None  # None: not read
+    callbacks: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class ClientGrant:
+    grant_id: str
+    client_id: str
+    audience: str
+    scopes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class ApplicationUpdate:
-    """What a customer.updated sets on an existing application (PATCH): ``client_metadata`` is merged, a ``None``
-    value removing its key; ``callbacks`` ``None`` leaves the callbacks as they are."""
-    name: str
-    app_type: str
-    grant_types: tuple[str, ...]
-    token_endpoint_auth_method: str
-    token_lifetime: int
-    client_metadata: dict[str, str | None]
+    """What a PATCH sets on an existing application (a customer.updated, a drift repair): a field left ``None`` is
+    not sent and stays as it is; ``client_metadata`` is merged, a ``None`` value removing its key."""
+    name: str | None = None
+    app_type: str | None = None
+    grant_types: tuple[str, ...] | None = None
+    token_endpoint_auth_method: str | None = None
+    token_lifetime: int | None = None
+    client_metadata: dict[str, str | None] = field(default_factory=dict)
     callbacks: tuple[str, ...] | None = None
 
 
@@ -101,6 +112,15 @@ class IdentityProvider(abc.ABC):
     @abc.abstractmethod
     def delete_client_grant(self, grant_id: str) -> bool: ...
 
+    # Reads and in-place updates for the drift reconciliation (and the created flow's repair mode).
+    @abc.abstractmethod
+    def list_applications(self) -> list[Application]:
+        """Every application of the tenant (all pages), with grant types and callbacks, never a secret."""
+
+    @abc.abstractmethod
+    def list_client_grants(self, audience: str) -> list[ClientGrant]:
+        """Every client grant to ``audience`` (all pages)."""
+
 
 # ---- Key Vault ---------------------------------------------------------------------------------------------------
 class SecretDeletedButRecoverable(Exception):
@@ -112,6 +132,14 @@ class StoredSecret:
     """The latest version of a Key Vault secret."""
     version: str
     value: str = field(repr=False)  # never printed
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SecretInfo:
+    """A secret's properties (never its value)."""
+    name: str
+    enabled: bool
     tags: dict[str, str] = field(default_factory=dict)
 
 
@@ -145,6 +173,14 @@ class SecretStore(abc.ABC):
     def purge_deleted_secret(self, name: str) -> bool:
         """Purge a soft-deleted secret. False if none was deleted."""
 
+    @abc.abstractmethod
+    def get_secret_properties(self, name: str) -> SecretInfo | None:
+        """The latest version's properties (never the value), or None."""
+
+    @abc.abstractmethod
+    def list_secrets(self) -> list[SecretInfo]:
+        """The properties of every (not deleted) secret of the vault."""
+
 
 # ---- API Management ----------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -165,6 +201,21 @@ class Capacity:
     used: int
     limit: int | None  # None: no documented limit for this tier
     sku: str
+
+
+@dataclass(frozen=True)
+class AuthorizationServerInfo:
+    server_id: str
+    client_id: str | None
+    grant_types: tuple[str, ...] = ()
+    default_scope: str = ""
+
+
+@dataclass(frozen=True)
+class SubscriptionInfo:
+    subscription_id: str
+    state: str  # active, suspended, submitted, rejected, cancelled, expired
+    product_id: str | None  # from the scope /products/{id}; None for another scope
 
 
 class ApiGateway(abc.ABC):
@@ -207,6 +258,18 @@ class ApiGateway(abc.ABC):
 
     @abc.abstractmethod
     def delete_subscription(self, subscription_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def get_authorization_server(self, server_id: str) -> AuthorizationServerInfo | None: ...
+
+    @abc.abstractmethod
+    def list_authorization_servers(self) -> list[AuthorizationServerInfo]: ...
+
+    @abc.abstractmethod
+    def get_subscription(self, subscription_id: str) -> SubscriptionInfo | None: ...
+
+    @abc.abstractmethod
+    def list_subscriptions(self) -> list[SubscriptionInfo]: ...
 
 
 # ---- Ledger ------------------------------------------------------------------------------------------------------
@@ -322,3 +385,12 @@ class ResultPublisher(abc.ABC):
     def publish(self, entries: list[OutboxEntry]) -> None:
         """Send each entry's ``body`` with its ``message_id`` (duplicate detection drops a second send of the
         same one). Raises TransientError when Service Bus cannot take them; the rows stay in the outbox."""
+
+
+# ---- Drift reconciliation: where findings go ----------------------------------------------------------------------
+class DriftReport(abc.ABC):
+    """Every finding of the drift reconciliation goes through :meth:`report`, once: a log line today, and whatever
+    else is attached (a ``customer.drift-detected`` event for the CRM)."""
+
+    @abc.abstractmethod
+    def report(self, finding: Finding) -> None: ...

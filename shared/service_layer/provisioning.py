@@ -14,10 +14,11 @@ import logging
 
 from ..domain import results
 from ..domain.errors import CustomerBusy, InvalidEvent, RetryBudgetSpent, TransientError
+from ..domain.events import CREATED, REMOVED as REMOVED_EVENT
 from ..domain.events import (EVENT_TYPES, CredentialsRotationRequested, CustomerCreated, CustomerEvent,
                              CustomerRemoved, CustomerUpdated)
 from ..domain.profiles import ClientProfile
-from ..domain.records import DUPLICATE, FAILED, FINAL_OUTCOMES, REJECTED, AuditEntry
+from ..domain.records import DUPLICATE, FAILED, FINAL_OUTCOMES, PROVISIONED, REJECTED, AuditEntry
 from . import outbox
 from .core import MANAGED_BY, REASON_MAX, Attempt, Core, Outcome, ProvisioningOptions, clip
 from .created import SECRET_CONTENT_TYPE, apply_created
@@ -31,6 +32,9 @@ from .updated import apply_updated
 UNPARSED_PARTITION = "~unparsed"
 #: outbox rows written in one table transaction (the service's limit is 100 operations)
 OUTBOX_BATCH = 100
+
+#: ``source`` of the events a drift repair makes from the ledger (they never leave the process)
+REPAIR_SOURCE = "/customer-provisioning/drift-repair"
 
 __all__ = ["MANAGED_BY", "SECRET_CONTENT_TYPE", "UNPARSED_PARTITION", "Outcome", "ProvisioningOptions",
            "ProvisioningService"]
@@ -62,14 +66,34 @@ class ProvisioningService:
         is sent before returning; when the topic cannot take it, :class:`outbox.ResultsPending` (transient) is
         raised, so the message is retried and its next delivery (a duplicate) sends it (past the retry budget the
         message handler completes it and the sweep sends the row)."""
+        return self._run(Attempt(event=event, message_id=message_id))
+
+    def repair(self, customer_id: str) -> Outcome:
+        """Bring one customer's resources back to what the ledger says, through the same use cases: a provisioned
+        customer's as a creation would leave them (missing ones made again, drifted settings updated in place,
+        stray applications of ours deleted), a removed or unknown customer's deleted. Under the customer's claim,
+        within the adapters' rate limits; the last applied event stays the last one (see ``Core.applied_event``)."""
+        rec, _ = self.ledger.get_customer(customer_id)
+        event_id = f"drift-repair-{uuid.uuid4().hex[:16]}"
+        time = rec.last_event_time if rec is not None and rec.last_event_time else self.core.now()
+        common = dict(event_id=event_id, source=REPAIR_SOURCE, time=time, customer_id=customer_id)
+        if rec is not None and rec.status == PROVISIONED:
+            event: CustomerEvent = CustomerCreated(
+                type=CREATED, display_name=rec.display_name or customer_id, profile=rec.profile or "",
+                plan=rec.plan, redirect_uris=rec.redirect_uri_list or (), **common)
+        else:
+            event = CustomerRemoved(type=REMOVED_EVENT, reason="drift repair", **common)
+        return self._run(Attempt(event=event, message_id=None, repair=True))
+
+    def _run(self, a: Attempt) -> Outcome:
+        event = a.event
         if not self._enter(event.customer_id):
             raise CustomerBusy("another invocation of this worker is applying an event to this customer",
                                service="ledger", operation="claim")
         # The customer is free again once the ledger is written: the send happens outside, so a redelivery of the
         # same event is not turned away as busy while this one publishes (both may send: same message id).
-        a = Attempt(event=event, message_id=message_id)
         try:
-            outcome = self._apply(a)
+            outcome = self._dispatch(a)
         except Exception as exc:
             try:
                 self.core.record_failure(a, exc)
@@ -88,7 +112,7 @@ class ProvisioningService:
             outbox.publish(self.results, self.ledger, a.outbox, a.log)
         return outcome
 
-    def _apply(self, a: Attempt) -> Outcome:
+    def _dispatch(self, a: Attempt) -> Outcome:
         event = a.event
         if isinstance(event, CustomerCreated):
             return apply_created(self.core, a)

@@ -13,7 +13,7 @@ from ..domain import naming, results
 from ..domain.errors import PermanentError
 from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, REMOVED, REMOVING, CustomerRecord
-from .core import MANAGED_BY, Attempt, Core, Outcome
+from .core import MANAGED_BY, SKIPPED, Attempt, Core, Outcome
 
 #: the ledger's slot pool of API Management authorization servers (created.py reserves, removal gives back)
 APIM_SERVER_POOL = "apim-authorization-servers"
@@ -22,13 +22,21 @@ APIM_SERVER_POOL = "apim-authorization-servers"
 def apply_removed(core: Core, a: Attempt) -> Outcome:
     ev = a.event
     core.read(a)
-    done = core.duplicate_or_stale(a, still_rejected=False)
-    if done:
-        return done
-    if a.record is None:
-        return write_tombstone(core, a)
+    if a.repair:
+        rec = a.record
+        if rec is not None and (rec.status != REMOVED or rec.claimed_by_other(core.worker_id, core.now())):
+            return Outcome(SKIPPED, a.customer_id, a.event_id, rec.status,
+                           "no longer removed, or busy: left to its own events")
+    else:
+        done = core.duplicate_or_stale(a, still_rejected=False)
+        if done:
+            return done
+        if a.record is None:
+            return write_tombstone(core, a)
     core.check_not_busy(a)
-    core.claim(a, REMOVING)
+    # A repair keeps the status: a crash mid-way leaves a removed customer for the next reconciliation, not one
+    # that looks stuck. A customer without a row (an orphan application) gets one, claimed, like a first event.
+    core.claim(a, REMOVED if a.repair else REMOVING)
     rec = a.record
     profile = core.profiles.get(rec.profile) if rec.profile else None
     core.run([
@@ -38,9 +46,12 @@ def apply_removed(core: Core, a: Attempt) -> Outcome:
         lambda: delete_applications(core, a, rec, profile),
     ])
     now = core.now()
-    result = results.deprovisioned(customer_id=ev.customer_id, event_id=ev.event_id, event_type=ev.type,
-                                   event_time=ev.time, now=now, client_id=rec.auth0_client_id)
-    core.commit(a, a.record.removed(ev.event_id, ev.type, ev.time, now), result=result)
+    event_id, event_type, event_time = core.applied_event(a)
+    result = None if a.repair else results.deprovisioned(
+        customer_id=ev.customer_id, event_id=ev.event_id, event_type=ev.type, event_time=ev.time, now=now,
+        client_id=rec.auth0_client_id)
+    core.commit(a, a.record.removed(event_id, event_type, event_time, now), result=result,
+                reason="drift repair" if a.repair else None)
     return Outcome(APPLIED, ev.customer_id, ev.event_id, REMOVED, "resources deleted")
 
 
@@ -116,20 +127,23 @@ def delete_secrets(core: Core, a: Attempt, rec: CustomerRecord) -> None:
 
 
 def delete_applications(core: Core, a: Attempt, rec: CustomerRecord, profile: ClientProfile | None) -> None:
-    client_ids: list[str] = []
+    audience = profile.audience if profile else None
+    targets: list[tuple[str, str | None]] = []
     if rec.auth0_client_id:
-        client_ids.append(rec.auth0_client_id)
-    elif rec.auth0_create_intent:  # a create may have happened without its id being recorded
+        targets.append((rec.auth0_client_id, audience))
+    # A create may have happened without its id being recorded; a repair looks for leftovers and orphans anyway.
+    if a.repair or (not rec.auth0_client_id and rec.auth0_create_intent):
         with a.log.step("auth0.find_applications") as s:
             found = [app for app in core.identity.find_applications(a.customer_id)
-                     if app.client_metadata.get("managed_by") == MANAGED_BY]
+                     if app.client_metadata.get("managed_by") == MANAGED_BY and app.client_id != rec.auth0_client_id]
             s.outcome = "found" if found else "none"
             s.detail = f"count={len(found)}"
-        client_ids.extend(app.client_id for app in found)
-    audience = profile.audience if profile else None
-    for client_id in client_ids:
+        for app in found:
+            own = core.profiles.get(app.client_metadata.get("profile", ""))
+            targets.append((app.client_id, own.audience if own else audience))
+    for client_id, aud in targets:
         grant_id = rec.auth0_client_grant_id if client_id == rec.auth0_client_id else None
-        delete_application(core, a, client_id, audience, grant_id)
+        delete_application(core, a, client_id, aud, grant_id)
 
 
 def delete_application(core: Core, a: Attempt, client_id: str, audience: str | None,

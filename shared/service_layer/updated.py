@@ -89,7 +89,7 @@ def apply_updated(core: Core, a: Attempt) -> Outcome:
                              client_id=client_id, scopes=scopes, changed=changed, apim_product=target.apim_product,
                              subscription_id=subscription_id)
     core.commit(a, a.record.updated(ev.event_id, ev.type, ev.time, profile=target.name, display_name=display_name,
-                                    plan=plan, grant_id=grant_id, now=now), result=result)
+                                    plan=plan, grant_id=grant_id, now=now, redirect_uris=callbacks), result=result)
     return Outcome(APPLIED, ev.customer_id, ev.event_id, PROVISIONED,
                    f"client_id={client_id} updated: {', '.join(changed)}")
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 from ..domain.retry_policy import RetryPolicy
 from .connections import (KEYVAULT_REFERENCE, SERVICE_BUS_CONNECTION, ConnectionSettingError, LedgerConnection,
                           ServiceBusConnection, resolve_ledger_connection, resolve_service_bus_connection)
-from .rules import AppFile, Boolean, File, Guid, Host, Number, Pattern, Prefix, Text, Url
+from .rules import AppFile, Boolean, File, Guid, Host, Number, Pattern, Prefix, Schedule, Text, Url
 from .sources import APP_ROOT
 
 #: set by the platform, never by a deployment
@@ -261,6 +261,14 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
         None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING", repr=False, json_schema_extra=SECRET,
         description="The Application Insights resource that telemetry goes to (with "
                     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING, read by the exporter, for Microsoft Entra ID).")
+    drift_schedule: Schedule = Field(
+        "0 0 * * * *", alias="DRIFT_SCHEDULE",
+        description="When the drift reconciliation runs (NCRONTAB, the timer trigger's; default hourly). Each run "
+                    "reads every Auth0 application and grant, the vault's secret list and APIM's entries.")
+    drift_repair: Boolean = Field(
+        False, alias="DRIFT_REPAIR",
+        description="false: the reconciliation only reports (a log line per finding); true: it also repairs, "
+                    "through the same use cases as the events.")
     website_instance_id: str | None = Field(
         None, alias="WEBSITE_INSTANCE_ID", json_schema_extra=PLATFORM,
         description="Set by App Service: names this instance in the ledger's claims.")

@@ -137,3 +137,20 @@ def _prefix(value: str) -> str:
 
 
 Prefix = Annotated[str, _rule(_prefix)]
+
+
+_CRON_FIELD = re.compile(r"^(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*$")
+_TIMESPAN = re.compile(r"^\d{1,2}:\d{2}:\d{2}$")
+
+
+def _schedule(value: str) -> str:
+    value = value.strip()
+    fields = value.split()
+    if _TIMESPAN.match(value) or (len(fields) in (5, 6) and all(_CRON_FIELD.match(f) for f in fields)):
+        return value
+    raise ValueError(f"must be an NCRONTAB expression ({{second}} {{minute}} {{hour}} {{day}} {{month}} "
+                     f"{{day-of-week}}, e.g. '0 0 * * * *' for hourly) or an hh:mm:ss interval (got {value!r})")
+
+
+#: a timer trigger's schedule, as the Functions host reads it (the host itself checks the ranges)
+Schedule = Annotated[str, _rule(_schedule)]

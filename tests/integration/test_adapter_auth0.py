@@ -11,7 +11,7 @@ import pytest
 
 from shared.adapters.auth0_identity import Auth0IdentityProvider, ManagementToken
 from shared.domain.errors import PermanentError, TransientError
-from shared.service_layer.ports import ApplicationSpec
+from shared.service_layer.ports import ApplicationSpec, ApplicationUpdate
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -178,6 +178,26 @@ def test_client_grant_lifecycle(auth0, auth0_ctl):
     assert auth0.delete_client_grant(grant_id) is True
     assert auth0.delete_client_grant(grant_id) is False
     assert auth0.get_client_grant(app.client_id, API) is None
+
+
+def test_list_client_grants_reads_every_page_and_updates_go_in_place(auth0, auth0_ctl):
+    audience = "https://api.contoso.local/"
+    apps = [auth0.create_application(spec(new_id())).client_id for _ in range(101)]
+    grants = {auth0.create_client_grant(cid, audience, ("read:data",)) for cid in apps}
+    before = standin_calls(auth0_ctl, "client_grants.list")
+    listed = auth0.list_client_grants(audience)
+    assert grants <= {g.grant_id for g in listed}
+    assert standin_calls(auth0_ctl, "client_grants.list") - before >= 2  # checkpoint pages of at most 100
+
+    grant = next(g for g in listed if g.client_id == apps[0])
+    assert auth0.update_client_grant(grant.grant_id, ("read:data", "write:data")) is True
+    assert {g.grant_id: set(g.scopes) for g in auth0.list_client_grants(audience)}[grant.grant_id] == \
+        {"read:data", "write:data"}
+    assert auth0.update_client_grant("cgr_nosuchgrant", ("read:data",)) is False
+
+    assert auth0.update_application(apps[0], ApplicationUpdate(callbacks=("https://x.example/cb",))) is True
+    assert auth0.get_application(apps[0]).callbacks == ("https://x.example/cb",)
+    assert auth0.update_application("no-such-client", ApplicationUpdate(callbacks=())) is False
 
 
 def test_a_grant_for_an_unknown_api_is_permanent(auth0):

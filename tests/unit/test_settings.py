@@ -89,15 +89,18 @@ def test_invalid_values_are_explained(tmp_path):
         AUTH0_DOMAIN="https://contoso.eu.auth0.com", KEYVAULT_URL="http://kv.vault.azure.net",
         APIM_SUBSCRIPTION_ID="my-subscription", APIM_SERVICE_NAME="apim_contoso", CLAIM_TTL_SECONDS="soon",
         AUTH0_TIMEOUT_SECONDS="0", KEYVAULT_PURGE_DELETED="maybe", LEDGER_TABLE="1ledger",
-        LOCAL_STACK_CA_BUNDLE=str(tmp_path / "missing.pem"), API_AUDIENCE="api.contoso.com"))
+        LOCAL_STACK_CA_BUNDLE=str(tmp_path / "missing.pem"), API_AUDIENCE="api.contoso.com",
+        DRIFT_SCHEDULE="every hour"))
     by_name = {p.split(":")[0]: p for p in found}
     assert set(by_name) == {"AUTH0_DOMAIN", "KEYVAULT_URL", "APIM_SUBSCRIPTION_ID", "APIM_SERVICE_NAME",
                             "CLAIM_TTL_SECONDS", "AUTH0_TIMEOUT_SECONDS", "KEYVAULT_PURGE_DELETED", "LEDGER_TABLE",
-                            "LOCAL_STACK_CA_BUNDLE", "API_AUDIENCE"}
+                            "LOCAL_STACK_CA_BUNDLE", "API_AUDIENCE", "DRIFT_SCHEDULE"}
     assert "without https://" in by_name["AUTH0_DOMAIN"]
     assert "GUID" in by_name["APIM_SUBSCRIPTION_ID"]
     assert "true or false" in by_name["KEYVAULT_PURGE_DELETED"]
     assert "between 1 and 120" in by_name["AUTH0_TIMEOUT_SECONDS"]
+    assert "NCRONTAB" in by_name["DRIFT_SCHEDULE"]
+    assert AppSettings.load(base_env(DRIFT_SCHEDULE="0 */15 * * * *")).drift_schedule == "0 */15 * * * *"
 
 
 def test_an_unresolved_key_vault_reference_is_named():
