@@ -268,6 +268,7 @@ class StoredMessage:
         self.dlq_description: Optional[str] = parsed.dlq_description
         self.dlq_source: Optional[str] = parsed.dlq_source
         self.sq: Optional["SubQueue"] = None
+        self._kept: Optional[Tuple[tuple, str]] = None  # (what record() depends on, its JSON text)
 
     @property
     def session_id(self) -> Optional[str]:
@@ -275,9 +276,15 @@ class StoredMessage:
 
     def record(self) -> "RawJson":
         """What the state file keeps of this message, as JSON text (``restore`` reads it back). The message's
-        own sections, which never change, are encoded once. ``locked``: a receiver held it when the state was
-        saved; that lock does not outlive the stand-in."""
+        own sections, which never change, are encoded once, and the whole record again only when something of
+        it changed: a backlog that waits costs the state file little more than its size. ``locked``: a receiver
+        held it when the state was saved; that lock does not outlive the stand-in."""
         p = self.p
+        key = (self.sq.kind if self.sq is not None else None, self.state, self.lock_token is not None,
+               self.delivery_count, self.enqueued_time, self.expires_at, self.scheduled_time, self.dlq_reason,
+               self.dlq_description, self.dlq_source, self.ap_raw)
+        if self._kept is not None and self._kept[0] == key:
+            return self._kept[1]
         if p.kept is None:
             p.kept = json.dumps(base64.b64encode(p.encode()).decode("ascii"))
         rec: Dict[str, Any] = {
@@ -289,7 +296,9 @@ class StoredMessage:
         }
         if self.ap_raw is not p.ap_raw:  # changed by a settlement (dead-letter reason, propertiesToModify)
             rec["application_properties"] = base64.b64encode(self.ap_raw).decode("ascii") if self.ap_raw else None
-        return RawJson(json.dumps(rec, separators=(",", ":"))[:-1] + ',"message":' + p.kept + "}")
+        text = RawJson(json.dumps(rec, separators=(",", ":"))[:-1] + ',"message":' + p.kept + "}")
+        self._kept = (key, text)
+        return text
 
     @classmethod
     def restore(cls, rec: Dict[str, Any]) -> "StoredMessage":
