@@ -2,8 +2,10 @@
 
 A snapshot of the whole broker (``Broker.dump_state``), written after changes with a short debounce, always to a
 temporary file that then replaces the old one, so the file is whole at every instant. Rewriting the whole store
-is cheap while the queue holds little, as it does under a running host; when a backlog makes one write costly,
-the wait between writes grows with it so that writing takes at most ``MAX_SHARE`` of the loop's time.
+is cheap while the queue holds little, as it does under a running host (a message's record is encoded again only
+when it changed: 100 messages take about 3 ms a write, 10,000 about 0.2 s); when a backlog makes one write costly,
+the wait between writes grows with it so that writing takes about ``MAX_SHARE`` of the loop's time, up to
+``MAX_INTERVAL``.
 
 What a stop loses: nothing on a clean stop (SIGTERM, Ctrl-C, ``make down``: ``flush`` runs after the last
 connection closed). A crash (SIGKILL, power) loses the changes of the last debounce interval: ``MIN_INTERVAL``
