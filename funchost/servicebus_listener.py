@@ -50,6 +50,7 @@ STALL_GRACE = 1.0
 # How often the watchdog looks, and how long its TCP probe may take.
 WATCH_INTERVAL = 0.5
 PROBE_TIMEOUT = 1.0
+PROBE_BACKOFF = 5.0  # after a probe that connected
 AMQPS_PORT = 5671
 
 # How long one attempt to accept a session waits. It also bounds opening the link (connection, CBS, attach),
@@ -223,14 +224,19 @@ class ServiceBusListener:
         return _Call()
 
     def _watch(self) -> None:
+        quiet_until = 0.0
         while not self.stopping.wait(WATCH_INTERVAL):
-            if self._health.down:
-                continue
             now = time.monotonic()
+            if self._health.down or now < quiet_until:
+                continue
             if not any(due < now for due in list(self._in_sdk.values())):
                 continue
             reason = self._probe()
-            if reason is not None and not self.stopping.is_set():
+            if reason is None:
+                # It answers: the receive is slow for another reason the SDK reports itself. Probe again later,
+                # not twice a second against a remote namespace.
+                quiet_until = time.monotonic() + PROBE_BACKOFF
+            elif not self.stopping.is_set():
                 self._health.unreachable(reason, self.options.client_retry.describe())
 
     def _probe(self) -> str | None:
