@@ -9,8 +9,9 @@ Three views, each computed from the stand-ins' own state (``emulators.inspect``)
 - against the ledger (``orphans``): resources nobody owns: unattributed ones, live ones of a customer the ledger
   says removed, Auth0 applications other than the one the ledger names, customers with resources and no ledger row;
 - per event (``lost``): every event sent is applied (audit ``applied`` or ``stale``; a resend counts on the same
-  row) or is in the dead-letter queue with its reason; an invalid event must be dead-lettered and audited
-  ``rejected`` with its reason.
+  row) or is in the dead-letter queue with its reason (the ledger's, or the rule the app dead-lettered it with:
+  a spent retry budget on a customer another worker held leaves no ledger reason, only the dead-letter
+  description); an invalid event must be dead-lettered and audited ``rejected`` with its reason.
 """
 from __future__ import annotations
 
@@ -18,10 +19,15 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 
+from functions.settlement import INVALID_EVENT, PERMANENT_FAILURE, RETRY_BUDGET_SPENT, UNKNOWN_PROFILE
 from shared.domain import naming
 from shared.domain.records import APPLIED, PROVISIONED, REJECTED, REMOVED, STALE
 
 from .workload import CREATED, Workload
+
+
+#: dead-letter reasons the app gives itself, with the rule as the description (functions/settlement.py)
+APP_REASONS = {INVALID_EVENT, UNKNOWN_PROFILE, RETRY_BUDGET_SPENT, PERMANENT_FAILURE}
 
 
 @dataclass
@@ -176,7 +182,8 @@ def verify(stack, workload: Workload, ledger, dlq: list[DeadLetter]) -> Verdict:
                 continue
             if dead:
                 reason = (audit.reason if audit and audit.reason else None) or \
-                         (records.get(ev.customer_id).last_error if records.get(ev.customer_id) else None)
+                         (records.get(ev.customer_id).last_error if records.get(ev.customer_id) else None) or \
+                         (dead[0].description if dead[0].reason in APP_REASONS else None)
                 v.outcomes["dead-lettered"] += 1
                 v.dead_lettered.append(f"{ev.event_id} ({ev.customer_id}, {ev.kind}): "
                                        f"{dead[0].reason}; ledger: {reason or '(no reason)'}")

@@ -113,7 +113,7 @@ def _run_demo_on(stack) -> int:
                           what="the bad event to reach the dead-letter queue", error=DemoFailed)
         reasons = [a.reason for a in ledger.list_audit("hooli") if a.event_id == bad["id"]]
         print(f"  dead-letter queue: message {bad['id']} reason={dead[0].dead_letter_reason} "
-              f"after {dead[0].delivery_count} deliveries")
+              f"description={dead[0].dead_letter_error_description!r}")
         print(f"  ledger's reason:   {reasons[0] if reasons else '(none)'}")
         print("  (`python -m opstool list` shows both side by side)")
         show("hooli")

@@ -132,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--customer", required=True, metavar="ID", help="customer id (required)")
     sp = sub.add_parser("invalid", help="send an event the app must refuse (no profile)",
                         description="Send a customer.created event without data.profile: the app refuses it, "
-                                    "records the reason in its ledger, and Service Bus dead-letters it after "
-                                    "MaxDeliveryCount deliveries.")
+                                    "records the reason in its ledger and dead-letters it on its first delivery "
+                                    "(reason InvalidEvent, the rule as description).")
     sp.add_argument("--customer", default="hooli", metavar="ID", help="customer id (default: %(default)s)")
     sp = sub.add_parser("file", help="send the event(s) in a JSON file",
                         description="Send the event in a JSON file (one event, or a list of them). Each event gets "

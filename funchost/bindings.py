@@ -12,6 +12,7 @@ from typing import Mapping
 from .discovery import FunctionTrigger, is_cardinality_many
 from .hostconfig import ServiceBusOptions
 from .schedules import CronSchedule, IntervalSchedule, parse_schedule
+from .settlement import settlement_parameter
 from .settings import ServiceBusConnection, SettingsError, resolve_expression, resolve_service_bus_connection
 
 
@@ -25,6 +26,7 @@ class ServiceBusTarget:
     sessions: bool
     many: bool
     auto_complete: bool
+    settlement_param: str | None = None  # the parameter that gets ServiceBusMessageActions, if the function has one
 
     @property
     def entity(self) -> str:
@@ -64,6 +66,7 @@ def resolve_service_bus(trigger: FunctionTrigger, environ: Mapping[str, str],
         sessions=_flag(trigger.prop("isSessionsEnabled", False)),
         many=is_cardinality_many(trigger),
         auto_complete=options.auto_complete_messages if auto_complete is None else _flag(auto_complete),
+        settlement_param=settlement_parameter(trigger.user_function, {b.get("name") for b in trigger.bindings}),
     )
 
 

@@ -6,7 +6,8 @@ Semantics (Service Bus extension 5.x on Functions host v4, which runs a ServiceB
   session, in order. A session is released after ``sessionIdleTimeout`` without a message.
 - The function returns -> complete (when autoCompleteMessages; otherwise the message is left to its lock).
   The function raises or times out -> abandon (always, as the processor does), so the queue's MaxDeliveryCount
-  eventually moves the message to the dead-letter queue.
+  eventually moves the message to the dead-letter queue. A function with a ``ServiceBusMessageActions``
+  parameter settles its messages itself through it (``funchost.settlement``); what it settled is left alone.
 - While the function runs the message lock (or the session lock) is renewed, up to maxAutoLockRenewalDuration,
   by the SDK's ``AutoLockRenewer``.
 - Failures of the namespace (unreachable, entity missing, auth) never stop the host: the slot reconnects on a
@@ -41,6 +42,7 @@ from .hostconfig import ServiceBusOptions
 from .invocation import ABORTED, Invoker
 from .messages import to_functions_message, trigger_details
 from .settings import ServiceBusConnection
+from .settlement import LocalMessageActions
 
 log = logging.getLogger("funchost.servicebus")
 
@@ -361,7 +363,9 @@ class ServiceBusListener:
             last_activity = time.monotonic()
             while not self.stopping.is_set():
                 if messages:
-                    self._process(receiver, messages, session=session)
+                    if self._process(receiver, messages, session=session):
+                        log.debug("Functions.%s: session %s released by the function", self.name, session.session_id)
+                        return
                     last_activity = time.monotonic()
                 elif time.monotonic() - last_activity >= idle_timeout:
                     log.debug("Functions.%s: releasing idle session %s", self.name, session.session_id)
@@ -375,15 +379,16 @@ class ServiceBusListener:
             renewer.close(wait=False)
 
     # -- one invocation --------------------------------------------------------------------------------------
-    def _process(self, receiver, messages: list[ServiceBusReceivedMessage], session) -> None:
+    def _process(self, receiver, messages: list[ServiceBusReceivedMessage], session) -> bool:
+        """Invoke the function on the messages and settle what it left; True when it released its session."""
         current = threading.current_thread()
         self._busy.add(current)
         try:
-            self._process_busy(receiver, messages, session)
+            return self._process_busy(receiver, messages, session)
         finally:
             self._busy.discard(current)
 
-    def _process_busy(self, receiver, messages: list[ServiceBusReceivedMessage], session) -> None:
+    def _process_busy(self, receiver, messages: list[ServiceBusReceivedMessage], session) -> bool:
         renewer = None
         if session is None:
             # Per-invocation renewer: closing it is the only way to stop renewing once the function is done
@@ -392,22 +397,25 @@ class ServiceBusListener:
             for message in messages:
                 if message.locked_until_utc is not None:  # the renewer refuses messages without a lock expiry
                     renewer.register(receiver, message)
+        actions = LocalMessageActions(receiver, messages, session) if self.target.settlement_param else None
         try:
             result = self.invoker.invoke(
                 self.name, self.target.function.user_function,
-                lambda context: self._arguments(messages, session, context),
+                lambda context: self._arguments(messages, session, context, actions),
                 reason="(null)",
                 details=[trigger_details(m, self._session_locked_until(session)) for m in messages])
         finally:
             if renewer is not None:
                 renewer.close(wait=False)
         if result.status == ABORTED:
-            return  # host shutting down: leave the message to its lock, as a stopped host does
+            return False  # host shutting down: leave the message to its lock, as a stopped host does
+        # A message the function settled itself is left alone (the SDK refuses a second settlement; ignored below).
         if result.succeeded:
             if self.target.auto_complete:
                 self._settle(receiver, messages, "complete_message")
         else:
             self._settle(receiver, messages, "abandon_message")
+        return actions is not None and actions.released
 
     def _renewer(self) -> AutoLockRenewer:
         # max_workers=2, not 1: with a single worker the renewer's dispatcher runs each renew task inline and the
@@ -420,13 +428,16 @@ class ServiceBusListener:
         # Messages of a session are covered by the session lock; the host reports its expiry as LockedUntil.
         return session.locked_until_utc if session is not None else None
 
-    def _arguments(self, messages: list[ServiceBusReceivedMessage], session, context) -> dict[str, Any]:
+    def _arguments(self, messages: list[ServiceBusReceivedMessage], session, context,
+                   actions: LocalMessageActions | None) -> dict[str, Any]:
         function = self.target.function
         locked_until = self._session_locked_until(session)
         kwargs = {function.param_name: _trigger_argument(
             self.target, [to_functions_message(m, self.name, locked_until) for m in messages])}
         if function.wants_context:
             kwargs["context"] = context
+        if actions is not None:
+            kwargs[self.target.settlement_param] = actions
         return kwargs
 
     def _settle(self, receiver, messages: list[ServiceBusReceivedMessage], action: str) -> None:

@@ -1,19 +1,24 @@
 """Service Bus trigger for customer lifecycle events.
 
-The host completes the message when this function returns and abandons it when it raises (then redelivers it, and
-after the queue's MaxDeliveryCount moves it to the dead-letter queue). So:
+The function settles its message itself (``autoCompleteMessages`` off, ``message_actions``), so that a poison
+event is dead-lettered on its first delivery with its reason (see ``functions.settlement`` and docs/DESIGN.md):
 
-- applied, duplicate or stale → return (complete);
+- applied, duplicate or stale → complete;
 - transient failure (5xx, timeout, 429, a busy customer) → a copy is scheduled on the queue for later, with
-  backoff, then return (complete); when the retry budget is spent, or the copy cannot be scheduled → raise;
-- invalid event or any other permanent failure → recorded in the ledger with its reason, then raise: the message
-  reaches the dead-letter queue after MaxDeliveryCount quick redeliveries, and `python -m opstool list` shows the
-  ledger's reason beside it.
+  backoff, then complete;
+- invalid event, unknown profile, a refusal no retry can fix, a spent retry budget → recorded in the ledger with
+  its reason, then dead-lettered at once with a reason code and the rule;
+- a retry that could not be scheduled, or an unexpected exception → raised: the host abandons the message and the
+  queue's MaxDeliveryCount moves it to the dead-letter queue after the redeliveries (the backstop).
 """
 from __future__ import annotations
 
-import azure.functions as func
+import logging
 
+import azure.functions as func
+from azurefunctions.extensions.bindings.servicebus import ServiceBusMessageActions
+
+from functions.settlement import dead_letter_for
 from shared.bootstrap import get_handler, startup_settings
 from shared.service_layer.messages import InboundMessage
 from shared.settings import SERVICE_BUS_CONNECTION
@@ -21,6 +26,8 @@ from shared.settings import SERVICE_BUS_CONNECTION
 # Every setting and the client profiles are checked while the host indexes the functions: a mistake raises here,
 # listing every problem, and the host indexes no function, so no event is consumed by a misconfigured app.
 SETTINGS = startup_settings()
+
+log = logging.getLogger(__name__)
 
 bp = func.Blueprint()
 
@@ -33,11 +40,27 @@ def inbound(msg: func.ServiceBusMessage) -> InboundMessage:
         content_type=msg.content_type, subject=getattr(msg, "subject", None) or getattr(msg, "label", None))
 
 
+def settle(msg, message_actions, handle) -> None:
+    """Run ``handle`` on the message and settle it by the outcome (the trigger's body, apart for tests)."""
+    try:
+        handle(inbound(msg))
+    except Exception as exc:
+        dead = dead_letter_for(exc)
+        if dead is None:
+            raise  # the host abandons it; MaxDeliveryCount is the backstop
+        # The service layer logged the rejection or failure (one line, no traceback); this says where it went.
+        log.debug("dead-lettering message %r: %s", msg.message_id, dead.reason)
+        message_actions.deadletter(msg, deadletter_reason=dead.reason, deadletter_error_description=dead.description)
+        return
+    message_actions.complete(msg)
+
+
 # Sessions (SessionId = customer id) give per-customer ordering; the queue itself must be created with
 # RequiresSession. One function, configured by a setting, so the same code serves a session-enabled queue and a
 # plain one (where the ledger's stale guard keeps the outcome right).
 @bp.function_name("customer_events")
 @bp.service_bus_queue_trigger(arg_name="msg", queue_name=SETTINGS.customer_events_queue,
-                              connection=SERVICE_BUS_CONNECTION, is_sessions_enabled=SETTINGS.customer_events_sessions)
-def customer_events(msg: func.ServiceBusMessage) -> None:
-    get_handler()(inbound(msg))
+                              connection=SERVICE_BUS_CONNECTION, is_sessions_enabled=SETTINGS.customer_events_sessions,
+                              auto_complete_messages=False)
+def customer_events(msg: func.ServiceBusMessage, message_actions: ServiceBusMessageActions) -> None:
+    settle(msg, message_actions, get_handler())

@@ -65,6 +65,9 @@ def _filters(p: argparse.ArgumentParser, *, with_all: bool) -> None:
                         "com.contoso.customer.created (repeatable: any)")
     g.add_argument("--older-than", metavar="DURATION", help="enqueued more than DURATION ago (30m, 2h, 1d, 1h30m)")
     g.add_argument("--newer-than", metavar="DURATION", help="enqueued less than DURATION ago")
+    g.add_argument("--before", metavar="TIME",
+                   help="enqueued before TIME, ISO 8601 with a zone (2026-12-02T03:12:00Z): e.g. when an outage began")
+    g.add_argument("--after", metavar="TIME", help="enqueued after TIME, ISO 8601 with a zone")
     g.add_argument("--limit", type=int, metavar="N", help="at most N messages (lowest sequence numbers first)")
     if with_all:
         g.add_argument("--all", action="store_true", help="every message in the dead-letter queue")

@@ -12,7 +12,7 @@ from .dead_letters import DeadLetter, peek_pages
 from .errors import UsageError
 from .ledger_view import LedgerView
 from .output import emit, safe_text
-from .selection import Selection, parse_duration
+from .selection import Selection, parse_duration, parse_time
 
 
 @dataclass
@@ -62,18 +62,21 @@ def selection_from(args: argparse.Namespace, *, destructive: bool) -> Selection:
     try:
         older = parse_duration(args.older_than) if args.older_than else None
         newer = parse_duration(args.newer_than) if args.newer_than else None
+        before = parse_time(args.before) if args.before else None
+        after = parse_time(args.after) if args.after else None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
     sel = Selection(sequence_numbers=sorted(set(args.seq or [])), reasons=args.reason or [],
                     customers=args.customer or [], types=args.type or [], older_than=older, newer_than=newer,
+                    enqueued_before=before, enqueued_after=after,
                     limit=args.limit, everything=getattr(args, "all", False))
     if sel.everything and (sel.sequence_numbers or sel.has_filters):
         raise UsageError("--all selects every message: do not combine it with --seq or filters")
     if destructive and sel.is_empty:
         raise UsageError("say which messages: --seq N, a filter (--reason, --customer, --type, --older-than, "
-                         "--newer-than) or --all")
+                         "--newer-than, --before, --after) or --all")
     return sel
 
 

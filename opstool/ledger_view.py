@@ -1,9 +1,10 @@
 """What the app's ledger says about a dead-lettered event: the reason it gave up, and the customer's audit trail.
 
-The Service Bus trigger cannot dead-letter with its own reason (see docs/DESIGN.md), so the broker's reason is
-mostly ``MaxDeliveryCountExceeded``; the app's own words are in the ledger: an audit row per handled event (outcome
-and reason), filed under the customer, or under ``~unparsed`` keyed by message id when no customer id could be
-read. The ledger is read only; a ledger that cannot be reached costs the LEDGER column, not the command.
+The app dead-letters with a reason code and the rule (see docs/DESIGN.md), or, after a crash on every delivery,
+the broker does with ``MaxDeliveryCountExceeded``; the app's full record is in the ledger: an audit row per
+handled event (outcome and reason), filed under the customer, or under ``~unparsed`` keyed by message id when no
+customer id could be read. The ledger is read only; a ledger that cannot be reached costs the LEDGER column, not
+the command.
 """
 from __future__ import annotations
 

@@ -21,6 +21,17 @@ def parse_duration(text: str) -> dt.timedelta:
     return dt.timedelta(seconds=sum(int(n) * _UNITS[u.lower()] for n, u in parts))
 
 
+def parse_time(text: str) -> dt.datetime:
+    """An ISO 8601 time with its zone: ``2026-12-02T03:12:00Z``, ``2026-12-02T04:12+01:00``."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a time: use ISO 8601 with a zone, e.g. 2026-12-02T03:12:00Z") from None
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone: add Z for UTC or an offset such as +01:00")
+    return value
+
+
 def type_matches(event_type: str | None, wanted: str) -> bool:
     """Exact, or the same type under a prefix (``customer.created`` matches ``com.contoso.customer.created``)."""
     if not event_type:
@@ -36,13 +47,19 @@ class Selection:
     types: list[str] = field(default_factory=list)
     older_than: dt.timedelta | None = None
     newer_than: dt.timedelta | None = None
+    enqueued_before: dt.datetime | None = None
+    enqueued_after: dt.datetime | None = None
     limit: int | None = None
     everything: bool = False
 
     @property
     def has_filters(self) -> bool:
-        return bool(self.reasons or self.customers or self.types or self.older_than is not None
-                    or self.newer_than is not None)
+        return bool(self.reasons or self.customers or self.types or self._time_bounded)
+
+    @property
+    def _time_bounded(self) -> bool:
+        return any(x is not None for x in (self.older_than, self.newer_than, self.enqueued_before,
+                                           self.enqueued_after))
 
     @property
     def is_empty(self) -> bool:
@@ -64,13 +81,17 @@ class Selection:
             haystack = " | ".join(x for x in (dl.dead_letter_reason, dl.dead_letter_description, ledger_error) if x)
             if not any(r.lower() in haystack.lower() for r in self.reasons):
                 return False
-        if self.older_than is not None or self.newer_than is not None:
+        if self._time_bounded:
             if dl.enqueued_time is None:
                 return False
             age = now - dl.enqueued_time
             if self.older_than is not None and age < self.older_than:
                 return False
             if self.newer_than is not None and age > self.newer_than:
+                return False
+            if self.enqueued_before is not None and dl.enqueued_time >= self.enqueued_before:
+                return False
+            if self.enqueued_after is not None and dl.enqueued_time <= self.enqueued_after:
                 return False
         return True
 

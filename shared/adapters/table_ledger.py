@@ -122,7 +122,6 @@ class TableLedger(Ledger):
         else:
             raise ValueError("TableLedger needs a connection string, or an endpoint and a credential")
         self.table_name = table_name
-        self._table_ready = False
 
     @classmethod
     def from_settings(cls, settings, credential: Any = None, **client_options: Any) -> "TableLedger":
@@ -137,13 +136,15 @@ class TableLedger(Ledger):
 
     # -- plumbing ------------------------------------------------------------------------------------------------
     def _write(self, operation: str, fn, *, conflict: Callable[[HttpResponseError], bool] = lambda exc: False):
-        """Run one write; the first "table not found" creates the table and runs it once more. An ETag or existence
-        conflict (``conflict``) is a LedgerConflict; everything else is classified once, here."""
+        """Run one write; "table not found" creates the table (or finds it made) and runs the write once more. That
+        holds also once this client made the table: a write sent before a concurrent one created it answers 404 after
+        it (first writes of a fresh ledger, several at once). An ETag or existence conflict (``conflict``) is a
+        LedgerConflict; everything else is classified once, here."""
         try:
             try:
                 return fn()
             except HttpResponseError as exc:
-                if exc.status_code != 404 or _error_code(exc) != "TableNotFound" or self._table_ready:
+                if exc.status_code != 404 or _error_code(exc) != "TableNotFound":
                     raise
             self._create_table()
             return fn()
@@ -175,7 +176,6 @@ class TableLedger(Ledger):
             pass  # another worker made it first
         except Exception as exc:
             raise classify(exc, service=SERVICE, operation="create_table") from None
-        self._table_ready = True
 
     # -- state and audit -----------------------------------------------------------------------------------------
     def get_customer(self, customer_id: str, event_id: str | None = None

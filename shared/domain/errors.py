@@ -66,6 +66,21 @@ class UnknownProfile(_NamesItsField):
         self.profile = profile
 
 
+class RetryBudgetSpent(PermanentError):
+    """A transient failure outlived the retry budget (attempts or total time): retrying now is up to a person. The
+    reason is the last transient failure's, so ops see what kept failing."""
+
+    def __init__(self, last: TransientError, attempts: int):
+        super().__init__(f"retry budget spent after {attempts} retries; last failure: {last.reason}",
+                         service=last.service, operation=last.operation, status=last.status)
+        self.last = last
+        self.attempts = attempts
+
+    @property
+    def reason(self) -> str:
+        return self.message
+
+
 class LedgerConflict(TransientError):
     """Another writer changed the ledger row since we read it (ETag mismatch)."""
 

@@ -291,6 +291,10 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
         expected = " or ".join(f"{type_prefix}{t}" for t in (CREATED, REMOVED))
         _fail("type", f"must be {expected} (got {raw_type!r})")
     when = _time(doc, now)
+    # Not used by the app, but held to the same text rules: whatever reads the event later (a log, the ops tool,
+    # another consumer of a replayed copy) gets no control character from it either.
+    _string(doc, "subject", "subject", required=False, max_len=1024)
+    _string(doc, "dataschema", "dataschema", required=False, max_len=2048)
 
     data = doc.get("data")
     if not isinstance(data, dict):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain import retry_policy as rp
-from ..domain.errors import InvalidEvent, ProvisioningError, TransientError
+from ..domain.errors import InvalidEvent, ProvisioningError, RetryBudgetSpent, TransientError
 from ..domain.events import parse_event, peek_identity
 from .step_log import StepLog
 
@@ -46,9 +46,10 @@ class RetryScheduled:
 def handle_message(service, message: InboundMessage, *, type_prefix: str = "", scheduler=None,
                    policy: rp.RetryPolicy | None = None, now: dt.datetime | None = None):
     """Apply one message. Returns the service's Outcome, or RetryScheduled when a transient failure was handed to
-    ``scheduler`` for a later attempt; raises PermanentError, or TransientError when no retry could be scheduled
-    (no scheduler, budget spent, or Service Bus refused): the host then abandons the message, and the queue's
-    MaxDeliveryCount moves it to the dead-letter queue."""
+    ``scheduler`` for a later attempt. Raises PermanentError (InvalidEvent, UnknownProfile, RetryBudgetSpent when
+    the budget is spent, or a refusal no retry can fix), which the trigger dead-letters at once; or TransientError
+    when no retry could be scheduled (no scheduler, or Service Bus refused), which the trigger leaves to the host's
+    redeliveries. Settlement itself is the trigger's business, not this layer's."""
     started = time.monotonic()
     try:
         event = parse_event(message.body, type_prefix=type_prefix)
@@ -153,7 +154,7 @@ def _schedule_retry(scheduler, policy: rp.RetryPolicy, message: InboundMessage, 
     if delay is None:
         log.emit("retry", "budget-spent", level=logging.ERROR, attempt=attempt - 1,
                  detail=f"attempts={attempt - 1} reason={exc.reason!r}")
-        raise exc
+        raise RetryBudgetSpent(exc, attempt - 1) from exc
     original = state.original_id or log.event_id or ""
     scheduler.schedule_retry(message, delay_seconds=delay, message_id=retry_copy_id(original, attempt), properties={
         rp.ATTEMPT_PROPERTY: attempt,

@@ -1,7 +1,10 @@
 """The bad-input corpus: message bodies the app must refuse, each with the field its reason must name.
 
-``REJECTED`` cases end in the dead-letter queue, audited *rejected* with a reason that starts with ``field``, and
-cause no call to Auth0, Key Vault or API Management. ``VALID_LOOKALIKES`` are ids that look alike once lower-cased
+``REJECTED`` cases end in the dead-letter queue on their first delivery, with the dead-letter reason ``code`` and the
+rule as its description, audited *rejected* with a reason that starts with ``field``, and cause no call to Auth0,
+Key Vault or API Management. The hostile ones (issue 12) are bodies that used to crash the parser or slip past it:
+deep nesting, huge numbers, times at the edge of the calendar, lone surrogates in every string field, escape
+sequences in names and values. ``VALID_LOOKALIKES`` are ids that look alike once lower-cased
 or stripped of punctuation: they are valid and distinct customers, and must not collide in any derived name.
 
 Bodies are bytes (sent as they are), or a dict (sent as JSON). ``time`` placeholders are filled in at send time.
@@ -57,6 +60,7 @@ class BadInput:
     name: str
     body: bytes | dict
     field: str  # the JSON path the rejection reason must start with
+    code: str = "InvalidEvent"  # the dead-letter reason the app gives it
 
     def encode(self) -> bytes:
         return self.body if isinstance(self.body, bytes) else json.dumps(self.body).encode("utf-8")
@@ -114,7 +118,8 @@ def rejected_cases() -> list[BadInput]:
                  "data.displayName"),
         BadInput("displayName nested object", c("corpus-nested", displayName={"en": "Acme"}), "data.displayName"),
         BadInput("missing profile", _without_data(c("corpus-noprofile"), "profile"), "data.profile"),
-        BadInput("unknown profile", c("corpus-unknown-profile", profile="platinum"), "data.profile"),
+        BadInput("unknown profile", c("corpus-unknown-profile", profile="platinum"), "data.profile",
+                 code="UnknownProfile"),
         BadInput("profile with a path", c("corpus-profile-path", profile="../oem"), "data.profile"),
         BadInput("extra data field", c("corpus-extra", isAdmin=True), "data.isAdmin"),
         BadInput("huge number as plan", c("corpus-huge", plan=10 ** 400), "data.plan"),
@@ -123,7 +128,65 @@ def rejected_cases() -> list[BadInput]:
         BadInput("redirect URIs nested list", c("corpus-nested-uris", profile="partner-web",
                                                 redirectUris=[["https://a.example/cb"]]), "data.redirectUris[0]"),
         BadInput("removed with created's fields", removed("corpus-removed-extra", profile="oem"), "data.profile"),
+        *hostile_cases(),
     ]
+
+
+def _raw(event: dict, old: bytes, new: bytes) -> bytes:
+    """The event as JSON with ``old`` replaced by ``new``: for what json.dumps will not write."""
+    encoded = json.dumps(event).encode("utf-8")
+    assert old in encoded, old
+    return encoded.replace(old, new, 1)
+
+
+#: every string attribute of an event, and every string field of a created event's data
+STRING_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "datacontenttype", "subject")
+STRING_DATA_FIELDS = ("customerId", "displayName", "profile")
+
+
+def hostile_cases() -> list[BadInput]:
+    c = created
+    cases = [
+        # Nesting within the 64 KiB size limit: 1,000 and 30,000 deep (60,000 bytes), and deep inside an event.
+        BadInput("arrays nested 1,000 deep", b"[" * 1000 + b"]" * 1000, "$"),
+        BadInput("arrays nested 30,000 deep", b"[" * 30000 + b"]" * 30000, "$"),
+        BadInput("a data field nested 1,000 deep",
+                 _raw(c("corpus-deep"), b'"profile": "oem"', b'"profile": "oem", "plan": ' + b"[" * 1000 + b"]" * 1000),
+                 "$"),
+        BadInput("a 5,000-digit number", _raw(c("corpus-digits", plan=0), b'"plan": 0', b'"plan": ' + b"9" * 5000),
+                 "data.plan"),
+        BadInput("a 5,000-digit specversion", _raw(c("corpus-digits-2"), b'"specversion": "1.0"',
+                                                    b'"specversion": ' + b"9" * 5000), "specversion"),
+        # The edges of the calendar: year 1 and year 9999 shifted past them by the zone, a day and a second that
+        # do not exist, and times that parse but that no sender's clock says.
+        BadInput("year 1 at +01:00", _with(c("corpus-year-1"), time="0001-01-01T00:00:00+01:00"), "time"),
+        BadInput("year 9999 at -01:00", _with(c("corpus-year-9999"), time="9999-12-31T23:59:59-01:00"), "time"),
+        BadInput("year 1 UTC", _with(c("corpus-year-1z"), time="0001-01-01T00:00:00Z"), "time"),
+        BadInput("the last instant of 9999", _with(c("corpus-year-9999z"), time="9999-12-31T23:59:59.999999Z"), "time"),
+        BadInput("30 February", _with(c("corpus-feb-30"), time="2026-02-30T00:00:00Z"), "time"),
+        BadInput("a leap second", _with(c("corpus-leap"), time="2026-12-31T23:59:60Z"), "time"),
+        # Escape sequences in names and values (clear screen, window title).
+        BadInput("escape codes in a data field's name",
+                 _with(c("corpus-esc-key"), data={**c("corpus-esc-key")["data"], "\x1b[2J\x1b]0;owned\x07": "v"}),
+                 "data['\\x1b[2J\\x1b]0;owned\\x07']"),
+        BadInput("escape codes in id", _with(c("corpus-esc-id"), id="\x1b]0;owned\x07"), "id"),
+        BadInput("escape codes in source", _with(c("corpus-esc-src"), source="/crm\x1b[2J"), "source"),
+        BadInput("escape codes in subject", _with(c("corpus-esc-subject"), subject="\x1b[31mred"), "subject"),
+        BadInput("a lone surrogate in a data field's name",
+                 _with(c("corpus-sur-key"), data={**c("corpus-sur-key")["data"], "x\ud800": "v"}),
+                 "data['x\\ud800']"),
+        BadInput("a lone surrogate as raw bytes (not UTF-8)",
+                 _raw(c("corpus-sur-bytes"), b'"Corpus Customer"', b'"Corpus \xed\xa0\x80Customer"'), "$"),
+    ]
+    # A lone surrogate (the JSON escape \ud800: valid JSON, not valid Unicode) in each string field.
+    for name in STRING_ATTRIBUTES:
+        cases.append(BadInput(f"a lone surrogate in {name}", _with(c(f"corpus-sur-{name}"), **{name: "x\ud800"}),
+                              name))
+    for name in STRING_DATA_FIELDS:
+        customer = f"corpus-sur-{name.lower()}"
+        cases.append(BadInput(f"a lone surrogate in data.{name}", c(customer, **{name: "x\ud800"}), f"data.{name}"))
+    cases.append(BadInput("a lone surrogate in a removal's customerId", removed("x\ud800"), "data.customerId"))
+    return cases
 
 
 #: Valid ids that differ only in case or punctuation: each is its own customer, with its own names everywhere.

@@ -60,7 +60,9 @@ def test_created_duplicate_removed_and_a_bad_event(app_host, ledger, stack_env, 
     send_events([bad], stack_env)
     dead = wait_until(lambda: [m for m in _dead_letters(stack_env) if m.message_id == bad["id"]], timeout=60,
                       what="the bad event in the dead-letter queue")
-    assert dead[0].dead_letter_reason == "MaxDeliveryCountExceeded"
+    # Dead-lettered by the function on its first delivery, with the rule (not after MaxDeliveryCount redeliveries).
+    assert (dead[0].dead_letter_reason, dead[0].dead_letter_error_description) == ("InvalidEvent",
+                                                                                   "data.profile: is required")
     audit = [a for a in ledger.list_audit("e2e-hooli") if a.event_id == bad["id"]]
     assert audit and audit[0].outcome == "rejected" and audit[0].reason == "data.profile: is required"
 

@@ -1,5 +1,6 @@
 """The function as the Functions host sees it: found through ``app.get_functions()``, invoked with a real
-``azure.functions`` Service Bus message carrying metadata, against the whole local stack."""
+``azure.functions`` Service Bus message carrying metadata and a settlement client that records what the function
+settled, against the whole local stack."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,7 +14,6 @@ import pytest
 from azure.functions.servicebus import ServiceBusMessage
 
 from emulators.inspect import view_customers, view_stack
-from shared.domain.errors import InvalidEvent, PermanentError
 from shared.service_layer.messages import retry_copy_id
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,8 +43,29 @@ def _message(event: dict | bytes, delivery_count: int = 1, **props) -> ServiceBu
         correlation_id="corr-1", application_properties=props, user_properties={}, trigger_metadata={})
 
 
+class RecordingActions:
+    """Stands for the worker's ServiceBusMessageActions: the settlement itself is funchost's (tests/funchost)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def complete(self, message) -> None:
+        self.calls.append(("complete", message.message_id))
+
+    def deadletter(self, message, deadletter_reason=None, deadletter_error_description=None) -> None:
+        self.calls.append(("deadletter", message.message_id, deadletter_reason, deadletter_error_description))
+
+    def abandon(self, message) -> None:
+        self.calls.append(("abandon", message.message_id))
+
+
 @pytest.fixture
-def trigger(stack_env):
+def actions() -> RecordingActions:
+    return RecordingActions()
+
+
+@pytest.fixture
+def trigger(stack_env, actions):
     """The user function behind the registered Service Bus trigger, from a freshly imported app."""
     def forget_app():
         # get_functions() may be called once per app: leave no indexed app behind for the next importer.
@@ -67,13 +88,17 @@ def trigger(stack_env):
     # The queue comes from the settings object (with its default), not from a %NAME% expression without one.
     assert binding["queueName"] == stack_env["CUSTOMER_EVENTS_QUEUE"]
     assert binding["connection"] == "ServiceBusConnection"
-    yield fn.get_user_function()
+    assert binding["autoCompleteMessages"] is False  # the function settles: see functions/settlement.py
+    user_function = fn.get_user_function()
+    yield lambda msg: user_function(msg, message_actions=actions)
     reset_service()
     forget_app()
 
 
-def test_created_then_removed_through_the_registered_trigger(trigger, local_stack):
-    trigger(_message(_event("created", "acme")))
+def test_created_then_removed_through_the_registered_trigger(trigger, actions, local_stack):
+    created = _message(_event("created", "acme"))
+    trigger(created)
+    assert actions.calls == [("complete", created.message_id)]
 
     acme = view_stack(local_stack).of("acme")
     assert len(acme.auth0_applications) == 1 and acme.auth0_applications[0].startswith("tpc_")
@@ -89,13 +114,29 @@ def test_created_then_removed_through_the_registered_trigger(trigger, local_stac
     assert view.unattributed == []
 
 
-def test_invalid_event_raises_a_permanent_error_that_names_the_field(trigger):
+def test_invalid_event_is_dead_lettered_at_once_with_the_rule(trigger, actions, local_stack):
     bad = _event("created", "hooli")
     del bad["data"]["profile"]
-    with pytest.raises(InvalidEvent) as err:
-        trigger(_message(bad))
-    assert err.value.field == "data.profile"
-    assert isinstance(err.value, PermanentError)
+    msg = _message(bad)
+    trigger(msg)  # returns: the message is settled, nothing for the host to redeliver
+    assert actions.calls == [("deadletter", msg.message_id, "InvalidEvent", "data.profile: is required")]
+
+
+def test_unknown_profile_is_dead_lettered_with_its_own_code(trigger, actions):
+    msg = _message(_event("created", "hooli-2", profile="platinum"))
+    trigger(msg)
+    [(action, _, reason, description)] = actions.calls
+    assert (action, reason) == ("deadletter", "UnknownProfile")
+    assert description.startswith("data.profile: unknown profile 'platinum' (known: ")
+
+
+def test_a_refusal_no_retry_can_fix_is_a_permanent_failure(trigger, actions, local_stack):
+    local_stack.control("auth0").fail_next("clients.create", 400, count=1)
+    msg = _message(_event("created", "refused"))
+    trigger(msg)
+    [(action, _, reason, description)] = actions.calls
+    assert (action, reason) == ("deadletter", "PermanentFailure")
+    assert description.startswith("auth0.") and "400" in description
 
 
 def _peek_all(connection: str, queue: str):
@@ -106,12 +147,13 @@ def _peek_all(connection: str, queue: str):
             return receiver.peek_messages(max_message_count=100)
 
 
-def test_transient_failure_schedules_a_copy_with_backoff_and_completes(trigger, local_stack, stack_env):
+def test_transient_failure_schedules_a_copy_with_backoff_and_completes(trigger, actions, local_stack, stack_env):
     local_stack.control("auth0").fail_next("clients.create", 503, count=1)
     event = _event("created", "retry-me")
     msg = _message(event)
     before = dt.datetime.now(dt.timezone.utc)
-    trigger(msg)  # returns: the host completes the original
+    trigger(msg)
+    assert actions.calls == [("complete", msg.message_id)]  # the original; the copy carries on
 
     copies = [m for m in _peek_all(stack_env["ServiceBusConnection"], stack_env["CUSTOMER_EVENTS_QUEUE"])
               if (m.application_properties or {}).get(b"retry-original-message-id") == msg.message_id.encode()]

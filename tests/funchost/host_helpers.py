@@ -31,6 +31,7 @@ STANDIN_CONFIG = {"UserConfig": {"Namespaces": [{
         _queue("reconnect"),
         _queue("cli"),
         _queue("sessions", RequiresSession=True),
+        _queue("settle", LockDuration="PT2S", MaxDeliveryCount=3),
     ],
     "Topics": [{"Name": "events", "Properties": {"DefaultMessageTimeToLive": "PT1H"},
                 "Subscriptions": [{"Name": "funcs", "Properties": {"LockDuration": "PT5S", "MaxDeliveryCount": 3}}]}],

@@ -94,7 +94,7 @@ def test_ncrontab_schedules():
 
 def test_discovers_the_sample_app_and_resolves_its_bindings():
     triggers = {t.name: t for t in describe_functions(index_app(SAMPLE_APP))}
-    assert set(triggers) == {"work", "ordered", "subscriber", "tick"}
+    assert set(triggers) == {"work", "ordered", "subscriber", "tick", "settle", "unbound"}
     assert index_app(SAMPLE_APP) is index_app(SAMPLE_APP)  # get_functions() runs once per process
     env = {"WORK_QUEUE": "q-work", "SESSION_QUEUE": "q-sessions", "EVENTS_TOPIC": "t", "EVENTS_SUBSCRIPTION": "s",
            "TICK_SCHEDULE": "*/2 * * * * *",
@@ -102,6 +102,10 @@ def test_discovers_the_sample_app_and_resolves_its_bindings():
     options = HostConfig.from_dict({}).service_bus
     work = resolve_service_bus(triggers["work"], env, options)
     assert (work.queue_name, work.sessions, work.many, work.auto_complete) == ("q-work", False, False, True)
+    assert work.settlement_param is None
+    settle = resolve_service_bus(triggers["settle"], {**env, "SETTLE_QUEUE": "q-settle"}, options)
+    # The function's own attribute overrides host.json's autoCompleteMessages; the client parameter is found.
+    assert (settle.auto_complete, settle.settlement_param) == (False, "message_actions")
     assert work.connection.setting == "ServiceBusConnection"
     assert resolve_service_bus(triggers["ordered"], env, options).sessions is True
     subscriber = resolve_service_bus(triggers["subscriber"], env, options)

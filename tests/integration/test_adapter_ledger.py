@@ -75,6 +75,16 @@ def test_reads_never_create_the_table_and_the_first_write_does(ledger, counter):
     assert table_creates() == 1
 
 
+def test_a_write_that_finds_no_table_after_this_client_made_it_makes_it_again(ledger, settings):
+    # What a write sent just before a concurrent one created the table sees (first writes of a fresh ledger, several
+    # invocations at once): "table not found" although this client's table is ready. The write must not be lost.
+    ledger.create_customer(record(new_customer()))
+    table_client(settings, ledger).delete_table()
+    customer = new_customer()
+    assert ledger.set_audit(audit(customer, "evt-after", outcome="rejected", reason="data.profile: is required"))
+    assert [a.event_id for a in ledger.list_audit(customer)] == ["evt-after"]
+
+
 def test_create_then_read_round_trips_every_field(ledger):
     cid = new_customer()
     created = ledger.create_customer(record(cid))

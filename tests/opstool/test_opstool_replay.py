@@ -201,7 +201,7 @@ def test_a_failed_send_is_reported_exits_1_and_keeps_the_message(tmp_path):
 
 
 def test_a_message_locked_elsewhere_fails_with_advice_and_a_later_run_replays_it(servicebus, queue, tool):
-    from azure.servicebus import ServiceBusClient, ServiceBusSubQueue
+    from azure.servicebus import AutoLockRenewer, ServiceBusClient, ServiceBusSubQueue
 
     cs = servicebus.connection_string
     events = [cloud_event("acme"), cloud_event("beta")]
@@ -211,10 +211,14 @@ def test_a_message_locked_elsewhere_fails_with_advice_and_a_later_run_replays_it
         with client.get_queue_receiver(queue, sub_queue=ServiceBusSubQueue.DEAD_LETTER) as other:
             [locked] = other.receive_messages(max_message_count=1, max_wait_time=5)  # another operator's lock
             assert locked.message_id == events[0]["id"]
+            # The queue's lock is 5 s; the other operator keeps it, however long the tool takes to start.
+            renewer = AutoLockRenewer(max_lock_renewal_duration=120)
+            renewer.register(other, locked)
             run = tool.run("replay", "--queue", queue, "--all", "--yes", "--max-wait", "1")
             assert run.returncode == 1, run.stdout + run.stderr
             assert "replay summary: 1 replayed, 1 failed" in run.stdout
             assert "still in the dead-letter queue but locked" in run.stdout
+            renewer.close()
             other.abandon_message(locked)
     again = tool.run("replay", "--queue", queue, "--all", "--yes")
     assert again.returncode == 0, again.stdout + again.stderr

@@ -9,7 +9,7 @@ import pytest
 from opstool.dead_letters import DeadLetter, read_event_fields
 from opstool.output import REDACTED, Column, redact, redact_body_text, render_table
 from opstool.replay import copy_properties, replay_message_id
-from opstool.selection import Selection, parse_duration, type_matches
+from opstool.selection import Selection, parse_duration, parse_time, type_matches
 
 NOW = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -67,6 +67,9 @@ def test_each_filter_selects_exactly_its_messages():
     assert seqs(older_than=dt.timedelta(hours=1)) == [1, 4]
     assert seqs(newer_than=dt.timedelta(minutes=30)) == [2, 3]
     assert seqs(older_than=dt.timedelta(minutes=5), newer_than=dt.timedelta(days=1)) == [1, 2]
+    assert seqs(enqueued_before=NOW - dt.timedelta(hours=1)) == [1, 4]
+    assert seqs(enqueued_after=NOW - dt.timedelta(minutes=30)) == [2, 3]
+    assert seqs(enqueued_after=NOW - dt.timedelta(days=1), enqueued_before=NOW - dt.timedelta(minutes=5)) == [1, 2]
     assert seqs(sequence_numbers=[2, 4]) == [2, 4]
     assert seqs(sequence_numbers=[1, 2, 3], customers=["acme"]) == [1, 3]   # AND across kinds
     assert seqs(limit=2) == [1, 2]
@@ -86,6 +89,17 @@ def test_destructive_selection_must_be_explicit():
     assert not Selection(everything=True).is_empty
     assert not Selection(sequence_numbers=[3]).is_empty
     assert not Selection(older_than=dt.timedelta(hours=1)).is_empty
+    assert not Selection(enqueued_after=NOW).is_empty
+
+
+@pytest.mark.parametrize("text", ["2026-12-02T03:12:00", "yesterday", "2026-13-01T00:00Z", ""])
+def test_bad_times_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_time(text)
+
+
+def test_times_keep_their_zone():
+    assert parse_time("2026-12-02T04:12+01:00") == dt.datetime(2026, 12, 2, 3, 12, tzinfo=dt.timezone.utc)
 
 
 def test_redaction_by_field_name_at_any_depth():

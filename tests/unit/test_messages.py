@@ -8,7 +8,7 @@ import random
 import pytest
 
 from shared.domain import retry_policy as rp
-from shared.domain.errors import InvalidEvent, PermanentError, TransientError
+from shared.domain.errors import InvalidEvent, PermanentError, RetryBudgetSpent, TransientError
 from shared.domain.records import APPLIED, REJECTED
 from shared.service_layer.messages import RETRY_SCHEDULED, InboundMessage, handle_message, retry_copy_id
 from shared.service_layer.ports import RetryScheduler
@@ -97,15 +97,18 @@ def test_429_waits_for_the_reset_time_the_service_gave():
     assert 17.0 <= sched.scheduled[0]["delay"] <= 18.0
 
 
-def test_spent_budget_raises_so_the_queue_dead_letters_it():
+def test_spent_budget_raises_retry_budget_spent_with_the_last_reason():
     world, sched = World(), RecordingScheduler()
     world.identity.fail("create_application", "transient")
     policy = rp.RetryPolicy(max_attempts=3)
     msg = message(body(), message_id=retry_copy_id("m1", 3), application_properties={
         rp.ATTEMPT_PROPERTY: 3, rp.ORIGINAL_ID_PROPERTY: "m1", rp.FIRST_ATTEMPT_PROPERTY: T0.isoformat()})
-    with pytest.raises(TransientError):
+    with pytest.raises(RetryBudgetSpent) as err:
         handle_message(world.service(), msg, scheduler=sched, policy=policy, now=NOW)
     assert sched.scheduled == []
+    assert not err.value.transient and err.value.attempts == 3
+    assert err.value.reason.startswith("retry budget spent after 3 retries; last failure: ")
+    assert isinstance(err.value.__cause__, TransientError)
 
 
 def test_a_retry_that_cannot_be_scheduled_is_raised_not_lost():

@@ -12,7 +12,8 @@ DEPLOYED = {"function_app.py", "host.json", "requirements.txt", "functions", "sh
 DISTRIBUTIONS = {"auth0": "auth0-python", "azure.functions": "azure-functions", "azure.identity": "azure-identity",
                  "azure.keyvault": "azure-keyvault-secrets", "azure.mgmt.apimanagement": "azure-mgmt-apimanagement",
                  "azure.data.tables": "azure-data-tables", "azure.servicebus": "azure-servicebus",
-                 "azure.core": "azure-core", "httpx": "httpx", "pydantic": "pydantic"}
+                 "azure.core": "azure-core", "httpx": "httpx", "pydantic": "pydantic",
+                 "azurefunctions.extensions.bindings.servicebus": "azurefunctions-extensions-bindings-servicebus"}
 #: installed with a listed distribution (azure-core comes with every Azure SDK)
 TRANSITIVE = {"azure-core"}
 

@@ -10,6 +10,7 @@ import threading
 import time
 
 import azure.functions as func
+import azurefunctions.extensions.bindings.servicebus as servicebus
 
 app = func.FunctionApp()
 log = logging.getLogger("sample_app")
@@ -70,3 +71,40 @@ def subscriber(msg: func.ServiceBusMessage) -> None:
 @app.timer_trigger(arg_name="timer", schedule="%TICK_SCHEDULE%", run_on_startup=False, use_monitor=False)
 def tick(timer: func.TimerRequest) -> None:
     record(event="tick", fn="tick", past_due=timer.past_due, schedule_status=timer.schedule_status)
+
+
+@app.function_name("settle")
+@app.service_bus_queue_trigger(arg_name="msg", queue_name="%SETTLE_QUEUE%", connection="ServiceBusConnection",
+                               auto_complete_messages=False)
+def settle(msg: func.ServiceBusMessage, message_actions: servicebus.ServiceBusMessageActions) -> None:
+    """Settles as the body says, per delivery: ``{"actions": ["none", "deadletter"]}`` leaves the first delivery
+    unsettled and dead-letters the second; ``"raise"`` raises, ``"twice"`` dead-letters then completes."""
+    body = json.loads(msg.get_body() or b"{}")
+    actions = body.get("actions", ["complete"])
+    action = actions[min((msg.delivery_count or 1) - 1, len(actions) - 1)]
+    record(event="start", fn="settle", id=body.get("id"), delivery_count=msg.delivery_count, action=action,
+           actions_type=type(message_actions).__name__,
+           is_actions=isinstance(message_actions, servicebus.ServiceBusMessageActions))
+    if action == "deadletter":
+        message_actions.deadletter(msg, deadletter_reason=body.get("reason"),
+                                   deadletter_error_description=body.get("description"))
+    elif action in ("complete", "abandon", "defer", "renew_message_lock"):
+        getattr(message_actions, action)(msg)
+        if action == "renew_message_lock":
+            message_actions.complete(msg)
+    elif action == "twice":
+        message_actions.deadletter(msg, deadletter_reason="First")
+        try:
+            message_actions.complete(msg)
+        except Exception as e:  # noqa: BLE001 - the test reads what was raised
+            record(event="second-settlement", fn="settle", id=body.get("id"), error=type(e).__name__,
+                   method=getattr(e, "method", None))
+    elif action == "raise":
+        raise RuntimeError(f"asked to fail: {body.get('id')}")
+    record(event="end", fn="settle", id=body.get("id"), delivery_count=msg.delivery_count)
+
+
+@app.function_name("unbound")
+@app.service_bus_queue_trigger(arg_name="msg", queue_name="%SETTLE_QUEUE%", connection="ServiceBusConnection")
+def unbound(msg: func.ServiceBusMessage, extra: str) -> None:
+    """A parameter no binding declares and the worker cannot supply: the function fails indexing."""
