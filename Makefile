@@ -69,9 +69,10 @@ backfill-big: setup
 UP_ARGS := $(if $(SERVICEBUS_CONNECTION),--servicebus-connection "$(SERVICEBUS_CONNECTION)") \
            $(if $(SERVICEBUS_NAMESPACE),--servicebus-namespace "$(SERVICEBUS_NAMESPACE)")
 
-# The stack keeps its state (the stand-ins' objects, Azurite's tables) in .localstack/state and .localstack/azurite
-# across restarts; `make reset` forgets it. Its queue lives as long as the stack process: `make run` and `make host`
-# never stop the stack, so a dead-lettered message is still there after the app is fixed and restarted.
+# The stack keeps its state (the queue and its dead letters, the stand-ins' objects, Azurite's tables) in
+# .localstack/state and .localstack/azurite across restarts; `make reset` forgets it. `make run` and `make host` never
+# stop the stack, so a dead-lettered message is still there after the app is fixed and restarted, and after a
+# `make down` / `make up` too.
 up: setup
 	$(PY) -m emulators up --persist $(UP_ARGS)
 

@@ -82,16 +82,17 @@ def main(argv: list[str] | None = None) -> int:
             code = subprocess.run(up, cwd=ROOT).returncode
             if code:
                 return code
-            info = _running_stack(folder) or {}
         print("send events from another terminal: .venv/bin/python -m devtools.send created --customer acme "
               "--profile oem\nsee what the stand-ins hold: .venv/bin/python -m emulators show", flush=True)
         from funchost.__main__ import main as host_main
         try:
             code = host_main(["--app-root", str(ROOT), "--settings", args.settings, "--log-level", args.log_level])
         finally:
-            print(f"\nthe local stack keeps running (pid {info.get('pid', '?')}) with its queue, dead-letter queue "
-                  "and state:\n  `make host` restarts only the app, `make down` stops the stack (state kept), "
-                  "`make reset` forgets the state", flush=True)
+            now = _running_stack(folder)  # read again: the stack may have been restarted meanwhile
+            state = (f"keeps running (pid {now['pid']}) with its queue, dead-letter queue and state" if now else
+                     "is not running now; its queue, dead-letter queue and state are kept on disk for `make run`")
+            print(f"\nthe local stack {state}:\n  `make host` restarts only the app, `make down` stops the stack "
+                  "(state kept), `make reset` forgets the state", flush=True)
         return code
 
 

@@ -104,7 +104,9 @@ def _apim(state: dict, customer: str | None, customers_of_clients: dict[str, str
 
 
 def _dead_lettered(message: dict) -> dict:
-    return {"message_id": message.get("message_id"), "session_id": message.get("session_id"),
+    # The sequence number is what `opstool replay --seq N` takes.
+    return {"sequence_number": message.get("sequence_number"), "message_id": message.get("message_id"),
+            "session_id": message.get("session_id"),
             "subject": message.get("subject"), "delivery_count": message.get("delivery_count"),
             "reason": message.get("dead_letter_reason"), "description": message.get("dead_letter_error_description")}
 
@@ -200,6 +202,7 @@ def render(doc: dict) -> str:
             out.append(f"  {name}: active={e['active']}  scheduled={e['scheduled']}  "
                        f"dead-lettered={e['dead_lettered']}{extra}")
             for m in e["dead_letter_messages"]:
-                out.append(f"      dead-lettered {m['message_id']}  session={m['session_id'] or '-'}  "
+                out.append(f"      dead-lettered seq {m['sequence_number']}  {m['message_id']}  "
+                           f"session={m['session_id'] or '-'}  "
                            f"{m['subject'] or '-'}  after {m['delivery_count']} deliveries: {m['reason']}")
     return "\n".join(out)

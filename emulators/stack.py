@@ -119,7 +119,7 @@ class LocalStack:
                 config_path = o.servicebus_config or str(Path(__file__).parent / "servicebus" / "config.json")
                 config = load_config(config_path)
                 self.servicebus = _on_port(o.host, ports.get("servicebus"), lambda port: ServiceBusStandIn(
-                    config, host=o.host, port=port))
+                    config, host=o.host, port=port, state_file=self._state("servicebus")))
                 self._servicebus_view = _ServiceBusView(self.servicebus, o.host).start()
         except BaseException:
             self.stop()

@@ -77,6 +77,12 @@ class ClientRetryOptions:
                 "retry_backoff_max": self.max_delay,
                 "retry_mode": "fixed" if self.mode.lower() == "fixed" else "exponential"}
 
+    def describe(self) -> str:
+        """For log lines: how the client retries before the host sees a failure."""
+        step = "" if self.mode.lower() == "fixed" else " and doubling"
+        return (f"clientRetryOptions: {self.max_retries} retries, {self.delay:g} s apart{step}, "
+                f"at most {self.max_delay:g} s")
+
 
 @dataclass(frozen=True)
 class ServiceBusOptions:

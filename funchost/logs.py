@@ -70,6 +70,9 @@ def configure_console_logging(level: str | int = "INFO", stream=None, fmt: str =
     if root.level > logging.DEBUG:
         for noisy in ("azure", "uamqp", "msal", "httpx", "httpcore"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
+        # The AMQP layer also warns "Connection closed with error" for each connection the namespace drops; the
+        # listener says that once, naming the namespace and its reconnect schedule (servicebus_listener.py).
+        logging.getLogger("azure.servicebus._pyamqp").setLevel(logging.ERROR)
     return handler
 
 

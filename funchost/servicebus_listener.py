@@ -13,6 +13,9 @@ Semantics (Service Bus extension 5.x on Functions host v4, which runs a ServiceB
 - Failures of the namespace (unreachable, entity missing, auth) never stop the host: the slot reconnects on a
   capped schedule (1, 2, 4, 8, then every 15 s), an ERROR line says when the next retry is, one INFO line says
   when it is back. stop() does not wait for a slot stuck in the SDK's own retries, only for running invocations.
+- The SDK retries a lost connection itself first (clientRetryOptions: 3 retries from 0.8 s, doubling: about 11 s)
+  and says nothing meanwhile. So a watchdog notices a receive that has not returned well after its wait, tries a
+  TCP connection to the namespace and, when that fails, logs the ERROR at once (within about 2 s of the outage).
 
 Concurrency model: one receiver per concurrency slot, each used by exactly one thread (the sync SDK's receivers
 are not meant to be shared between threads; the SDK's own lock renewer is the exception it is built for).
@@ -21,7 +24,9 @@ stop() is noticed promptly.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import threading
 import time
 import typing
@@ -41,6 +46,14 @@ from .settlement import LocalMessageActions
 
 log = logging.getLogger("funchost.servicebus")
 
+
+# A receive that has not returned this long after its own wait is stuck in the SDK's retries: probe the namespace.
+STALL_GRACE = 1.0
+# How often the watchdog looks, and how long its TCP probe may take.
+WATCH_INTERVAL = 0.5
+PROBE_TIMEOUT = 1.0
+PROBE_BACKOFF = 5.0  # after a probe that connected
+AMQPS_PORT = 5671
 
 # How long one attempt to accept a session waits. It also bounds opening the link (connection, CBS, attach),
 # so it must not be too short for a remote namespace; an idle session slot notices stop() within this time.
@@ -116,6 +129,17 @@ class _ConnectionHealth:
         else:
             log.debug("%s: receive failed (%s); retrying in %.1f s", self.label, reason, delay)
 
+    def unreachable(self, reason: str, sdk_retry: str) -> None:
+        """The watchdog's probe failed while the SDK still retries: report the outage now, not after its retries."""
+        with self._lock:
+            if self._down_since is not None:
+                return
+            now = time.monotonic()
+            self._down_since, self._next_report = now, now + 2.0
+        log.error("%s: Service Bus namespace %s is unreachable (%s); the Service Bus client retries (%s), then the "
+                  "host reconnects at 1, 2, 4, 8, then every %.0f s until it answers", self.label, self.namespace,
+                  reason, sdk_retry, Backoff.SCHEDULE[-1])
+
     def ok(self) -> None:
         if self._down_since is None:
             return
@@ -174,6 +198,7 @@ class ServiceBusListener:
         self._health = _ConnectionHealth(f"Functions.{self.name} ({target.entity})",
                                          target.connection.namespace)
         self._busy: set[threading.Thread] = set()  # slots running an invocation right now
+        self._in_sdk: dict[threading.Thread, float] = {}  # slot -> when its current SDK call should have returned
         self._credential = _credential_for(target.connection) if target.connection.is_identity_based else None
         self._threads: list[threading.Thread] = []
 
@@ -184,6 +209,48 @@ class ServiceBusListener:
             thread = threading.Thread(target=run, name=f"sb-{self.name}-{slot}", daemon=True)
             self._threads.append(thread)
             thread.start()
+        threading.Thread(target=self._watch, name=f"sb-{self.name}-watchdog", daemon=True).start()
+
+    # -- the watchdog ----------------------------------------------------------------------------------------
+    def _sdk_call(self, wait: float):
+        """Marks the calling slot as inside an SDK call that should return within ``wait`` seconds."""
+        listener, thread = self, threading.current_thread()
+
+        class _Call:
+            def __enter__(self):
+                listener._in_sdk[thread] = time.monotonic() + wait + STALL_GRACE
+
+            def __exit__(self, *exc):
+                listener._in_sdk.pop(thread, None)
+
+        return _Call()
+
+    def _watch(self) -> None:
+        quiet_until = 0.0
+        while not self.stopping.wait(WATCH_INTERVAL):
+            now = time.monotonic()
+            if self._health.down or now < quiet_until:
+                continue
+            if not any(due < now for due in list(self._in_sdk.values())):
+                continue
+            reason = self._probe()
+            if reason is None:
+                # It answers: the receive is slow for another reason the SDK reports itself. Probe again later,
+                # not twice a second against a remote namespace.
+                quiet_until = time.monotonic() + PROBE_BACKOFF
+            elif not self.stopping.is_set():
+                self._health.unreachable(reason, self.options.client_retry.describe())
+
+    def _probe(self) -> str | None:
+        """None when a TCP connection to the namespace opens, else why not."""
+        host, _, port = self.target.connection.namespace.rpartition(":")
+        if not host or not port.isdigit():
+            host, port = self.target.connection.namespace, str(AMQPS_PORT)
+        try:
+            socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT).close()
+            return None
+        except OSError as exc:
+            return f"cannot connect to {host}:{port}: {exc.strerror or type(exc).__name__}"
 
     def join(self, deadline: float, idle_grace: float = 0.5) -> bool:
         """Wait for the slots to end: until ``deadline`` for a slot running an invocation, ``idle_grace`` seconds
@@ -236,10 +303,14 @@ class ServiceBusListener:
         backoff = Backoff()
         while not self.stopping.is_set():
             try:
-                with self._client() as client, self._receiver(client, self.poll_interval) as receiver:
+                with contextlib.ExitStack() as opened:
+                    client = opened.enter_context(self._client())
+                    with self._sdk_call(self.poll_interval):  # opening goes through the SDK's retries too
+                        receiver = opened.enter_context(self._receiver(client, self.poll_interval))
                     while not self.stopping.is_set():
-                        messages = receiver.receive_messages(max_message_count=self._batch_size,
-                                                             max_wait_time=self.poll_interval)
+                        with self._sdk_call(self.poll_interval):
+                            messages = receiver.receive_messages(max_message_count=self._batch_size,
+                                                                 max_wait_time=self.poll_interval)
                         self._health.ok()
                         backoff.reset()
                         if messages and not self.stopping.is_set():
@@ -280,7 +351,8 @@ class ServiceBusListener:
     def _serve_session(self, receiver, accept_wait: float) -> None:
         """Process one accepted session until it stays idle for sessionIdleTimeout (or the host stops)."""
         # The first receive accepts a session (or raises when none is available within the wait).
-        messages = receiver.receive_messages(max_message_count=self._batch_size, max_wait_time=accept_wait)
+        with self._sdk_call(accept_wait):
+            messages = receiver.receive_messages(max_message_count=self._batch_size, max_wait_time=accept_wait)
         session = receiver.session
         log.debug("Functions.%s: accepted session %s", self.name, session.session_id)
         renewer = self._renewer()
@@ -301,7 +373,8 @@ class ServiceBusListener:
                 if self.stopping.is_set():
                     return
                 wait = min(self.poll_interval, max(0.05, idle_timeout - (time.monotonic() - last_activity)))
-                messages = receiver.receive_messages(max_message_count=self._batch_size, max_wait_time=wait)
+                with self._sdk_call(wait):
+                    messages = receiver.receive_messages(max_message_count=self._batch_size, max_wait_time=wait)
         finally:
             renewer.close(wait=False)
 

@@ -13,10 +13,11 @@ Owning the engine avoids all three and needs no extra dependency beyond azure-se
 Public interface::
 
     from emulators.servicebus import ServiceBusStandIn, load_config
-    sb = ServiceBusStandIn(config, host="127.0.0.1", port=0); sb.start()
+    sb = ServiceBusStandIn(config, host="127.0.0.1", port=0, state_file=None); sb.start()
     sb.port, sb.connection_string, sb.snapshot(), sb.stop()
 
-Command line: ``python -m emulators.servicebus --config PATH --port N``.
+With ``state_file`` the messages survive a restart (``persistence.py``); without, they live in memory only.
+Command line: ``python -m emulators.servicebus --config PATH --port N [--state FILE]``.
 """
 
 from .config import default_config_path, load_config

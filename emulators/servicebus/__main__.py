@@ -16,11 +16,13 @@ def main(argv=None) -> int:
     parser.add_argument("--config", default=default_config_path(), help="Config.json (official emulator shape)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5672, help="0 picks a free port")
+    parser.add_argument("--state", metavar="FILE",
+                        help="keep the messages in this file across restarts (default: in memory only)")
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    sb = ServiceBusStandIn(load_config(args.config), host=args.host, port=args.port)
+    sb = ServiceBusStandIn(load_config(args.config), host=args.host, port=args.port, state_file=args.state)
     sb.start()
     print(sb.connection_string, flush=True)
     done = threading.Event()

@@ -20,6 +20,7 @@ import hashlib
 import heapq
 import hmac
 import itertools
+import json
 import logging
 import time
 import uuid
@@ -35,6 +36,7 @@ from . import codec
 from .amqp import Connection, Handler, IncomingDelivery, Link, OutgoingDelivery, raw_field
 from .codec import AMQPTypes, typed
 from .config import EntitySettings, RuleSpec, namespaces, parse_duration
+from .persistence import RawJson
 
 _LOG = logging.getLogger("emulators.servicebus")
 
@@ -75,6 +77,8 @@ X_DLQ_SOURCE = b"x-opt-deadletter-source"
 X_ENQ_SEQ = b"x-opt-enqueue-sequence-number"
 X_SCHEDULED = b"x-opt-scheduled-enqueue-time"
 BROKER_ANNOTATIONS = {X_SEQ, X_ENQ_TIME, X_LOCKED_UNTIL, X_LOCK_TOKEN, X_STATE, X_DLQ_SOURCE, X_ENQ_SEQ}
+
+STATE_VERSION = 1  # of the state file's layout (dump_state / load_state)
 
 DLQ_REASON = "DeadLetterReason"
 DLQ_DESCRIPTION = "DeadLetterErrorDescription"
@@ -138,6 +142,7 @@ class ParsedMessage:
         "durable", "priority", "ttl_ms", "ma_pairs", "props_raw", "ap_raw", "body_raw", "footer_raw",
         "message_id", "session_id", "correlation_id", "subject", "content_type", "to", "reply_to",
         "reply_to_session_id", "app_props", "scheduled_ms", "size", "dlq_source", "dlq_reason", "dlq_description",
+        "header_raw", "kept",
     )
 
     def __init__(self) -> None:
@@ -156,6 +161,8 @@ class ParsedMessage:
         self.dlq_source: Optional[str] = None
         self.dlq_reason: Optional[str] = None
         self.dlq_description: Optional[str] = None
+        self.header_raw: Optional[bytes] = None
+        self.kept: Optional[str] = None  # ``encode()`` as a JSON string of base64, cached: every save writes it
 
     @classmethod
     def parse(cls, payload: bytes) -> "ParsedMessage":
@@ -164,6 +171,7 @@ class ParsedMessage:
         body: List[bytes] = []
         for code, raw in codec.split_sections(payload):
             if code == codec.SECTION_HEADER:
+                m.header_raw = raw
                 h = codec.decode_value(raw) or []
                 h = (list(h) + [None] * 5)[:5]
                 m.durable, m.priority, m.ttl_ms = h[0], h[1], h[2]
@@ -218,6 +226,21 @@ class ParsedMessage:
         self.props_raw = codec.build_list(items)
         self.message_id = new_id
 
+    def encode(self) -> bytes:
+        """The message as the sender's sections again (the message-id the broker stamped included): what the
+        state file keeps, and ``parse`` reads back. Delivery annotations are hop-by-hop and were never kept."""
+        out = [codec.encode_section(codec.SECTION_HEADER, self.header_raw)] if self.header_raw is not None else []
+        if self.ma_pairs:
+            out.append(codec.encode_section(codec.SECTION_MESSAGE_ANNOTATIONS, codec.build_map(self.ma_pairs)))
+        if self.props_raw is not None:
+            out.append(codec.encode_section(codec.SECTION_PROPERTIES, self.props_raw))
+        if self.ap_raw is not None:
+            out.append(codec.encode_section(codec.SECTION_APPLICATION_PROPERTIES, self.ap_raw))
+        out.append(self.body_raw)
+        if self.footer_raw is not None:
+            out.append(codec.encode_section(codec.SECTION_FOOTER, self.footer_raw))
+        return b"".join(out)
+
 
 class StoredMessage:
     """A message held by an entity (one copy per queue / subscription)."""
@@ -245,10 +268,53 @@ class StoredMessage:
         self.dlq_description: Optional[str] = parsed.dlq_description
         self.dlq_source: Optional[str] = parsed.dlq_source
         self.sq: Optional["SubQueue"] = None
+        self._kept: Optional[Tuple[tuple, str]] = None  # (what record() depends on, its JSON text)
 
     @property
     def session_id(self) -> Optional[str]:
         return self.p.session_id
+
+    def record(self) -> "RawJson":
+        """What the state file keeps of this message, as JSON text (``restore`` reads it back). The message's
+        own sections, which never change, are encoded once, and the whole record again only when something of
+        it changed: a backlog that waits costs the state file little more than its size. ``locked``: a receiver
+        held it when the state was saved; that lock does not outlive the stand-in."""
+        p = self.p
+        key = (self.sq.kind if self.sq is not None else None, self.state, self.lock_token is not None,
+               self.delivery_count, self.enqueued_time, self.expires_at, self.scheduled_time, self.dlq_reason,
+               self.dlq_description, self.dlq_source, self.ap_raw)
+        if self._kept is not None and self._kept[0] == key:
+            return self._kept[1]
+        if p.kept is None:
+            p.kept = json.dumps(base64.b64encode(p.encode()).decode("ascii"))
+        rec: Dict[str, Any] = {
+            "sequence_number": self.seq, "sub_queue": self.sq.kind if self.sq is not None else None,
+            "state": self.state, "locked": self.lock_token is not None, "delivery_count": self.delivery_count,
+            "enqueued_time": self.enqueued_time, "expires_at": self.expires_at, "scheduled_time": self.scheduled_time,
+            "dead_letter_reason": self.dlq_reason, "dead_letter_description": self.dlq_description,
+            "dead_letter_source": self.dlq_source, "size": p.size,
+        }
+        if self.ap_raw is not p.ap_raw:  # changed by a settlement (dead-letter reason, propertiesToModify)
+            rec["application_properties"] = base64.b64encode(self.ap_raw).decode("ascii") if self.ap_raw else None
+        text = RawJson(json.dumps(rec, separators=(",", ":"))[:-1] + ',"message":' + p.kept + "}")
+        self._kept = (key, text)
+        return text
+
+    @classmethod
+    def restore(cls, rec: Dict[str, Any]) -> "StoredMessage":
+        p = ParsedMessage.parse(base64.b64decode(rec["message"]))
+        p.size, p.kept = int(rec.get("size") or p.size), json.dumps(rec["message"])
+        msg = cls(p, int(rec["sequence_number"]))
+        if "application_properties" in rec:
+            raw = rec["application_properties"]
+            msg.ap_raw = base64.b64decode(raw) if raw else None
+        msg.state = rec.get("state") or STATE_ACTIVE
+        msg.delivery_count = int(rec.get("delivery_count") or 0)
+        msg.enqueued_time = float(rec.get("enqueued_time") or msg.enqueued_time)
+        msg.expires_at, msg.scheduled_time = rec.get("expires_at"), rec.get("scheduled_time")
+        msg.dlq_reason, msg.dlq_description = rec.get("dead_letter_reason"), rec.get("dead_letter_description")
+        msg.dlq_source = rec.get("dead_letter_source")
+        return msg
 
     def copy_for(self, seq: int) -> "StoredMessage":
         m = StoredMessage(self.p, seq)
@@ -538,11 +604,12 @@ class Queue(MessagingEntity):
     def __init__(self, broker: "Broker", name: str, settings: EntitySettings):
         super().__init__(broker, name, settings)
         self.name = name
-        self._seq = itertools.count(1)
+        self.last_seq = 0
         self.dedupe: Dict[str, float] = {}
 
     def next_seq(self) -> int:
-        return next(self._seq)
+        self.last_seq += 1
+        return self.last_seq
 
 
 class Subscription(MessagingEntity):
@@ -615,12 +682,13 @@ class Topic:
             else 600.0,
         )
         self.subscriptions: Dict[str, Subscription] = {}
-        self._seq = itertools.count(1)
+        self.last_seq = 0
         self.dedupe: Dict[str, float] = {}
         self.scheduled: Dict[int, StoredMessage] = {}
 
     def next_seq(self) -> int:
-        return next(self._seq)
+        self.last_seq += 1
+        return self.last_seq
 
 
 # --------------------------------------------------------------------------------------------
@@ -645,6 +713,8 @@ class Broker(Handler):
         self.locks: Dict[uuid.UUID, StoredMessage] = {}
         self.pending_session_attaches: List[Tuple[ReceiverCtx, Optional[asyncio.TimerHandle]]] = []
         self.namespace = "sbemulatorns"
+        # Called whenever something may have changed what the state file keeps (``persistence.py``).
+        self.on_change: Callable[[], None] = lambda: None
         self._load(config)
 
     # ------------------------------------------------------------------ configuration
@@ -670,6 +740,7 @@ class Broker(Handler):
     # ------------------------------------------------------------------ timers
     def call_later(self, delay: float, fn: Callable[[], None]) -> asyncio.TimerHandle:
         def run() -> None:
+            self.on_change()
             try:
                 fn()
             except Exception:  # a timer must never take the loop down
@@ -763,6 +834,7 @@ class Broker(Handler):
         pass  # links were already detached one by one (on_detach)
 
     def on_attach(self, link: Link) -> None:
+        self.on_change()  # a session receiver's attach delivers (locks) at once
         address = link.source_address if link.is_sender else link.target_address
         if address and address.strip("/").lower() == "$cbs":
             # CBS needs no prior authorization: it is how authorization happens (note "CBS").
@@ -918,6 +990,7 @@ class Broker(Handler):
         sq.dispatch(s.id)
 
     def on_credit(self, link: Link) -> None:
+        self.on_change()  # credit delivers: locks taken, receive-and-delete removals
         app = link.app
         if isinstance(app, ReceiverCtx):
             if app.session is not None:
@@ -929,6 +1002,7 @@ class Broker(Handler):
             app.flush()
 
     def on_detach(self, link: Link, remote_error: Any) -> None:
+        self.on_change()
         app = link.app
         if isinstance(app, ReceiverCtx):
             sq = app.sq
@@ -948,6 +1022,7 @@ class Broker(Handler):
 
     # ------------------------------------------------------------------ incoming transfers
     def on_transfer(self, link: Link, delivery: IncomingDelivery) -> Any:
+        self.on_change()
         app = link.app
         payload = delivery.payload
         if isinstance(app, _EntitySender):
@@ -1256,6 +1331,7 @@ class Broker(Handler):
         )
 
     def on_disposition(self, delivery: OutgoingDelivery, state: Any, settled: bool, raw_state: Optional[bytes] = None) -> Any:
+        self.on_change()
         msg, token = delivery.context if delivery.context else (None, None)
         if msg is None:
             return None
@@ -1597,6 +1673,98 @@ class Broker(Handler):
         if not rules:
             return _response(req, 204, "No rules")
         return _response(req, 200, "OK", value={"rules": _array_of_maps([{"rule-description": _describe_rule(r)} for r in rules])})
+
+    # ------------------------------------------------------------------ kept state (persistence.py)
+    def dump_state(self) -> Dict[str, Any]:
+        """Everything a restart must not lose: messages of every sub-queue (scheduled and deferred included) with
+        their delivery counts and dead-letter reasons, the last sequence number, the duplicate-detection history
+        still inside its window, session states. Rules added at run time are not kept: Config.json defines them."""
+        now = _now()
+
+        def history(e: Any) -> Dict[str, float]:
+            window = e.settings.duplicate_window
+            return {mid: t for mid, t in e.dedupe.items() if now - t <= window}
+
+        def entity(e: MessagingEntity) -> Dict[str, Any]:
+            return {
+                "messages": [m.record() for sq in (e.main, e.dlq, e.tdlq) for m in sq.messages.values()],
+                "session_states": {sid: base64.b64encode(s.state).decode("ascii")
+                                   for sid, s in e.main.sessions.items() if s.state is not None},
+            }
+
+        return {
+            "version": STATE_VERSION, "namespace": self.namespace, "saved_at": now,
+            "queues": {q.name: {"last_sequence_number": q.last_seq, "duplicate_detection": history(q), **entity(q)}
+                       for q in self.queues.values()},
+            "topics": {t.name: {"last_sequence_number": t.last_seq, "duplicate_detection": history(t),
+                                "scheduled": [m.record() for m in t.scheduled.values()],
+                                "subscriptions": {s.name: entity(s) for s in t.subscriptions.values()}}
+                       for t in self.topics.values()},
+        }
+
+    def load_state(self, doc: Dict[str, Any]) -> int:
+        """Take back what ``dump_state`` kept; returns how many messages came back. Entities the configuration
+        no longer has are skipped (with a warning). A message that was locked when the state was saved lost its
+        lock with the stand-in: it counts one more delivery, as an expired lock does in Service Bus, and so may
+        reach MaxDeliveryCount and move to the dead-letter queue."""
+        if doc.get("version") != STATE_VERSION:
+            raise ValueError(f"unknown state version {doc.get('version')!r} (this stand-in writes {STATE_VERSION})")
+        lost_locks: List[StoredMessage] = []
+        count = 0
+        for name, data in (doc.get("queues") or {}).items():
+            q = self.queues.get(name.lower())
+            if q is None:
+                _LOG.warning("kept state has queue %r, which the configuration no longer has: %d message(s) dropped",
+                             name, len(data.get("messages") or []))
+                continue
+            q.last_seq = max(q.last_seq, int(data.get("last_sequence_number") or 0))
+            q.dedupe.update(data.get("duplicate_detection") or {})
+            count += self._restore_entity(q, data, lost_locks)
+        for name, data in (doc.get("topics") or {}).items():
+            t = self.topics.get(name.lower())
+            if t is None:
+                _LOG.warning("kept state has topic %r, which the configuration no longer has: dropped", name)
+                continue
+            t.last_seq = max(t.last_seq, int(data.get("last_sequence_number") or 0))
+            t.dedupe.update(data.get("duplicate_detection") or {})
+            for rec in data.get("scheduled") or []:
+                msg = StoredMessage.restore(rec)
+                t.scheduled[msg.seq] = msg
+                msg.expiry_timer = self.call_later((msg.scheduled_time or 0) - _now(),
+                                                   lambda m=msg: self._activate_scheduled(t, m))
+                count += 1
+            for sub_name, sub_data in (data.get("subscriptions") or {}).items():
+                sub = t.subscriptions.get(sub_name.lower())
+                if sub is None:
+                    _LOG.warning("kept state has subscription %s/%s, which the configuration no longer has: dropped",
+                                 name, sub_name)
+                    continue
+                count += self._restore_entity(sub, sub_data, lost_locks)
+        for msg in lost_locks:
+            self._unlock(msg, count=True)
+        return count
+
+    def _restore_entity(self, entity: MessagingEntity, data: Dict[str, Any], lost_locks: List[StoredMessage]) -> int:
+        records = data.get("messages") or []
+        for rec in records:
+            msg = StoredMessage.restore(rec)
+            sq = entity.subqueue(rec.get("sub_queue") or "main")
+            msg.sq = sq
+            sq.messages[msg.seq] = msg
+            if msg.state == STATE_SCHEDULED:
+                entity.scheduled[msg.seq] = msg
+                msg.expiry_timer = self.call_later((msg.scheduled_time or 0) - _now(),
+                                                   lambda m=msg: self._activate_scheduled(entity, m))
+                continue
+            if sq.kind == "main" and msg.expires_at is not None:
+                msg.expiry_timer = self.call_later(msg.expires_at - _now(), lambda m=msg: self.expire(m))
+            if rec.get("locked"):
+                lost_locks.append(msg)
+            elif msg.state == STATE_ACTIVE:
+                sq.make_available(msg, dispatch=False)
+        for sid, state in (data.get("session_states") or {}).items():
+            entity.main.session(sid).state = base64.b64decode(state)
+        return len(records)
 
     # ------------------------------------------------------------------ inspection
     def snapshot(self) -> Dict[str, Any]:

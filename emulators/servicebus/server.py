@@ -13,11 +13,13 @@ import concurrent.futures
 import copy
 import logging
 import threading
+from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .amqp import Server
 from .broker import DEFAULT_MAX_MESSAGE_SIZE, Broker
 from .config import validate_config
+from .persistence import StateFile, read_state
 
 _LOG = logging.getLogger("emulators.servicebus")
 
@@ -27,7 +29,9 @@ __all__ = ["ServiceBusStandIn"]
 class ServiceBusStandIn:
     """An AMQP 1.0 endpoint that the azure-servicebus client accepts as a namespace.
 
-    ``config`` has the shape of the official emulator's Config.json (see ``load_config``).
+    ``config`` has the shape of the official emulator's Config.json (see ``load_config``). With ``state_file``
+    the messages outlive the stand-in: kept there after changes and on stop, read back on start
+    (``persistence.py`` says what a crash can lose).
     """
 
     def __init__(
@@ -39,8 +43,11 @@ class ServiceBusStandIn:
         sas_key_name: str = "RootManageSharedAccessKey",
         sas_key: str = "SAS_KEY_VALUE",
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        state_file: Optional[str | Path] = None,
     ):
         validate_config(config)
+        self.state_file = Path(state_file) if state_file else None
+        self._state: Optional[StateFile] = None
         self._config = copy.deepcopy(config)
         self.host = host
         self._requested_port = port
@@ -66,10 +73,9 @@ class ServiceBusStandIn:
             self._loop = loop
             asyncio.set_event_loop(loop)
             try:
-                self._broker = Broker(
-                    self._config, loop, sas_key_name=self.sas_key_name, sas_key=self.sas_key,
-                    max_message_size=self.max_message_size,
-                )
+                self._broker = self._new_broker(loop)
+                if self.state_file is not None:
+                    self._broker = self._restore(loop)
                 self._server = Server(self._broker, loop)
                 port = loop.run_until_complete(self._server.start(self.host, self._requested_port))
             except BaseException as exc:  # report bind/config errors to the caller of start()
@@ -82,6 +88,8 @@ class ServiceBusStandIn:
             finally:
                 try:
                     loop.run_until_complete(self._server.stop())
+                    if self._state is not None:
+                        self._state.flush()  # after the connections closed: what they released is in it
                     loop.run_until_complete(loop.shutdown_asyncgens())
                 finally:
                     loop.close()
@@ -92,6 +100,30 @@ class ServiceBusStandIn:
         self.port = ready.result(timeout)
         _LOG.info("Service Bus stand-in listening on %s:%s", self.host, self.port)
         return self
+
+    def _new_broker(self, loop: asyncio.AbstractEventLoop) -> Broker:
+        return Broker(self._config, loop, sas_key_name=self.sas_key_name, sas_key=self.sas_key,
+                      max_message_size=self.max_message_size)
+
+    def _restore(self, loop: asyncio.AbstractEventLoop) -> Broker:
+        """A broker holding the kept state (an empty one when the state cannot be used), saving its changes."""
+        assert self.state_file is not None
+        broker = self._broker
+        doc = read_state(self.state_file)
+        if doc is not None:
+            try:
+                count = broker.load_state(doc)
+                _LOG.info("Service Bus stand-in: %d message(s) taken back from %s", count, self.state_file)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                # A fresh broker; the half-restored one's timers only touch that one, which nothing serves.
+                broker = self._new_broker(loop)
+                aside = self.state_file.with_name(self.state_file.name + ".unreadable")
+                self.state_file.replace(aside)
+                _LOG.error("the Service Bus state in %s cannot be used (%s); starting empty, the file is kept as %s",
+                           self.state_file, exc, aside)
+        self._state = StateFile(self.state_file, loop, broker.dump_state)
+        broker.on_change = self._state.changed
+        return broker
 
     def stop(self, timeout: float = 5.0) -> None:
         loop, thread = self._loop, self._thread

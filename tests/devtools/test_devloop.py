@@ -71,13 +71,19 @@ def stack(tmp_path_factory):
     # A profiles file of the test's own, to break and fix.
     profiles = folder / "client_profiles.toml"
     shutil.copy(ROOT / "config" / "client_profiles.toml", profiles)
-    doc = json.loads(settings.read_text())
-    doc["Values"].update(CLIENT_PROFILES_PATH=str(profiles), RETRY_BASE_SECONDS="0.2")
-    settings.write_text(json.dumps(doc))
+    doc = _customise(settings, profiles)
     info = json.loads((folder / "stack.json").read_text())
     yield {"folder": folder, "settings": settings, "profiles": profiles, "info": info,
            "values": doc["Values"], "args": ["--folder", str(folder), "--settings", str(settings)]}
     run("emulators", "--folder", str(folder), "down")
+
+
+def _customise(settings: Path, profiles: Path) -> dict:
+    """The test's own settings, over what `up` wrote (it writes them again whenever it starts the stack)."""
+    doc = json.loads(settings.read_text())
+    doc["Values"].update(CLIENT_PROFILES_PATH=str(profiles), RETRY_BASE_SECONDS="0.2")
+    settings.write_text(json.dumps(doc))
+    return doc
 
 
 def show(stack, customer: str) -> dict:
@@ -176,16 +182,25 @@ def _auth0_clients(stack) -> list[dict]:
     return StandInControl(info["services"]["auth0"]["url"], verify=info["ca_cert"]).state()["clients"]
 
 
+def dead_letters(stack, customer: str) -> list[dict]:
+    return show(stack, customer)["servicebus"]["entities"]["customer-events"]["dead_letter_messages"]
+
+
 def test_the_host_reconnects_by_itself_when_the_stack_restarts_and_state_is_kept(stack):
     folder = str(stack["folder"])
+    refused = "devloop-distributor"
     host = HostProcess(*stack["args"], "--host-only")
     try:
         host.wait_started()
+        # Dead-lettered before the stack goes down: a profile the configuration does not have.
+        send_events([build_event("created", refused, profile="distributor")], stack["values"])
+        [dead] = wait_until(lambda: dead_letters(stack, refused), timeout=90, what="the event to be dead-lettered")
         assert run("emulators", "--folder", folder, "down").returncode == 0
         wait_until(lambda: "is unreachable" in host.output, timeout=60, what="the host to report the outage")
-        assert "retrying at " in host.output
+        assert "reconnects at 1, 2, 4, 8" in host.output or "retrying at " in host.output
         up = run("emulators", "--folder", folder, "up", "--persist", "--settings", str(stack["settings"]))
         assert up.returncode == 0, up.stdout + up.stderr
+        _customise(stack["settings"], stack["profiles"])
         # The restarted stack took its old ports, so the running host finds it without a restart of its own.
         wait_until(lambda: "reachable again" in host.output, timeout=60, what="the host to reconnect")
         stack["info"] = json.loads((stack["folder"] / "stack.json").read_text())
@@ -199,3 +214,23 @@ def test_the_host_reconnects_by_itself_when_the_stack_restarts_and_state_is_kept
     # What the previous test provisioned was kept across the stack's restart (persisted by default).
     kept = show(stack, "devloop-umbrella")
     assert len(kept["auth0"]["applications"]) == 1 and kept["keyvault"]["secrets"]
+
+    # So was the dead letter, with its reason: opstool lists it, and after the fix it is replayed.
+    [after] = dead_letters(stack, refused)
+    assert (after["sequence_number"], after["reason"], after["delivery_count"]) == (
+        dead["sequence_number"], dead["reason"], dead["delivery_count"])
+    listed = run("opstool", "list", "--settings", str(stack["settings"]), "--customer", refused, "--json")
+    assert listed.returncode == 0 and dead["message_id"] in listed.stdout, listed.stdout + listed.stderr
+    text = stack["profiles"].read_text()
+    oem = text[text.index("[profiles.oem]"):].split("\n\n")[0]
+    stack["profiles"].write_text(text + "\n\n" + oem.replace("[profiles.oem]", "[profiles.distributor]") + "\n")
+    host = HostProcess(*stack["args"], "--host-only")
+    try:
+        host.wait_started()
+        replay = run("opstool", "replay", "--settings", str(stack["settings"]), "--customer", refused, "--yes")
+        assert replay.returncode == 0, replay.stdout + replay.stderr
+        wait_until(lambda: show(stack, refused)["apim"]["subscriptions"], timeout=90,
+                   what="the replayed event to provision the customer")
+    finally:
+        host.ctrl_c()
+    assert dead_letters(stack, refused) == []

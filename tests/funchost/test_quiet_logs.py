@@ -13,11 +13,14 @@ from funchost.logs import configure_console_logging
 def test_httpx_request_lines_are_not_shown_at_the_default_level():
     stream = io.StringIO()
     root = logging.getLogger()
-    old_level, old_levels = root.level, {n: logging.getLogger(n).level for n in ("httpx", "httpcore", "azure")}
+    old_level, old_levels = root.level, {n: logging.getLogger(n).level
+                                         for n in ("httpx", "httpcore", "azure", "azure.servicebus._pyamqp")}
     handler = configure_console_logging("INFO", stream=stream)
     try:
         logging.getLogger("httpx").info('HTTP Request: POST https://127.0.0.1:1/oauth/token "HTTP/1.1 200 OK"')
         logging.getLogger("httpx").warning("a warning still shows")
+        logging.getLogger("azure.servicebus._pyamqp.aio._connection_async").warning(
+            "Connection closed with error: [b'amqp:connection:forced']")
         logging.getLogger("customer_provisioning").info("customer=acme step=event outcome=applied")
     finally:
         root.removeHandler(handler)
@@ -25,7 +28,7 @@ def test_httpx_request_lines_are_not_shown_at_the_default_level():
         for name, level in old_levels.items():
             logging.getLogger(name).setLevel(level)
     text = stream.getvalue()
-    assert "HTTP Request:" not in text
+    assert "HTTP Request:" not in text and "Connection closed with error" not in text
     assert "a warning still shows" in text and "outcome=applied" in text
 
 

@@ -95,7 +95,7 @@ def test_host_logs_the_outage_and_recovers_when_the_stack_restarts(standin_proce
                                  and "is unreachable" in r.getMessage()], timeout=20)
         assert down, caplog.text
         first = down[0].getMessage()
-        assert namespace in first and "Functions.work" in first and "retrying at " in first
+        assert namespace in first and "Functions.work" in first
         # The schedule keeps being reported while it is down (not one line, then silence).
         assert wait_for(lambda: "still unreachable" in caplog.text and "next retry at " in caplog.text, timeout=15)
 
@@ -133,6 +133,10 @@ def test_ctrl_c_stops_the_host_within_3_s_while_the_namespace_is_down(standin_pr
             proc.kill()
     reader.join(5)
     output = "".join(lines)
+    # The outage was reported while the client was still in its own retries (about 11 s with the defaults),
+    # found by the host's probe of the namespace, not only once those retries ran out.
+    first = next(line for line in lines if "is unreachable" in line)
+    assert "the Service Bus client retries" in first and "cannot connect to" in first, output
     assert proc.returncode == 0, output
     assert "Host stopped" in output
     assert elapsed < 3.0, f"Ctrl-C took {elapsed:.1f} s\n{output}"
