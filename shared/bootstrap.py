@@ -123,22 +123,27 @@ def get_handler() -> "MessageHandler":
         return _handler
 
 
-def build_drift_report(settings: AppSettings) -> "DriftReport":
-    """Where every drift finding goes: one log line each."""
-    from .adapters.drift_log import LoggingDriftReport
+def build_drift_report(service, detection_id: str) -> "DriftReport":
+    """Where every drift finding of the timer goes: a log line and a customer.drift-detected event each."""
+    from .adapters.drift_log import ResultEventDriftReport
 
-    return LoggingDriftReport()
+    return ResultEventDriftReport(service, detection_id)
 
 
-def run_drift_reconciliation(*, repair: bool | None = None, customer_id: str | None = None) -> "ReconcileResult":
+def run_drift_reconciliation(*, repair: bool | None = None, customer_id: str | None = None,
+                             detection_id: str | None = None) -> "ReconcileResult":
     """The timer's reconciliation, on the process's own service (its adapters, and so their pacing, are the ones
-    the events use): report every finding, and repair when DRIFT_REPAIR (or ``repair``) says so."""
+    the events use): report every finding, repair when DRIFT_REPAIR (or ``repair``) says so, then send what the
+    outbox still holds (result events whose send failed after their commit)."""
     from .service_layer.drift import reconcile
 
     settings = startup_settings()
     service = get_handler().service
-    return reconcile(service, build_drift_report(settings),
-                     repair=settings.drift_repair if repair is None else repair, customer_id=customer_id)
+    run = detection_id or service.core.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = reconcile(service, build_drift_report(service, run),
+                       repair=settings.drift_repair if repair is None else repair, customer_id=customer_id)
+    service.publish_pending()
+    return result
 
 
 def reset() -> None:

@@ -267,7 +267,8 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
                     "reads every Auth0 application and grant, the vault's secret list and APIM's entries.")
     drift_repair: Boolean = Field(
         False, alias="DRIFT_REPAIR",
-        description="false: the reconciliation only reports (a log line per finding); true: it also repairs, "
+        description="false: the reconciliation only reports (a log line and a customer.drift-detected event per "
+                    "finding); true: it also repairs, "
                     "through the same use cases as the events.")
     website_instance_id: str | None = Field(
         None, alias="WEBSITE_INSTANCE_ID", json_schema_extra=PLATFORM,

@@ -24,8 +24,8 @@ def kinds(findings):
     return sorted((f.customer_id, f.kind, f.resource) for f in findings)
 
 
-def drifted_world():
-    w = World()
+def drifted_world(**world):
+    w = World(**world)
     svc = w.service()
     svc.handle(created("acme"))
     svc.handle(created("webco", "e-web", profile="partner-web", redirect_uris=["https://webco.example/cb"]))
@@ -90,3 +90,19 @@ def test_customers_in_the_middle_of_an_event_are_left_alone():
     assert check_drift(svc.core) == []
     w.expire_claims()
     assert kinds(check_drift(svc.core)) == [("acme", MISSING, "subscription"), ("acme", ORPHAN, "application")]
+
+
+def test_the_timers_report_sends_one_drift_event_per_finding_and_a_rerun_of_the_run_sends_none():
+    from shared.adapters.drift_log import ResultEventDriftReport
+
+    w, svc, _, _ = drifted_world(results=True)
+    before = len(w.results.delivered)
+    result = reconcile(svc, ResultEventDriftReport(svc, "run-1"))
+    events = w.results.delivered[before:]
+    assert [e["type"] for e in events] == ["customer.drift-detected"] * len(result.findings)
+    assert sorted((e["data"]["customerId"] or "", e["data"]["finding"]) for e in events) == sorted(
+        (f.customer_id, f.kind) for f in result.findings)
+    reconcile(svc, ResultEventDriftReport(svc, "run-1"))  # the same run again (a retried timer): same message ids,
+    assert w.results.delivered[before + len(events):] == []  # which the topic's duplicate detection drops
+    reconcile(svc, ResultEventDriftReport(svc, "run-2"))  # the next run reports what is still there
+    assert len(w.results.delivered) == before + 2 * len(events)
