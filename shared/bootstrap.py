@@ -72,6 +72,7 @@ def build_service(settings: AppSettings, worker_id: str | None = None) -> "Provi
     from .adapters.keyvault_secrets import KeyVaultSecretStore
     from .adapters.servicebus_results import ServiceBusResultPublisher
     from .adapters.table_ledger import TableLedger
+    from .adapters.telemetry import current_trace_context
     from .service_layer.provisioning import ProvisioningOptions, ProvisioningService
 
     profiles = load_profiles(settings.client_profiles_path, env=settings.values)
@@ -92,7 +93,8 @@ def build_service(settings: AppSettings, worker_id: str | None = None) -> "Provi
                                ledger=TableLedger.from_settings(settings, credential),
                                profiles=profiles, options=options,
                                worker_id=worker_id or default_worker_id(settings),
-                               results=ServiceBusResultPublisher.from_settings(settings))
+                               results=ServiceBusResultPublisher.from_settings(settings),
+                               trace_context=current_trace_context)
 
 
 def build_handler(settings: AppSettings, worker_id: str | None = None) -> "MessageHandler":
@@ -134,15 +136,21 @@ def run_drift_reconciliation(*, repair: bool | None = None, customer_id: str | N
                              detection_id: str | None = None) -> "ReconcileResult":
     """The timer's reconciliation, on the process's own service (its adapters, and so their pacing, are the ones
     the events use): report every finding, repair when DRIFT_REPAIR (or ``repair``) says so, then send what the
-    outbox still holds (result events whose send failed after their commit)."""
+    outbox still holds (result events whose send failed after their commit), and ask for the rotation of every
+    secret older than its profile's max_secret_age_days."""
     from .service_layer.drift import reconcile
+    from .service_layer.rotation_schedule import request_due_rotations
 
     settings = startup_settings()
-    service = get_handler().service
+    handler = get_handler()
+    service = handler.service
     run = detection_id or service.core.now().strftime("%Y-%m-%dT%H:%M:%SZ")
     result = reconcile(service, build_drift_report(service, run),
                        repair=settings.drift_repair if repair is None else repair, customer_id=customer_id)
     service.publish_pending()
+    if customer_id is None:
+        result.rotations_requested = len(request_due_rotations(service, handler.scheduler,
+                                                               type_prefix=handler.type_prefix))
     return result
 
 

@@ -22,7 +22,8 @@ UPDATED = "customer.updated"
 DEPROVISIONED = "customer.deprovisioned"
 PROVISIONING_FAILED = "customer.provisioning-failed"
 DRIFT_DETECTED = "customer.drift-detected"
-RESULT_TYPES = (PROVISIONED, UPDATED, DEPROVISIONED, PROVISIONING_FAILED, DRIFT_DETECTED)
+CREDENTIALS_ROTATED = "customer.credentials-rotated"
+RESULT_TYPES = (PROVISIONED, UPDATED, DEPROVISIONED, PROVISIONING_FAILED, DRIFT_DETECTED, CREDENTIALS_ROTATED)
 
 #: the CloudEvents ``source`` of every result event
 SOURCE = "/customer-provisioning"
@@ -38,12 +39,17 @@ class ResultEvent:
     message_id: str
     time: dt.datetime
     data: dict[str, Any]
+    #: the app's trace context (a TraceContext) while it handled the source event: the CRM's trace goes on through
+    #: the CloudEvents distributed-tracing extension (``traceparent``/``tracestate``)
+    trace_context: Any = None
 
     def to_cloudevent(self, type_prefix: str = "") -> dict[str, Any]:
         event = {"specversion": "1.0", "id": self.message_id, "source": SOURCE, "type": type_prefix + self.type,
                  "time": _iso(self.time), "datacontenttype": "application/json", "data": self.data}
         if self.customer_id:
             event["subject"] = self.customer_id
+        if self.trace_context is not None:
+            event.update(self.trace_context.as_attributes())
         return event
 
     def body(self, type_prefix: str = "") -> str:
@@ -102,6 +108,16 @@ def deprovisioned(*, customer_id: str, event_id: str, event_type: str, event_tim
     return ResultEvent(DEPROVISIONED, customer_id, result_message_id(DEPROVISIONED, event_id), now, data)
 
 
+def credentials_rotated(*, customer_id: str, event_id: str, event_type: str, event_time: dt.datetime,
+                        now: dt.datetime, client_id: str, secret_uri: str | None, secret_version: str,
+                        authorization_server_id: str | None) -> ResultEvent:
+    """A rotation applied: where the new secret is (its Key Vault URI and version), never the secret itself."""
+    data = {"customerId": customer_id, **_source(event_id, event_type, event_time), "auth0ClientId": client_id,
+            "keyVaultSecretUri": secret_uri, "keyVaultSecretVersion": secret_version, "rotatedAt": _iso(now),
+            "apimAuthorizationServerId": authorization_server_id}
+    return ResultEvent(CREDENTIALS_ROTATED, customer_id, result_message_id(CREDENTIALS_ROTATED, event_id), now, data)
+
+
 def failure_code(exc: BaseException) -> str:
     """The stable reason code of a failure: the error class's ``code`` (InvalidEvent, UnknownProfile,
     ChangeNotInPlace, NotProvisioned, PermanentFailure, RetryBudgetSpent), ``InternalError`` for anything else."""
@@ -158,7 +174,7 @@ def drift_detected(*, customer_id: str | None, finding: str, service: str, resou
     return ResultEvent(DRIFT_DETECTED, customer_id, message_id, now, data)
 
 
-__all__ = ["CONTENT_TYPE", "DEPROVISIONED", "DRIFT_DETECTED", "PROVISIONED", "PROVISIONING_FAILED", "RESULT_TYPES",
-           "ResultEvent", "SOURCE", "UPDATED", "deprovisioned", "drift_detected", "failure_code",
-           "provisioned", "provisioning_failed", "provisioning_failed_for", "result_message_id", "secret_uri",
-           "updated"]
+__all__ = ["CONTENT_TYPE", "CREDENTIALS_ROTATED", "DEPROVISIONED", "DRIFT_DETECTED", "PROVISIONED",
+           "PROVISIONING_FAILED", "RESULT_TYPES", "ResultEvent", "SOURCE", "UPDATED", "credentials_rotated",
+           "deprovisioned", "drift_detected", "failure_code", "provisioned", "provisioning_failed",
+           "provisioning_failed_for", "result_message_id", "secret_uri", "updated"]

@@ -134,6 +134,9 @@ class Core:
     options: ProvisioningOptions
     worker_id: str
     results: ResultPublisher | None = None  # None: no result events (nothing is written to the outbox)
+    #: the current trace context (a TraceContext or None), put on every result event written while an event is
+    #: handled; the composition root passes telemetry's, so the service layer stays free of OpenTelemetry
+    trace_context: Callable[[], object] = lambda: None
 
     def now(self) -> dt.datetime:
         return self.ledger.now()
@@ -282,6 +285,8 @@ class Core:
                     ) -> tuple[OutboxEntry, ...]:
         if result is None or self.results is None:
             return ()
+        if result.trace_context is None:
+            result = replace(result, trace_context=self.trace_context())
         return (outbox_entry(result, partition=partition, type_prefix=self.options.result_type_prefix,
                              now=self.now()),)
 

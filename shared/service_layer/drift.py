@@ -185,6 +185,7 @@ class ReconcileResult:
     repaired: dict[str, str] = field(default_factory=dict)  # customer -> outcome
     failed: dict[str, str] = field(default_factory=dict)  # customer -> reason
     repair: bool = False
+    rotations_requested: int = 0  # secrets past their profile's max_secret_age_days, asked to be rotated
 
 
 def reconcile(service, report: DriftReport, *, repair: bool = False,

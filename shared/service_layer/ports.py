@@ -333,7 +333,8 @@ class Ledger(abc.ABC):
 
 # ---- Service Bus: retries later ----------------------------------------------------------------------------------
 class RetryScheduler(abc.ABC):
-    """Puts a copy of a message back on its queue, to be delivered later (``scheduled_enqueue_time_utc``)."""
+    """Puts a message on the trigger's own queue, to be delivered later (``scheduled_enqueue_time_utc``): a copy of a
+    message for a retry, or an event the app asks itself to apply (a rotation its profile's secret age calls for)."""
 
     @abc.abstractmethod
     def schedule_retry(self, message, *, delay_seconds: float, properties: dict, message_id: str) -> None:

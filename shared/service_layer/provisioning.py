@@ -8,6 +8,7 @@ of events that never parsed. The outcome itself is logged once, by the message h
 from __future__ import annotations
 
 import threading
+from typing import Callable
 import uuid
 
 import logging
@@ -43,11 +44,13 @@ __all__ = ["MANAGED_BY", "SECRET_CONTENT_TYPE", "UNPARSED_PARTITION", "Outcome",
 class ProvisioningService:
     def __init__(self, *, identity: IdentityProvider, secrets: SecretStore, gateway: ApiGateway, ledger: Ledger,
                  profiles: dict[str, ClientProfile], options: ProvisioningOptions, worker_id: str,
-                 results: ResultPublisher | None = None):
+                 results: ResultPublisher | None = None, trace_context: Callable[[], object] | None = None):
         if not worker_id:
             raise ValueError("worker_id is required: it names the owner of a claim")
         self.core = Core(identity=identity, secrets=secrets, gateway=gateway, ledger=ledger, profiles=dict(profiles),
                          options=options, worker_id=worker_id, results=results)
+        if trace_context is not None:
+            self.core.trace_context = trace_context
         self._active: set[str] = set()  # customers an invocation of this process is applying an event to
         self._active_lock = threading.Lock()
 

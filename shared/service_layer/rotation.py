@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from ..domain import naming
+from ..domain import naming, results
 from ..domain.errors import PermanentError, RotationRefused, TransientError
 from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, PROVISIONED, PROVISIONING, REMOVED, REMOVING, ROTATING
@@ -52,9 +52,13 @@ def apply_rotation(core: Core, a: Attempt) -> Outcome:
     if profile.wants_authorization_server:
         server_id = rec.apim_authorization_server_id or naming.authorization_server_id(a.customer_id)
         update_authorization_server(core, a, profile, app, server_id)
+    result = results.credentials_rotated(
+        customer_id=a.customer_id, event_id=ev.event_id, event_type=ev.type, event_time=ev.time, now=now,
+        client_id=app.client_id, secret_uri=results.secret_uri(core.options.keyvault_url, secret_name),
+        secret_version=version, authorization_server_id=server_id)
     core.commit(a, a.record.rotated(version, now), APPLIED,
                 f"secret rotated{' (recovered after an interrupted attempt)' if recovered else ''}: "
-                f"client_id={app.client_id} key_vault_version={version}")
+                f"client_id={app.client_id} key_vault_version={version}", result=result)
     facts = rotation_facts(a, app.client_id, secret_name, version, now, server_id)
     return Outcome(APPLIED, a.customer_id, a.event_id, PROVISIONED,
                    f"client_id={app.client_id} secret rotated, key vault version {version}"

@@ -148,3 +148,19 @@ def test_a_missing_authorization_server_entry_is_written_whole():
     w.service().handle(rotation())
     _consistent(w, client_id)
     assert w.gateway.servers[server_id].display_name == "Acme Corp"
+
+
+def test_an_applied_rotation_tells_the_crm_where_the_new_secret_is_and_never_the_secret():
+    w = World(results=True)
+    w.service("setup").handle(created())
+    client_id = w.ledger.record("acme").auth0_client_id
+    w.service().handle(rotation())
+    w.service().handle(rotation())  # a redelivery: no second event
+    rotated = [e for e in w.results.delivered if e["type"] == "customer.credentials-rotated"]
+    assert len(rotated) == 1
+    [event] = rotated
+    rec = w.ledger.record("acme")
+    assert event["data"]["auth0ClientId"] == client_id
+    assert event["data"]["keyVaultSecretVersion"] == rec.keyvault_secret_version
+    assert event["data"]["sourceEventId"] == "e-rotate"
+    assert w.identity.secret_of(client_id) not in str(w.results.delivered)

@@ -28,6 +28,8 @@ BUILT = {
     "drift-detected": results.drift_detected(customer_id="acme", finding="missing", service="apim",
                                              resource="subscription customer-acme", detail="gone",
                                              detection_id="run-1", now=T),
+    "credentials-rotated": results.credentials_rotated(**SOURCE, client_id="c", secret_uri="https://v/secrets/s",
+                                                       secret_version="2", authorization_server_id="a"),
 }
 
 

@@ -14,7 +14,7 @@ from shared.domain.trace_context import TraceContext
 from shared.service_layer.concurrency import run_all
 from shared.service_layer.messages import InboundMessage, handle_message
 from tests.unit.test_messages import RecordingScheduler
-from tests.unit.world import T0, World
+from tests.unit.world import T0, World, created
 
 NOW = T0 + dt.timedelta(minutes=1)
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -175,3 +175,25 @@ def test_steps_run_concurrently_stay_in_the_event_trace(otel):
     calls = [s for s in otel.spans() if s.name.startswith("fake.")]
     assert len(calls) == 3 and {s.parent.span_id for s in calls} == {event.context.span_id}
     assert {s.context.trace_id for s in calls} == {event.context.trace_id}
+
+
+def test_the_result_event_carries_the_apps_trace_context_on_in_the_crms_trace(otel):
+    w = World(results=True)
+    service = w.service()
+    service.core.trace_context = tm.current_trace_context  # what the composition root passes
+    msg = InboundMessage(body=body(extensions={"traceparent": PARENT}), message_id="m1", enqueued_time=T0,
+                         delivery_count=1)
+    handle_message(service, msg, now=NOW, telemetry=tm.OpenTelemetryTelemetry())
+    [provisioned] = w.results.delivered
+    trace_id = provisioned["traceparent"].split("-")[1]
+    assert trace_id == TRACE_ID  # the CRM's trace goes on
+    span_ids = {format(s.context.span_id, "016x") for s in otel.spans()}
+    assert provisioned["traceparent"].split("-")[2] in span_ids  # under one of the app's own spans
+    assert "tracestate" not in provisioned  # the CRM sent none
+
+
+def test_without_telemetry_a_result_event_has_no_trace_context():
+    w = World(results=True)
+    w.service().handle(created("acme"))
+    [provisioned] = w.results.delivered
+    assert "traceparent" not in provisioned
