@@ -2,8 +2,10 @@
 the same way (a connection string, or the namespace with the identity the connection names)."""
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+from ..domain.errors import TransientError
 from ..settings import ServiceBusConnection
 
 
@@ -18,3 +20,47 @@ def service_bus_client(connection: ServiceBusConnection, *, default_client_id: s
     from .credentials import get_credential
     credential = get_credential(connection.client_id or default_client_id)
     return ServiceBusClient(connection.fully_qualified_namespace, credential, **client_options)
+
+
+class SharedSender:
+    """One lazily opened sender (queue or topic) for all the threads of a process. A ServiceBusSender is not
+    thread-safe, so every use holds the lock; after a Service Bus error the link is dropped and the next use opens a
+    fresh one (a broken link does not heal), and the error becomes a TransientError naming the operation."""
+
+    def __init__(self, connection: ServiceBusConnection, open_sender, *, default_client_id: str | None = None):
+        self._connection = connection
+        self._open_sender = open_sender  # client -> sender
+        self._default_client_id = default_client_id
+        self._lock = threading.Lock()
+        self._client = None
+        self._sender = None
+
+    def use(self, fn, *, operation: str, failure: str) -> None:
+        """``fn(sender)`` under the lock, in one ``servicebus.<operation>`` call span."""
+        from azure.servicebus.exceptions import ServiceBusError
+
+        from .telemetry import external_call
+
+        with self._lock, external_call("servicebus", operation):
+            try:
+                if self._sender is None:
+                    self._client = service_bus_client(self._connection, default_client_id=self._default_client_id)
+                    self._sender = self._open_sender(self._client)
+                fn(self._sender)
+            except ServiceBusError as exc:
+                self._reset()
+                raise TransientError(f"{failure}: {type(exc).__name__}", service="servicebus",
+                                     operation=operation) from None
+
+    def close(self) -> None:
+        with self._lock:
+            self._reset()
+
+    def _reset(self) -> None:
+        for part in (self._sender, self._client):
+            try:
+                if part is not None:
+                    part.close()
+            except Exception:  # noqa: BLE001 - a broken link is why we are resetting; nothing more to do with it
+                pass
+        self._sender = self._client = None
