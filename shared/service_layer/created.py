@@ -56,15 +56,8 @@ def apply_created(core: Core, a: Attempt) -> Outcome:
     core.check_not_busy(a)
     prior_intent = rec.auth0_create_intent if rec and rec.create_pending else None
     a.intent_unsent = prior_intent is None
-    tasks = [lambda: core.claim(a, "provisioning", profile=profile)]
-    if profile.wants_authorization_server and not (rec and rec.apim_authorization_server_id):
-        tasks.append(lambda: reserve_capacity(core, a, profile))
-    core.run(tasks)
-    try:
-        return _provision(core, a, profile, prior_intent)
-    except PermanentError:
-        release_unused_capacity(core, a)
-        raise
+    return _claim_and_provision(core, a, profile, lambda: core.claim(a, "provisioning", profile=profile),
+                                prior_intent)
 
 
 def _repair(core: Core, a: Attempt) -> Outcome:
@@ -79,12 +72,19 @@ def _repair(core: Core, a: Attempt) -> Outcome:
     if profile is None:
         raise UnknownProfile(rec.profile or "", list(core.profiles))
     core.check_not_busy(a)
-    tasks = [lambda: core.claim(a, PROVISIONED)]
-    if profile.wants_authorization_server and not rec.apim_authorization_server_id:
+    return _claim_and_provision(core, a, profile, lambda: core.claim(a, PROVISIONED), None)
+
+
+def _claim_and_provision(core: Core, a: Attempt, profile: ClientProfile, claim, prior_intent: str | None) -> Outcome:
+    """The claim, beside the reservation of an API Management slot when the customer has no authorization server
+    yet, then the provisioning steps; a permanent failure gives an unused slot back."""
+    rec = a.record
+    tasks = [claim]
+    if profile.wants_authorization_server and not (rec and rec.apim_authorization_server_id):
         tasks.append(lambda: reserve_capacity(core, a, profile))
     core.run(tasks)
     try:
-        return _provision(core, a, profile, None)
+        return _provision(core, a, profile, prior_intent)
     except PermanentError:
         release_unused_capacity(core, a)
         raise
