@@ -16,6 +16,7 @@ import uuid
 import pytest
 from azure.functions.timer import TimerRequest
 
+from devtools.listen import receive_results
 from opstool.cli import main as opstool
 from shared import bootstrap
 from shared.domain import naming
@@ -66,7 +67,7 @@ def service():
     bootstrap.reset()
 
 
-def test_drift_is_listed_reported_and_repaired(service, monkeypatch, caplog):
+def test_drift_is_listed_reported_and_repaired(service, monkeypatch, caplog, stack_env):
     service.handle(parse_event(created_event("acme")))
     callbacks = ["https://webco.example/callback"]
     service.handle(parse_event(created_event("webco", "partner-web", callbacks)))
@@ -91,8 +92,12 @@ def test_drift_is_listed_reported_and_repaired(service, monkeypatch, caplog):
     code, table, _ = run_opstool("drift")
     assert code == 0 and "4 finding(s)" in table and orphan.client_id in table
 
+    list(receive_results(stack_env, max_wait=1))  # the CRM's subscription, emptied of the provisioning's events
     lines = run_timer(monkeypatch, caplog, repair=False)
     assert len(lines) == 4 and any("kind=orphan" in line and orphan.client_id in line for line in lines)
+    events = [e for e in receive_results(stack_env, max_wait=2) if e["type"] == "customer.drift-detected"]
+    assert sorted((e["data"]["customerId"], e["data"]["finding"], e["data"]["service"]) for e in events) == [
+        (cid, kind, svc) for cid, kind, svc, _ in expected]  # one event per finding, for the CRM
     assert len(drift_findings()) == 4  # report mode changed nothing
 
     lines = run_timer(monkeypatch, caplog, repair=True)
