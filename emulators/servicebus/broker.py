@@ -128,6 +128,23 @@ def _compact_booleans(raw_map: bytes) -> bytes:
     return codec.build_map([(k, (b"\x41" if v[1:2] != b"\x00" else b"\x42") if v[:1] == b"\x56" else v) for k, v in pairs])
 
 
+def encode_message(header_raw: Optional[bytes], ma_pairs, props_raw: Optional[bytes], ap_raw: Optional[bytes],
+                   body_raw: bytes, footer_raw: Optional[bytes]) -> bytes:
+    """A message's sections in the order AMQP 1.0 fixes (header, message annotations, properties, application
+    properties, body, footer); a section given as None is left out."""
+    out = [] if header_raw is None else [codec.encode_section(codec.SECTION_HEADER, header_raw)]
+    if ma_pairs is not None:
+        out.append(codec.encode_section(codec.SECTION_MESSAGE_ANNOTATIONS, codec.build_map(ma_pairs)))
+    if props_raw is not None:
+        out.append(codec.encode_section(codec.SECTION_PROPERTIES, props_raw))
+    if ap_raw is not None:
+        out.append(codec.encode_section(codec.SECTION_APPLICATION_PROPERTIES, ap_raw))
+    out.append(body_raw)
+    if footer_raw is not None:
+        out.append(codec.encode_section(codec.SECTION_FOOTER, footer_raw))
+    return b"".join(out)
+
+
 def _pair(key: bytes, value: Dict[str, Any]) -> Tuple[bytes, bytes]:
     return codec.encode(typed(AMQPTypes.symbol, key)), codec.encode(value)
 
@@ -229,17 +246,8 @@ class ParsedMessage:
     def encode(self) -> bytes:
         """The message as the sender's sections again (the message-id the broker stamped included): what the
         state file keeps, and ``parse`` reads back. Delivery annotations are hop-by-hop and were never kept."""
-        out = [codec.encode_section(codec.SECTION_HEADER, self.header_raw)] if self.header_raw is not None else []
-        if self.ma_pairs:
-            out.append(codec.encode_section(codec.SECTION_MESSAGE_ANNOTATIONS, codec.build_map(self.ma_pairs)))
-        if self.props_raw is not None:
-            out.append(codec.encode_section(codec.SECTION_PROPERTIES, self.props_raw))
-        if self.ap_raw is not None:
-            out.append(codec.encode_section(codec.SECTION_APPLICATION_PROPERTIES, self.ap_raw))
-        out.append(self.body_raw)
-        if self.footer_raw is not None:
-            out.append(codec.encode_section(codec.SECTION_FOOTER, self.footer_raw))
-        return b"".join(out)
+        return encode_message(self.header_raw, self.ma_pairs or None, self.props_raw, self.ap_raw, self.body_raw,
+                              self.footer_raw)
 
 
 class StoredMessage:
@@ -375,7 +383,7 @@ class StoredMessage:
 
     def render(self, locked_until: Optional[float] = None) -> bytes:
         p = self.p
-        out = [codec.encode_section(codec.SECTION_HEADER, codec.encode_header(p.durable, p.priority, p.ttl_ms, None, self.delivery_count))]
+        header = codec.encode_header(p.durable, p.priority, p.ttl_ms, None, self.delivery_count)
         pairs = list(p.ma_pairs)
         pairs.append(_pair(X_SEQ, typed(AMQPTypes.long, self.seq)))
         pairs.append(_pair(X_ENQ_TIME, typed(AMQPTypes.timestamp, _ms(self.enqueued_time))))
@@ -385,15 +393,7 @@ class StoredMessage:
             pairs.append(_pair(X_STATE, typed(AMQPTypes.int, _STATE_CODE[self.state])))
         if self.dlq_source:
             pairs.append(_pair(X_DLQ_SOURCE, typed(AMQPTypes.string, self.dlq_source)))
-        out.append(codec.encode_section(codec.SECTION_MESSAGE_ANNOTATIONS, codec.build_map(pairs)))
-        if p.props_raw is not None:
-            out.append(codec.encode_section(codec.SECTION_PROPERTIES, p.props_raw))
-        if self.ap_raw is not None:
-            out.append(codec.encode_section(codec.SECTION_APPLICATION_PROPERTIES, self.ap_raw))
-        out.append(p.body_raw)
-        if p.footer_raw is not None:
-            out.append(codec.encode_section(codec.SECTION_FOOTER, p.footer_raw))
-        return b"".join(out)
+        return encode_message(header, pairs, p.props_raw, self.ap_raw, p.body_raw, p.footer_raw)
 
     def describe(self) -> Dict[str, Any]:
         state = self.state
