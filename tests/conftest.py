@@ -44,32 +44,39 @@ def stack_env(local_stack, monkeypatch):
 
 
 def _empty_queues(stack) -> None:
-    """Messages another test left (a scheduled retry copy, a dead letter) must not reach this test's host."""
+    """Messages another test left (a scheduled retry copy, a dead letter) must not reach this test's host. A
+    scheduled copy may fall due between the look and the cancel: then look again."""
     from azure.servicebus import NEXT_AVAILABLE_SESSION, ServiceBusClient, ServiceBusReceiveMode, ServiceBusSubQueue
-    from azure.servicebus.exceptions import OperationTimeoutError
+    from azure.servicebus.exceptions import MessageNotFoundError, OperationTimeoutError
 
-    queues = stack.servicebus.snapshot()["queues"]
     with ServiceBusClient.from_connection_string(stack.servicebus.connection_string) as client:
-        for name, q in queues.items():
-            scheduled = [m["sequence_number"] for m in q["messages"] if m["state"] == "scheduled"]
-            if scheduled:
-                with client.get_queue_sender(name) as sender:
-                    sender.cancel_scheduled_messages(scheduled)
-            session = NEXT_AVAILABLE_SESSION if q["sessions"] else None  # listed only on session-enabled queues
-            for sub, count in ((None, len(q["messages"]) - len(scheduled)),
-                               (ServiceBusSubQueue.DEAD_LETTER, q["dead_letter_count"])):
-                while count > 0:
-                    kw = {"session_id": session} if sub is None and session else {}
+        for _ in range(5):
+            fell_due = False
+            for name, q in stack.servicebus.snapshot()["queues"].items():
+                scheduled = [m["sequence_number"] for m in q["messages"] if m["state"] == "scheduled"]
+                for number in scheduled:
                     try:
-                        with client.get_queue_receiver(name, sub_queue=sub, max_wait_time=1,
-                                                       receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE,
-                                                       **kw) as receiver:
-                            got = receiver.receive_messages(max_message_count=100, max_wait_time=1)
-                    except OperationTimeoutError:  # no session free to take: what is left is locked elsewhere
-                        break
-                    if not got:
-                        break
-                    count -= len(got)
+                        with client.get_queue_sender(name) as sender:
+                            sender.cancel_scheduled_messages(number)
+                    except MessageNotFoundError:  # fell due meanwhile: drained on the next look
+                        fell_due = True
+                session = NEXT_AVAILABLE_SESSION if q["sessions"] else None  # listed only on session-enabled queues
+                for sub, count in ((None, len(q["messages"]) - len(scheduled)),
+                                   (ServiceBusSubQueue.DEAD_LETTER, q["dead_letter_count"])):
+                    while count > 0:
+                        kw = {"session_id": session} if sub is None and session else {}
+                        try:
+                            with client.get_queue_receiver(name, sub_queue=sub, max_wait_time=1,
+                                                           receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE,
+                                                           **kw) as receiver:
+                                got = receiver.receive_messages(max_message_count=100, max_wait_time=1)
+                        except OperationTimeoutError:  # no session free to take: what is left is locked elsewhere
+                            break
+                        if not got:
+                            break
+                        count -= len(got)
+            if not fell_due:
+                return
 
 
 def _drop_ledger_table(connection: str, table: str) -> None:

@@ -57,7 +57,10 @@ def run_timer(monkeypatch, caplog, *, repair: bool) -> list[str]:
     with caplog.at_level(logging.INFO, logger="customer_provisioning"):
         drift_reconciliation(TimerRequest(past_due=False))
     bootstrap.reset()
-    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("drift customer=")]
+    messages = [r.getMessage() for r in caplog.records]
+    summary = [m for m in messages if m.startswith("drift reconciliation:")]
+    assert len(summary) == 1 and f"mode={'repair' if repair else 'report'} " in summary[0], summary
+    return [m for m in messages if m.startswith("drift customer=")]
 
 
 @pytest.fixture

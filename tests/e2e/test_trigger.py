@@ -68,8 +68,9 @@ def actions() -> RecordingActions:
 def trigger(stack_env, actions):
     """The user function behind the registered Service Bus trigger, from a freshly imported app."""
     def forget_app():
-        # get_functions() may be called once per app: leave no indexed app behind for the next importer.
-        for name in [m for m in sys.modules if m == "function_app" or m.startswith(("functions", "shared.bootstrap"))]:
+        # get_functions() may be called once per app: leave no indexed app behind for the next importer. Not
+        # shared.bootstrap: a second copy of it would hold its own settings, which another test's reset() misses.
+        for name in [m for m in sys.modules if m == "function_app" or m.startswith("functions")]:
             del sys.modules[name]
 
     forget_app()
