@@ -56,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--auth0-burst", type=int, default=20, help="its bucket size")
     p.add_argument("--arm-writes", default="10/200", help="ARM's writes (and deletes) limit per principal, RATE/BURST")
     p.add_argument("--arm-reads", default="25/250", help="ARM's reads limit per principal, RATE/BURST")
-    p.add_argument("--cold-repetitions", type=int, default=3, help="fresh host processes for the first event")
+    p.add_argument("--cold-repetitions", type=int, default=5, help="fresh host processes for the first event")
     p.add_argument("--import-repetitions", type=int, default=5, help="fresh interpreters per import timing")
     p.add_argument("--run-timeout", type=float, default=240.0, help="seconds a throughput run may take")
     p.add_argument("--quick", action="store_true", help="a smoke run with small numbers (implies --no-write)")
@@ -114,14 +114,13 @@ def run(args) -> dict:
             scenarios.set_profile(stack, proxy, profile)
             floors = {}
             for flow, calls in critical_path.FLOWS.items():
-                floor, chain = critical_path.profile_floor(calls, profile)
-                sim50, sim95 = critical_path.simulated_latency(calls, profile)
-                floors[flow] = {"floor_ms": floor, "chain": chain, "simulated_p50_ms": sim50,
-                                "simulated_p95_ms": sim95, "minimum": dict(critical_path.minimum_calls(calls))}
+                floor = critical_path.profile_floor(calls, profile)
+                medians, chain = critical_path.median_chain(calls, profile)
+                floors[flow] = {"floor_ms": floor.p50, "floor_p95_ms": floor.p95, "sum_of_medians_ms": medians,
+                                "chain": chain, "minimum": dict(critical_path.minimum_calls(calls))}
                 if flow in critical_path.PHASES:
                     as_run = critical_path.phased(calls, critical_path.PHASES[flow])
-                    floors[flow]["phased_floor_ms"] = critical_path.profile_floor(as_run, profile)[0]
-                    floors[flow]["phased_p50_ms"] = critical_path.simulated_latency(as_run, profile)[0]
+                    floors[flow]["phased_p50_ms"] = critical_path.profile_floor(as_run, profile).p50
             out = {"description": profile.description, "floors": floors,
                    "token_ms": profile.median("auth0", "oauth.token")}
             _phase(f"{name}: service call, {args.repetitions} x {args.customers} customers created, then removed")

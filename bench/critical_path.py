@@ -5,12 +5,13 @@ token, the managed-identity tokens, Key Vault's challenge and the APIM tier are 
 out). A call lists the calls whose results it needs. From the one graph come
 
 - the **design minimum** per service: how many calls a customer costs when nothing goes wrong;
-- the **critical-path floor**: the largest sum of latencies along a chain of calls that must happen one after
-  another, i.e. the time a customer takes when every call costs its service's latency and nothing else costs
-  anything. With the same latency L on every service on the path this is (calls on the longest chain) x L.
+- the **critical-path floor**: the time a customer takes when every call costs its service's latency and nothing
+  else costs anything: the largest sum of latencies along a chain of calls that must happen one after another. With
+  the same latency L on every service on the path this is (calls on the longest chain) x L.
 
 Each call also names the stand-in operation it is (``op``), so that a latency profile (``bench/profiles``) gives the
-floor of that profile: the sum of the operations' medians along the longest chain.
+floor of that profile. A profile's latencies are distributions, so its floor is one too: :func:`profile_floor`
+draws every call of the graph from the profile and gives the p50 and p95 of the longest chain.
 
 The reasons for each dependency are in docs/BENCHMARKS.md ("How the floor is derived"). The graphs follow the service
 layer as it is: when a flow changes, edit its tuple below; the floor, the design minimum and the report follow.
@@ -144,15 +145,25 @@ def sequential_calls(calls) -> int:
     return len(longest_chain(calls, {c.service: 1.0 for c in calls})[1])
 
 
-def profile_floor(calls, profile) -> tuple[float, list[str]]:
-    """The floor under a latency profile (``bench.profiles.Profile``): each call costs its operation's median."""
+def median_chain(calls, profile) -> tuple[float, list[str]]:
+    """(the sum of the operations' medians along the longest chain, that chain) under a latency profile
+    (``bench.profiles.Profile``). With no spread in the profile this is the floor; with spread it is below it."""
     return longest_chain(calls, lambda c: profile.median(c.service, c.op))
 
 
-def simulated_latency(calls, profile, samples: int = 4000, seed: int = 1) -> tuple[float, float]:
-    """(p50, p95) in ms of the flow's longest chain when every call's latency is drawn from the profile's
-    distribution: what an implementation of this graph with no overhead at all would measure. Above the floor
-    (the sum of medians) when the profile has a spread: the slower of parallel branches sets the pace."""
+@dataclass(frozen=True)
+class Floor:
+    p50: float
+    p95: float
+
+
+def profile_floor(calls, profile, samples: int = 10000, seed: int = 1) -> Floor:
+    """The critical-path floor of a flow under a latency profile: the p50 and p95 of its longest chain when every
+    call's latency is drawn from the profile's distribution and nothing else costs anything, i.e. what an
+    implementation of this graph with no overhead at all would measure. The least p50 any implementation can
+    have: the sum of the medians along the chain (:func:`median_chain`) is lower still, but no implementation
+    reaches it once the profile has a spread, because the slower of two parallel branches sets the pace and the
+    median of a sum of skewed latencies is above the sum of their medians. Seeded: the same profile, the same floor."""
     import random
 
     from .stats import percentile
@@ -161,4 +172,4 @@ def simulated_latency(calls, profile, samples: int = 4000, seed: int = 1) -> tup
     for _ in range(samples):
         drawn = {c.name: profile.latency(c.service, c.op).draw(rng) for c in calls}
         totals.append(longest_chain(calls, lambda c: drawn[c.name])[0])
-    return percentile(totals, 50), percentile(totals, 95)
+    return Floor(percentile(totals, 50), percentile(totals, 95))

@@ -1,11 +1,13 @@
-"""A TCP proxy that delays what the client sends by a fixed time: latency for a service that has no fault injection.
+"""A TCP proxy that gives each round trip a latency: for a service that has no fault injection.
 
 Azurite (the ledger) has no control API to slow it down, so the benchmark puts this proxy between the app and
-Azurite's table endpoint. Every chunk from the client is forwarded ``delay`` seconds after it arrived, in order;
-answers come back at once. An HTTP request (its headers and body arrive together) therefore reaches Azurite
-``delay`` later, which is what one round trip to a remote Table Storage costs; requests on a kept-alive connection
-each pay it once. With a latency distribution (``bench.profiles.Latency``) instead of a fixed delay, each chunk's
-delay is drawn from it (chunks of one connection still arrive in order).
+Azurite's table endpoint. A request goes through at once; the answer is held until ``delay`` has passed since the
+request's first bytes arrived, then flows as it comes. So one round trip takes the delay, with Azurite's own time
+inside it rather than on top (when Azurite takes longer than the delay, its time is what counts): what one request
+to a remote Table Storage costs, as the latency profile gives it. A request's later chunks (a body sent after its
+headers) belong to the round trip already under way; the client's next chunk after an answer began is the next
+request (the SDK does not pipeline). With a latency distribution (``bench.profiles.Latency``) instead of a fixed
+delay, each round trip's delay is drawn from it.
 """
 from __future__ import annotations
 
@@ -73,50 +75,48 @@ class DelayProxy:
         except OSError:
             client_w.close()
             return
-        await asyncio.gather(self._delayed(client_r, up_w), self._plain(up_r, client_w), return_exceptions=True)
+        trip = _RoundTrip()
+        await asyncio.gather(self._requests(client_r, up_w, trip), self._answers(up_r, client_w, trip),
+                             return_exceptions=True)
         for w in (up_w, client_w):
             w.close()
 
-    async def _delayed(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    async def _requests(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, trip: "_RoundTrip") -> None:
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
-
-        async def pump() -> None:
-            while True:
-                due, data = await queue.get()
-                if data is None:
-                    break
-                wait = due - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                dst.write(data)
-                await dst.drain()
-            if dst.can_write_eof():
-                dst.write_eof()
-
-        sender = asyncio.ensure_future(pump())
-        last_due = 0.0
-        try:
-            while True:
-                data = await src.read(65536)
-                if not data:
-                    break
-                last_due = max(last_due, loop.time() + self._next_delay())
-                queue.put_nowait((last_due, data))
-        finally:
-            queue.put_nowait((None, None))
-            await sender
-
-    @staticmethod
-    async def _plain(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         while True:
             data = await src.read(65536)
             if not data:
                 break
+            if not trip.open:  # the first bytes of a request: its round trip starts now
+                trip.open, trip.due = True, loop.time() + self._next_delay()
             dst.write(data)
             await dst.drain()
         if dst.can_write_eof():
             dst.write_eof()
+
+    @staticmethod
+    async def _answers(src: asyncio.StreamReader, dst: asyncio.StreamWriter, trip: "_RoundTrip") -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            data = await src.read(65536)
+            if not data:
+                break
+            trip.open = False  # the answer has begun: the client's next bytes are a new request
+            wait = trip.due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            dst.write(data)
+            await dst.drain()
+        if dst.can_write_eof():
+            dst.write_eof()
+
+
+class _RoundTrip:
+    """The request under way on one connection: whether its answer has begun, and when it may be answered."""
+
+    def __init__(self) -> None:
+        self.open = False
+        self.due = 0.0
 
 
 def proxied_connection_string(connection_string: str, port: int, host: str = "127.0.0.1") -> str:

@@ -339,6 +339,11 @@ var appSettings = [
     name: 'DRIFT_REPAIR'
     value: 'false'
   }
+  // Clients, tokens and links made while the host connects the trigger, not by the first event (README, Settings)
+  {
+    name: 'WARM_UP'
+    value: 'true'
+  }
   // The Functions host: its storage with the identity, and telemetry with Microsoft Entra ID
   {
     name: 'AzureWebJobsStorage__accountName'

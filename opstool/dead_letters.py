@@ -100,9 +100,11 @@ class DeadLetter:
     @property
     def replay_count(self) -> int:
         value = self.application_properties.get(REPLAY_COUNT)
+        if value is None or isinstance(value, bool):
+            return 0
         try:
-            return max(0, int(value)) if value is not None and not isinstance(value, bool) else 0
-        except (TypeError, ValueError):
+            return max(0, int(value))
+        except (TypeError, ValueError, OverflowError):  # not a number, NaN, infinity (a double is a valid property)
             return 0
 
     @property

@@ -3,13 +3,16 @@
 Start-up (the host indexing the functions) calls :func:`startup_settings`: it validates every setting and the client
 profiles, and raises one :class:`SettingsError` listing every problem, so a misconfigured app indexes no function
 and consumes nothing. It imports pydantic and no service SDK. The SDKs, the credential and the clients are built by
-the first :func:`get_handler` call (the first message), then reused by every invocation the process serves.
+the first :func:`get_handler` call, then reused by every invocation the process serves: by the warm-up thread that
+``function_app`` starts once the functions are indexed (:func:`begin_warm_up`), or else by the first message.
 """
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING
 
@@ -123,6 +126,58 @@ def get_handler() -> "MessageHandler":
         if _handler is None:
             _handler = build_handler(settings)
         return _handler
+
+
+def warm_up() -> dict[str, str]:
+    """Build the process's handler, then have each of its clients make its first call at once (a token, a
+    connection, Key Vault's challenge, the APIM tier, the Service Bus links): what the first event would otherwise
+    wait for, one after another. Returns part -> "ready" or why not; a part that fails is left to the first event,
+    which does the same work again (every warm-up call is a read or a token)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .service_layer.step_log import LOGGER_NAME, error_reason
+
+    log = logging.getLogger(LOGGER_NAME)
+    started = time.perf_counter()
+    try:
+        handler = get_handler()
+    except Exception as exc:  # noqa: BLE001 - the first event builds it again and reports the failure there
+        log.warning("warm-up: the handler could not be built (%s); the first event builds it", error_reason(exc))
+        return {"handler": error_reason(exc)}
+    built = time.perf_counter()
+    service = handler.service
+    parts = {name: part for name, part in (
+        ("auth0", service.identity), ("keyvault", service.secrets), ("apim", service.gateway),
+        ("ledger", service.ledger), ("results", service.results), ("retries", handler.scheduler))
+        if callable(getattr(part, "warm_up", None))}
+
+    def run(part) -> str:
+        try:
+            part.warm_up()
+            return "ready"
+        except Exception as exc:  # noqa: BLE001 - reported below; the first event meets it again if it lasts
+            return error_reason(exc)
+
+    with ThreadPoolExecutor(max_workers=max(1, len(parts)), thread_name_prefix="warm-up") as pool:
+        outcome = dict(zip(parts, pool.map(run, parts.values())))
+    done = time.perf_counter()
+    failed = {k: v for k, v in outcome.items() if v != "ready"}
+    log.log(logging.WARNING if failed else logging.INFO,
+            "warm-up: handler built in %d ms, then %s ready in %d ms%s", (built - started) * 1000,
+            ", ".join(k for k, v in outcome.items() if v == "ready") or "nothing", (done - built) * 1000,
+            "".join(f"; {k} not: {v}" for k, v in failed.items()))
+    return outcome
+
+
+def begin_warm_up() -> threading.Thread | None:
+    """Start :func:`warm_up` in a background thread when WARM_UP is on (the default): the host connects its
+    triggers meanwhile, and the first event, which waits for the handler being built rather than building a
+    second, finds the clients ready. Called once the host has the functions (``function_app``)."""
+    if not startup_settings().warm_up:
+        return None
+    thread = threading.Thread(target=warm_up, name="app-warm-up", daemon=True)
+    thread.start()
+    return thread
 
 
 def build_drift_report(service, detection_id: str) -> "DriftReport":

@@ -64,18 +64,24 @@ class ApimGateway(ApiGateway):
     def _call(self, operation: str, fn, *, absent_on: tuple[int, ...] = (), secrets=()):
         return azure_call(SERVICE, operation, fn, absent_on=absent_on, secrets=secrets)
 
+    def warm_up(self) -> None:
+        """Read the tier (kept for the process), which also fetches the ARM token and opens a connection."""
+        self.get_sku()
+
     # -- capacity ----------------------------------------------------------------------------------------------------
     def get_sku(self) -> str:
         key = (self.management_endpoint, self.subscription_id, self.resource_group, self.service_name)
         sku = _sku_cache.get(key)
         if sku is not None:
             return sku
-        service = self._call("get_service", lambda: self._client.api_management_service.get(
-            self.resource_group, self.service_name))
-        sku = str(getattr(service.sku, "name", "") or "")
-        sku = getattr(sku, "value", sku)
-        with _sku_lock:
-            _sku_cache[key] = sku
+        with _sku_lock:  # one read per process: the first event waits for the warm-up's rather than sending its own
+            sku = _sku_cache.get(key)
+            if sku is None:
+                service = self._call("get_service", lambda: self._client.api_management_service.get(
+                    self.resource_group, self.service_name))
+                sku = str(getattr(service.sku, "name", "") or "")
+                sku = getattr(sku, "value", sku)
+                _sku_cache[key] = sku
         return sku
 
     def get_authorization_server_limit(self) -> Capacity:

@@ -158,6 +158,10 @@ class Auth0IdentityProvider(IdentityProvider):
                    rate_limit_burst=settings.auth0_rate_limit_burst or None,
                    header_pacing=settings.rate_limit_header_pacing, max_wait=settings.pacing_max_wait_seconds)
 
+    def warm_up(self) -> None:
+        """Fetch the Management API token, which also opens the connection the calls reuse."""
+        self.token()
+
     # -- plumbing ------------------------------------------------------------------------------------------------
     @property
     def paced(self) -> bool:

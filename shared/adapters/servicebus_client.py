@@ -52,6 +52,11 @@ class SharedSender:
                 raise TransientError(f"{failure}: {type(exc).__name__}", service="servicebus",
                                      operation=operation) from None
 
+    def open(self, *, operation: str, failure: str) -> None:
+        """Open the link now, so that the first send does not wait for it (a sender opens on entering its
+        context, which is otherwise the first send)."""
+        self.use(lambda sender: sender.__enter__(), operation=operation, failure=failure)
+
     def close(self) -> None:
         with self._lock:
             self._reset()

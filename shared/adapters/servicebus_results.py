@@ -38,5 +38,8 @@ class ServiceBusResultPublisher(ResultPublisher):
         self._sender.use(lambda sender: sender.send_messages(messages), operation="publish_results",
                          failure="could not publish the result events")
 
+    def warm_up(self) -> None:
+        self._sender.open(operation="open_results_sender", failure="could not open the result events' sender")
+
     def close(self) -> None:
         self._sender.close()

@@ -39,5 +39,8 @@ class ServiceBusRetryScheduler(RetryScheduler):
         self._sender.use(lambda sender: sender.schedule_messages(copy, when), operation="schedule_messages",
                          failure="could not schedule the retry")
 
+    def warm_up(self) -> None:
+        self._sender.open(operation="open_retry_sender", failure="could not open the retry copies' sender")
+
     def close(self) -> None:
         self._sender.close()

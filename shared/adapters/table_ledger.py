@@ -44,6 +44,8 @@ _AUDIT_FIELDS = [f.name for f in dataclasses.fields(AuditEntry) if f.name != "cu
 #: partition prefix of the slot pools (capacity reservations); "~" sorts after every customer id
 POOL_PREFIX = "~pool-"
 POOL_COUNTER = "counter"
+#: the partition the warm-up reads: no customer id starts with "~" (events.CUSTOMER_ID), and nothing writes there
+WARM_UP_PARTITION = "~warm-up"
 #: tries of a slot pool's ETag-checked counter before giving up (transient: the message is retried). Every
 #: worker of every instance that takes a slot writes the same row, so a backlog arriving at once makes them collide:
 #: each loser waits a random time up to an exponentially growing bound (full jitter) before it reads again, which
@@ -243,6 +245,11 @@ class TableLedger(Ledger):
             pass  # another worker made it first
         except Exception as exc:
             raise classify(exc, service=SERVICE, operation="create_table") from None
+
+    def warm_up(self) -> None:
+        """One read of a partition no customer has (it creates nothing): the connection is open and, with an
+        identity, the token fetched."""
+        self.get_customer(WARM_UP_PARTITION)
 
     # -- state and audit -----------------------------------------------------------------------------------------
     def get_customer(self, customer_id: str, event_id: str | None = None

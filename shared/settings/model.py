@@ -270,6 +270,11 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
         description="false: the reconciliation only reports (a log line and a customer.drift-detected event per "
                     "finding); true: it also repairs, "
                     "through the same use cases as the events.")
+    warm_up: Boolean = Field(
+        True, alias="WARM_UP",
+        description="true (default): as the app starts, build its clients and have each make its first "
+                    "connection and fetch its token in the background, while the host connects its triggers, so "
+                    "that the first event waits for none of it; false: the first event does it.")
     website_instance_id: str | None = Field(
         None, alias="WEBSITE_INSTANCE_ID", json_schema_extra=PLATFORM,
         description="Set by App Service: names this instance in the ledger's claims.")

@@ -32,7 +32,8 @@ def test_only_the_table_endpoint_is_redirected():
     assert "BlobEndpoint=http://127.0.0.1:1/dev;" in out and "AccountKey=a2V5==;" in out
 
 
-def _echo_server():
+def _echo_server(think: float = 0.0, ends_with: bytes = b""):
+    """Echoes what it got, after ``think`` seconds, once it has seen ``ends_with`` (a request in several chunks)."""
     srv = socket.socket()
     srv.bind(("127.0.0.1", 0))
     srv.listen()
@@ -44,14 +45,19 @@ def _echo_server():
             except OSError:
                 return
             with conn:
+                got = b""
                 while data := conn.recv(4096):
-                    conn.sendall(data)
+                    got += data
+                    if got.endswith(ends_with):
+                        time.sleep(think)
+                        conn.sendall(got)
+                        got = b""
 
     threading.Thread(target=serve, daemon=True).start()
     return srv
 
 
-def test_each_request_reaches_the_server_after_the_delay_and_in_order():
+def test_each_round_trip_takes_the_delay_once_and_answers_in_order():
     srv = _echo_server()
     proxy = DelayProxy("127.0.0.1", srv.getsockname()[1], 0.05).start()
     try:
@@ -63,6 +69,26 @@ def test_each_request_reaches_the_server_after_the_delay_and_in_order():
                 assert c.recv(100) == word
                 times.append(time.monotonic() - started)
         assert all(0.045 <= t < 0.5 for t in times)  # each round trip pays the delay once
+    finally:
+        proxy.stop()
+        srv.close()
+
+
+def test_the_servers_own_time_is_inside_the_delay_and_a_request_in_chunks_pays_it_once():
+    srv = _echo_server(think=0.08, ends_with=b";")
+    proxy = DelayProxy("127.0.0.1", srv.getsockname()[1], 0.2).start()
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port)) as c:
+            times = []
+            for _ in range(3):
+                started = time.monotonic()
+                c.sendall(b"head")  # the headers, then the body a moment later: one request
+                time.sleep(0.03)
+                c.sendall(b"body;")
+                assert c.recv(100) == b"headbody;"
+                times.append(time.monotonic() - started)
+        # 0.2 s from the first bytes, Azurite's 0.08 s and the body's 0.03 s inside it, not 0.31 s or 0.43 s
+        assert all(0.19 <= t < 0.3 for t in times), times
     finally:
         proxy.stop()
         srv.close()

@@ -1,6 +1,7 @@
 """Latency profiles: parsing, one rule per stand-in operation, the lognormal fit, and the floor of a profile."""
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -49,23 +50,36 @@ def test_the_stand_ins_draw_from_the_same_distribution():
     assert plan.latency_ms("clients.get") == 0
 
 
-def test_the_floor_of_a_profile_sums_the_medians_on_the_longest_chain():
+def test_the_median_chain_of_a_profile_sums_the_medians_on_the_longest_chain():
     p = profiles.parse("t", '[auth0]\n"*" = [100]\n[apim]\n"*.create_or_update" = [1000]\n"*" = [10]\n'
                             '[keyvault]\n"*" = [10]\n[ledger]\n"*" = [1]\n')
-    floor, chain = critical_path.profile_floor(critical_path.CREATED, p)
+    floor, chain = critical_path.median_chain(critical_path.CREATED, p)
     # get + the reservation's read and transaction + create (100) + an ARM PUT (1000) + commit
     assert floor == pytest.approx(1 + 1 + 1 + 100 + 1000 + 1)
     assert chain[-1] == "ledger.commit"
     assert chain[-2] in ("apim.set_authorization_server", "apim.set_subscription")
 
 
-def test_the_simulated_graph_is_the_floor_without_spread_and_above_it_with():
+def test_the_floor_is_the_median_chain_without_spread_and_above_it_with():
     flat = profiles.parse("t", '[auth0]\n"*" = [100]\n[apim]\n"*" = [100]\n[keyvault]\n"*" = [100]\n'
                                '[ledger]\n"*" = [100]\n')
-    floor, _ = critical_path.profile_floor(critical_path.CREATED, flat)
-    p50, p95 = critical_path.simulated_latency(critical_path.CREATED, flat, samples=50)
-    assert p50 == pytest.approx(floor) and p95 == pytest.approx(floor)
+    medians, _ = critical_path.median_chain(critical_path.CREATED, flat)
+    floor = critical_path.profile_floor(critical_path.CREATED, flat, samples=50)
+    assert floor.p50 == pytest.approx(medians) and floor.p95 == pytest.approx(medians)
     spread = profiles.load("realistic")
-    floor, _ = critical_path.profile_floor(critical_path.CREATED, spread)
-    p50, p95 = critical_path.simulated_latency(critical_path.CREATED, spread, samples=500)
-    assert floor < p50 < p95
+    medians, _ = critical_path.median_chain(critical_path.CREATED, spread)
+    floor = critical_path.profile_floor(critical_path.CREATED, spread, samples=2000)
+    assert medians < floor.p50 < floor.p95
+    assert critical_path.profile_floor(critical_path.CREATED, spread, samples=2000) == floor  # seeded
+
+
+def test_the_floor_of_two_parallel_branches_is_the_median_of_their_maximum():
+    # Two independent calls side by side, each lognormal with median 100: the flow ends with the slower one, whose
+    # median is where each call is below it with probability 1/sqrt(2), above 100.
+    p = profiles.parse("t", '[apim]\n"*" = [100, 300]\n')
+    calls = (critical_path.Call("a", "apim", (), "x.get"), critical_path.Call("b", "apim", (), "y.get"))
+    floor = critical_path.profile_floor(calls, p, samples=20000)
+    sigma = lognormal_sigma(100, 300)
+    from statistics import NormalDist
+    expected = 100 * math.exp(sigma * NormalDist().inv_cdf(2 ** -0.5))
+    assert floor.p50 == pytest.approx(expected, rel=0.03)

@@ -335,3 +335,10 @@ def test_one_message_is_confirmed_on_a_terminal_too_and_yes_skips_it():
     from opstool.errors import UsageError
     with pytest.raises(UsageError, match="without confirmation"):
         confirm(_ctx(), "replay 2", 2, stdin=_Answer("", tty=False))
+
+
+@pytest.mark.parametrize("value,count", [(2, 2), (-3, 0), (True, 0), (float("inf"), 0), (float("nan"), 0),
+                                         (2.7, 2), ("4", 4), ("four", 0), ("9" * 5000, 0), (None, 0), ([1], 0)])
+def test_a_replay_count_property_of_any_value_reads_as_a_count(value, count):
+    # A dead letter's properties are whatever its sender put there: a double may be infinite, a string anything.
+    assert dead_letter(1, props={"replay-count": value}).replay_count == count

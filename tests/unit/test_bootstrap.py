@@ -40,11 +40,12 @@ SETTLEMENT_IMPORTS = ("azure.servicebus", "azure.core", "requests")
 
 
 def _heavy_imports(module: str) -> list[str]:
+    """What importing ``module`` itself imports: the warm-up thread, which imports the rest meanwhile, is off."""
     code = (f"import sys, {module}\n"
             f"heavy = sorted(m for m in sys.modules if m.startswith({SERVICE_SDKS!r}))\n"
             "print(','.join(heavy))")
     out = subprocess.run([sys.executable, "-c", code], cwd=APP_ROOT, capture_output=True, text=True, check=True,
-                         env={**ENV, "PATH": "/usr/bin:/bin"})
+                         env={**ENV, "WARM_UP": "false", "PATH": "/usr/bin:/bin"})
     return [m for m in out.stdout.strip().split(",") if m]
 
 
@@ -57,7 +58,7 @@ def test_indexing_the_app_imports_only_what_the_settlement_binding_needs():
     assert [m for m in heavy if not m.startswith(SETTLEMENT_IMPORTS)] == []
     assert "azurefunctions.extensions.bindings.servicebus" in subprocess.run(
         [sys.executable, "-c", "import sys, function_app; print(sorted(sys.modules))"], cwd=APP_ROOT,
-        capture_output=True, text=True, check=True, env={**ENV, "PATH": "/usr/bin:/bin"}).stdout
+        capture_output=True, text=True, check=True, env={**ENV, "WARM_UP": "false", "PATH": "/usr/bin:/bin"}).stdout
 
 
 @pytest.fixture
@@ -123,3 +124,62 @@ def test_worker_ids_differ_between_processes_and_restarts():
     settings = AppSettings.load({**ENV, "WEBSITE_INSTANCE_ID": "0123456789abcdef"})
     first, second = bootstrap.default_worker_id(settings), bootstrap.default_worker_id(settings)
     assert first != second and first.startswith("0123456789ab-")
+
+
+class WarmingPart:
+    def __init__(self, calls: list, name: str, error: Exception | None = None):
+        self.calls, self.name, self.error = calls, name, error
+
+    def warm_up(self) -> None:
+        self.calls.append(self.name)
+        if self.error is not None:
+            raise self.error
+
+
+def test_warm_up_warms_every_part_and_a_failed_one_is_reported_without_its_text(monkeypatch, caplog):
+    from types import SimpleNamespace
+
+    from shared.domain.errors import TransientError
+
+    calls: list[str] = []
+    secret = "s3cr3t-value"
+    service = SimpleNamespace(
+        identity=WarmingPart(calls, "auth0", TransientError("token request: 503 unavailable", service="auth0",
+                                                            operation="token")),
+        secrets=WarmingPart(calls, "keyvault"), gateway=WarmingPart(calls, "apim"),
+        ledger=WarmingPart(calls, "ledger", RuntimeError(f"connection string has {secret}")),
+        results=object())  # a part without warm_up (a fake, or none) is left out
+    handler = SimpleNamespace(service=service, scheduler=WarmingPart(calls, "retries"))
+    monkeypatch.setattr(bootstrap, "get_handler", lambda: handler)
+    with caplog.at_level("INFO", logger="customer_provisioning"):
+        outcome = bootstrap.warm_up()
+    assert sorted(calls) == ["apim", "auth0", "keyvault", "ledger", "retries"]
+    assert outcome == {"auth0": "auth0.token: token request: 503 unavailable", "keyvault": "ready", "apim": "ready",
+                       "ledger": "internal error: RuntimeError", "retries": "ready"}
+    [line] = [r for r in caplog.records if r.getMessage().startswith("warm-up:")]
+    assert line.levelname == "WARNING"
+    assert "keyvault, apim, retries ready" in line.getMessage() and "; ledger not: internal error" in line.getMessage()
+    assert secret not in caplog.text
+
+
+def test_warm_up_of_an_app_that_cannot_build_its_handler_leaves_it_to_the_first_event(monkeypatch, caplog):
+    def broken():
+        raise SettingsError(["AUTH0_DOMAIN: missing"])
+
+    monkeypatch.setattr(bootstrap, "get_handler", broken)
+    with caplog.at_level("INFO", logger="customer_provisioning"):
+        assert list(bootstrap.warm_up()) == ["handler"]
+    assert "the first event builds it" in caplog.text
+
+
+def test_begin_warm_up_runs_in_the_background_unless_turned_off(monkeypatch):
+    import threading
+
+    ran = threading.Event()
+    monkeypatch.setattr(bootstrap, "warm_up", ran.set)
+    monkeypatch.setattr(bootstrap, "startup_settings", lambda: AppSettings.load({**ENV, "WARM_UP": "false"}))
+    assert bootstrap.begin_warm_up() is None and not ran.is_set()
+    monkeypatch.setattr(bootstrap, "startup_settings", lambda: AppSettings.load(ENV))
+    thread = bootstrap.begin_warm_up()
+    thread.join(5)
+    assert ran.is_set() and thread.daemon
