@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from . import critical_path, plain_script, profiles, report, scaleout, scenarios
-from .delay_proxy import DelayProxy, proxied_connection_string
+from .delay_proxy import DelayProxyProcess, proxied_connection_string
 from .machine import describe_machine
 from .processes import ROOT, CpuSampler, StackProcess
 
@@ -105,7 +105,7 @@ def run(args) -> dict:
                                          "--arm-deletes", args.arm_writes)).start()
         table = stack.settings["LEDGER_CONNECTION"]
         table_port = int(table.split("TableEndpoint=")[1].split("/")[2].rsplit(":", 1)[1])
-        proxy = DelayProxy("127.0.0.1", table_port, 0.0, seed=13).start()
+        proxy = DelayProxyProcess("127.0.0.1", table_port, 0.0, seed=13).start()
         settings = dict(stack.settings)
         settings["LEDGER_CONNECTION"] = proxied_connection_string(table, proxy.port)
         os.environ.update(settings)  # the SDK baselines' credentials read the managed-identity endpoint from here

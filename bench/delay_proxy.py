@@ -119,6 +119,64 @@ class _RoundTrip:
         self.due = 0.0
 
 
+class DelayProxyProcess:
+    """A :class:`DelayProxy` in a child process of its own, driven through a pipe: the benchmark measures the app
+    in its own process, and a proxy thread there would take the app's GIL for every byte of the ledger's traffic
+    (the stand-ins run in a process of their own for the same reason)."""
+
+    def __init__(self, upstream_host: str, upstream_port: int, delay_seconds: float, seed: int | None = None):
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")  # the benchmark's process has threads: never fork it
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve_in_child, args=(child, upstream_host, int(upstream_port),
+                                                                delay_seconds, seed), daemon=True,
+                                 name="delay-proxy")
+        self.port = 0
+
+    def start(self, timeout: float = 30.0) -> "DelayProxyProcess":
+        self._proc.start()
+        if not self._conn.poll(timeout):
+            raise RuntimeError("the delay proxy process did not start")
+        self.port = self._conn.recv()
+        return self
+
+    def set_delay(self, delay) -> None:
+        self._conn.send(("delay", delay))
+        self._conn.recv()
+
+    def stop(self) -> None:
+        if self._proc.is_alive():
+            try:
+                self._conn.send(("stop", None))
+                self._conn.recv()
+            except (OSError, EOFError):
+                pass
+            self._proc.join(10)
+        if self._proc.is_alive():
+            self._proc.kill()
+
+
+def _serve_in_child(conn, upstream_host: str, upstream_port: int, delay_seconds, seed) -> None:
+    proxy = DelayProxy(upstream_host, upstream_port, delay_seconds, seed=seed).start()
+    conn.send(proxy.port)
+    while True:
+        try:
+            command, value = conn.recv()
+        except (EOFError, OSError):  # the benchmark is gone
+            command = "stop"
+        if command == "delay":
+            proxy.set_delay(value)
+            conn.send(True)
+        else:
+            proxy.stop()
+            try:
+                conn.send(True)
+            except OSError:
+                pass
+            return
+
+
 def proxied_connection_string(connection_string: str, port: int, host: str = "127.0.0.1") -> str:
     """The storage connection string with its TableEndpoint pointed at ``host:port`` (the account path kept)."""
     parts = []

@@ -224,6 +224,12 @@ class Core:
         (the longest call plus the clock skew), so the write lands before any other worker may take the customer
         over. When less is left (a stall, a long throttle wait) the claim is renewed, ETag-checked; when another
         worker took it meanwhile, the write is refused (ClaimLost, transient: the new holder carries on)."""
+        # Without the lock first: a step must not wait for a sibling's ledger write (update_record holds the lock)
+        # when the claim has time enough. The record is replaced whole, never changed in place, and a newer one only
+        # ever holds the same claim or a renewed one, so the copy read here says no more than the lock would.
+        rec, now = a.record, self.now()
+        if rec.claimed_by(self.worker_id, a.event_id) and rec.lease_left(now) >= self.options.fence_guard:
+            return
         with a.lock:
             now = self.now()
             if a.record.claimed_by(self.worker_id, a.event_id) and \

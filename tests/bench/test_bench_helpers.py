@@ -92,3 +92,24 @@ def test_the_servers_own_time_is_inside_the_delay_and_a_request_in_chunks_pays_i
     finally:
         proxy.stop()
         srv.close()
+
+
+def test_the_proxy_runs_in_a_process_of_its_own_and_takes_a_new_delay():
+    from bench.delay_proxy import DelayProxyProcess
+
+    srv = _echo_server()
+    proxy = DelayProxyProcess("127.0.0.1", srv.getsockname()[1], 0.0).start()
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port)) as c:
+            def round_trip() -> float:
+                started = time.monotonic()
+                c.sendall(b"x")
+                assert c.recv(10) == b"x"
+                return time.monotonic() - started
+
+            assert round_trip() < 0.1
+            proxy.set_delay(0.15)
+            assert 0.14 <= round_trip() < 0.5
+    finally:
+        proxy.stop()
+        srv.close()

@@ -113,3 +113,34 @@ def test_no_group_of_steps_queues_for_a_worker_by_default(monkeypatch):
     assert w.service().handle(removed()).result == APPLIED
     assert max(n for n, _ in groups) == 5
     assert all(n <= workers for n, workers in groups)
+
+
+def test_the_pool_threads_are_reused_and_a_nested_group_runs_on_its_step_thread():
+    seen = []
+
+    def outer():
+        inner_threads = run_all([lambda: threading.current_thread().name] * 3, max_workers=3)
+        return threading.current_thread().name, inner_threads
+
+    for _ in range(10):
+        seen.append(run_all([outer, outer], max_workers=2))
+    names = {name for rnd in seen for name, _ in rnd}
+    assert len(names) < 10 and all(n.startswith("step") for n in names)  # 20 steps: a thread each would be 20
+    for rnd in seen:
+        for name, inner in rnd:
+            assert inner == [name] * 3  # in order on the step's own thread: no pool thread waits for another
+
+
+def test_no_more_than_max_workers_run_at_once():
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def task():
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        time.sleep(0.02)
+        with lock:
+            running[0] -= 1
+
+    run_all([task] * 8, max_workers=3)
+    assert peak[0] == 3
