@@ -129,6 +129,9 @@ def test_a_dead_letter_survives_a_host_restart_is_listed_and_replayed_after_the_
     host = HostProcess(*stack["args"], "--host-only")
     try:
         host.wait_started()
+        # The app's warm-up (WARM_UP, on by default): every client made its first call while the host connected.
+        wait_until(lambda: "warm-up: handler built" in host.output, timeout=60, what="the warm-up")
+        assert "then auth0, keyvault, apim, ledger, results, retries ready in" in host.output, host.output
         # A profile the configuration does not have yet: the app refuses the event and it is dead-lettered.
         send_events([build_event("created", customer, profile="reseller")], stack["values"])
         wait_until(lambda: show(stack, customer)["servicebus"]["entities"]["customer-events"]["dead_lettered"],
