@@ -88,9 +88,16 @@ class RateGovernor:
             self._reset = reset
             # The refill rate, learnt from answers that still had tokens (on an empty bucket Auth0's reset is the
             # next token's time, not the full bucket's): missing tokens over the time to refill them.
-            if (self._limit and reset is not None and 0 < self._remaining < self._limit
-                    and reset - now > 0.05):
-                seen = (self._limit - self._remaining) / (reset - now)
+            to_full = None if reset is None else reset - now
+            if to_full is not None and float(reset).is_integer():
+                # Whole seconds (Auth0's UNIX time) are rounded up: the bucket is full somewhere in the second before.
+                # A few missing tokens refill in a fraction of it, so the rounding alone could make a rate of 50/s
+                # look like 2/s, and the first call after a 429 then wait (1 + reserve) / 2 s. Learn only where the
+                # rounding is a small part of the time, from the middle of that second.
+                to_full = to_full - 0.5 if to_full >= 2.5 else None
+            if (self._limit and to_full is not None and 0 < self._remaining < self._limit
+                    and to_full > 0.05):
+                seen = (self._limit - self._remaining) / to_full
                 self._learned = seen if self._learned is None else 0.8 * self._learned + 0.2 * seen
 
     def observe_auth0(self, headers: Mapping[str, Any]) -> None:

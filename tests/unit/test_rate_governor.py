@@ -185,3 +185,24 @@ def test_n_instances_settle_at_the_refill_rate_without_emptying_the_bucket():
                 heapq.heappush(queue, (t, k, i, "turn", None))
         assert refused_late == 0, n
         assert sent / 60.0 == pytest.approx(min(10.0, n * 4 / 0.3), rel=0.1), n
+
+
+def test_a_reset_in_whole_seconds_does_not_teach_a_rate_its_rounding_made_up():
+    # Auth0's reset is UNIX seconds, rounded up: 2 tokens missing at 50/s refill in 0.04 s, and the header says the
+    # next whole second. Taken at its word that is 2 tokens in up to a second, a rate of 2/s; the first call after a
+    # 429 would then wait (1 + reserve 20) / 2 = 10 s for a bucket that refills 50 a second.
+    g, t = governor(max_wait=30.0)
+    t.now = 1_000_000.05
+    for _ in range(5):
+        g.observe(remaining=48, limit=50, reset=1_000_001.0)
+    g.hold(0.5)
+    t.now += 0.6
+    g.observe(remaining=48, limit=50, reset=1_000_002.0)
+    g.hold(0.0)  # another refusal: the bucket is taken as empty, and the next call waits on the refill rate
+    assert g.turn() < 1.0
+    # Whole seconds far enough out still teach the rate, from the middle of the last second: 30 missing and the
+    # header 3 s out (full between 2 and 3 s from now): 30 / 2.5 = 12/s.
+    t.now = 1_000_010.0
+    g.observe(remaining=20, limit=50, reset=1_000_013.0)
+    g.observe(remaining=0, limit=50, reset=1_000_011.0)
+    assert g.spacing() == pytest.approx(21 / (30 / 2.5), rel=0.01)
