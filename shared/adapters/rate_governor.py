@@ -68,10 +68,11 @@ class RateGovernor:
         self.holds = 0
 
     # -- what the service said -----------------------------------------------------------------------------------
-    def observe(self, *, remaining: float | None, limit: float | None = None, reset: float | None = None) -> None:
-        """One answer's view of the bucket. ``reset``: clock time at which the bucket is full again. An answer
-        without the headers (``remaining`` None) means there is nothing to pace on: calls go out unpaced until one
-        with them arrives."""
+    def observe(self, *, remaining: float | None, limit: float | None = None, reset: float | None = None,
+                whole_seconds: bool = False) -> None:
+        """One answer's view of the bucket. ``reset``: clock time at which the bucket is full again, rounded up to a
+        whole second when ``whole_seconds``. An answer without the headers (``remaining`` None) means there is
+        nothing to pace on: calls go out unpaced until one with them arrives."""
         if remaining is None:
             with self._lock:
                 self._probing = False
@@ -85,25 +86,29 @@ class RateGovernor:
                 self._limit = float(limit)
             elif self._limit is not None and self._remaining > self._limit:
                 self._limit = self._remaining  # a bigger bucket than the documented one
-            self._reset = reset
+            # Whole seconds (Auth0's UNIX time) are rounded up: the bucket is full somewhere in the second before the
+            # one named, so half a second earlier is the best guess of when.
+            whole = reset is not None and whole_seconds
+            self._reset = reset - 0.5 if whole else reset
             # The refill rate, learnt from answers that still had tokens (on an empty bucket Auth0's reset is the
             # next token's time, not the full bucket's): missing tokens over the time to refill them.
             to_full = None if reset is None else reset - now
-            if to_full is not None and float(reset).is_integer():
-                # Whole seconds (Auth0's UNIX time) are rounded up: the bucket is full somewhere in the second before.
-                # A few missing tokens refill in a fraction of it, so the rounding alone could make a rate of 50/s
-                # look like 2/s, and the first call after a 429 then wait (1 + reserve) / 2 s. Learn only where the
-                # rounding is a small part of the time, from the middle of that second.
-                to_full = to_full - 0.5 if to_full >= 2.5 else None
-            if (self._limit and to_full is not None and 0 < self._remaining < self._limit
-                    and to_full > 0.05):
+            if self._limit and to_full is not None and 0 < self._remaining < self._limit and to_full > 0.05:
                 seen = (self._limit - self._remaining) / to_full
-                self._learned = seen if self._learned is None else 0.8 * self._learned + 0.2 * seen
+                if whole:
+                    # With the rounding, ``seen`` is only a lower bound of the rate: a few missing tokens refill in a
+                    # fraction of the second the header names, and 50/s can look like 2/s (the first call after a
+                    # 429 would then wait (1 + reserve) / 2 s). The answers with many tokens missing come close to
+                    # the rate: keep the highest bound, let it fade slowly in case the tenant's limit was lowered.
+                    self._learned = seen if self._learned is None else max(seen, 0.995 * self._learned)
+                else:
+                    self._learned = seen if self._learned is None else 0.8 * self._learned + 0.2 * seen
 
     def observe_auth0(self, headers: Mapping[str, Any]) -> None:
-        """Auth0's ``x-ratelimit-limit``/``-remaining``/``-reset`` (UNIX seconds), on every answer."""
+        """Auth0's ``x-ratelimit-limit``/``-remaining``/``-reset`` (UNIX seconds, so rounded), on every answer."""
         self.observe(remaining=number(headers.get("x-ratelimit-remaining")),
-                     limit=number(headers.get("x-ratelimit-limit")), reset=number(headers.get("x-ratelimit-reset")))
+                     limit=number(headers.get("x-ratelimit-limit")), reset=number(headers.get("x-ratelimit-reset")),
+                     whole_seconds=True)
 
     def hold(self, seconds: float) -> None:
         """The service refused with 429: no call before ``seconds`` from now (plus jitter), and the bucket is

@@ -95,9 +95,9 @@ def test_a_documented_rate_without_reset_header():
 def test_auth0_headers():
     g, t = governor(reserve_fraction=0.2)
     g.observe_auth0({"x-ratelimit-limit": "10", "x-ratelimit-remaining": "6", "x-ratelimit-reset": str(t.now + 2)})
-    assert g.spacing() == pytest.approx(2 / 4)
+    assert g.spacing() == pytest.approx(1.5 / 4)  # the reset is rounded up to a second: full 1.5 s from now, at best
     g.observe_auth0({"x-ratelimit-remaining": "junk"})  # ignored
-    assert g.spacing() == pytest.approx(2 / 4)
+    assert g.spacing() == pytest.approx(1.5 / 4)
 
 
 def test_calls_sent_since_the_last_answer_count_as_taken():
@@ -187,22 +187,29 @@ def test_n_instances_settle_at_the_refill_rate_without_emptying_the_bucket():
         assert sent / 60.0 == pytest.approx(min(10.0, n * 4 / 0.3), rel=0.1), n
 
 
+def auth0_answer(g, remaining: int, reset: float, limit: int = 50) -> None:
+    g.observe_auth0({"x-ratelimit-limit": str(limit), "x-ratelimit-remaining": str(remaining),
+                     "x-ratelimit-reset": str(int(reset))})
+
+
 def test_a_reset_in_whole_seconds_does_not_teach_a_rate_its_rounding_made_up():
     # Auth0's reset is UNIX seconds, rounded up: 2 tokens missing at 50/s refill in 0.04 s, and the header says the
     # next whole second. Taken at its word that is 2 tokens in up to a second, a rate of 2/s; the first call after a
     # 429 would then wait (1 + reserve 20) / 2 = 10 s for a bucket that refills 50 a second.
     g, t = governor(max_wait=30.0)
     t.now = 1_000_000.05
+    auth0_answer(g, 30, 1_000_001)  # 20 missing, full at most 0.95 s from now: at least 21/s
     for _ in range(5):
-        g.observe(remaining=48, limit=50, reset=1_000_001.0)
-    g.hold(0.5)
-    t.now += 0.6
-    g.observe(remaining=48, limit=50, reset=1_000_002.0)
-    g.hold(0.0)  # another refusal: the bucket is taken as empty, and the next call waits on the refill rate
-    assert g.turn() < 1.0
-    # Whole seconds far enough out still teach the rate, from the middle of the last second: 30 missing and the
-    # header 3 s out (full between 2 and 3 s from now): 30 / 2.5 = 12/s.
-    t.now = 1_000_010.0
-    g.observe(remaining=20, limit=50, reset=1_000_013.0)
-    g.observe(remaining=0, limit=50, reset=1_000_011.0)
-    assert g.spacing() == pytest.approx(21 / (30 / 2.5), rel=0.01)
+        auth0_answer(g, 48, 1_000_001)  # 2 missing: at least 2.1/s, which says little
+    g.hold(0.0)  # a refusal: the bucket is taken as empty, and the next call waits on the refill rate
+    assert g.spacing() == pytest.approx(21 / (20 / 0.95 * 0.995 ** 5))  # ~1 s, not the 10 s of a 2/s rate
+
+
+def test_a_learnt_rate_fades_when_the_answers_no_longer_bear_it_out():
+    g, t = governor()
+    t.now = 1_000_000.5
+    auth0_answer(g, 30, 1_000_001)  # at least 40/s
+    high = g._learned
+    for _ in range(200):
+        auth0_answer(g, 40, t.now + 5)  # 10 missing over up to 5 s: 2/s
+    assert 2.0 <= g._learned < high / 2
