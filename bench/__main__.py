@@ -1,6 +1,6 @@
 """``make bench`` / ``python -m bench``: measure the app on the local stack, print one table, write docs/BENCHMARKS.md.
 
-    python -m bench [--profiles realistic,uniform] [--customers 15] [--repetitions 3] [--hosts 1,2,4]
+    python -m bench [--profiles realistic,uniform] [--customers 30] [--repetitions 3] [--hosts 1,2,4]
                     [--scale-customers 150] [--existing 100,500,2000] [--existing-customers 80]
                     [--auth0-rate 10] [--auth0-burst 20] [--quick] [--no-write] [--keep] [--json FILE]
 
@@ -43,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--profiles", default="realistic,uniform",
                    help="latency profiles (bench/profiles/NAME.toml), the first also for scale-out and cold start")
-    p.add_argument("--customers", type=int, default=15, help="customers per repetition of the latency runs")
+    p.add_argument("--customers", type=int, default=30, help="customers per repetition of the latency runs")
     p.add_argument("--repetitions", type=int, default=3, help="repetitions of the latency runs (default 3)")
     p.add_argument("--baseline-customers", type=int, default=10, help="customers per baseline (default 10)")
     p.add_argument("--hosts", type=_ints, default=[1, 2, 4], help="host processes per scale-out run")
