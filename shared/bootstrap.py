@@ -133,8 +133,7 @@ def warm_up() -> dict[str, str]:
     connection, Key Vault's challenge, the APIM tier, the Service Bus links): what the first event would otherwise
     wait for, one after another. Returns part -> "ready" or why not; a part that fails is left to the first event,
     which does the same work again (every warm-up call is a read or a token)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    from .service_layer.concurrency import run_all
     from .service_layer.step_log import LOGGER_NAME, error_reason
 
     log = logging.getLogger(LOGGER_NAME)
@@ -158,8 +157,8 @@ def warm_up() -> dict[str, str]:
         except Exception as exc:  # noqa: BLE001 - reported below; the first event meets it again if it lasts
             return error_reason(exc)
 
-    with ThreadPoolExecutor(max_workers=max(1, len(parts)), thread_name_prefix="warm-up") as pool:
-        outcome = dict(zip(parts, pool.map(run, parts.values())))
+    outcome = dict(zip(parts, run_all([lambda p=part: run(p) for part in parts.values()],
+                                      max_workers=len(parts), name="warm-up")))
     done = time.perf_counter()
     failed = {k: v for k, v in outcome.items() if v != "ready"}
     log.log(logging.WARNING if failed else logging.INFO,
