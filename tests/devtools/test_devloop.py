@@ -86,6 +86,13 @@ def _customise(settings: Path, profiles: Path) -> dict:
     return doc
 
 
+def add_profile_like_oem(stack, name: str) -> None:
+    """The fix of a refused event: a profile the configuration lacked, added as a copy of ``oem``."""
+    text = stack["profiles"].read_text()
+    oem = text[text.index("[profiles.oem]"):].split("\n\n")[0]
+    stack["profiles"].write_text(text + "\n\n" + oem.replace("[profiles.oem]", f"[profiles.{name}]") + "\n")
+
+
 def show(stack, customer: str) -> dict:
     out = run("emulators", "--folder", str(stack["folder"]), "show", "--json", "--customer", customer)
     assert out.returncode == 0, out.stderr
@@ -140,9 +147,7 @@ def test_a_dead_letter_survives_a_host_restart_is_listed_and_replayed_after_the_
         host.ctrl_c()
 
     # The fix: the profile is added. Then only the app restarts (`make host`); the stack and its queue stay.
-    text = stack["profiles"].read_text()
-    oem = text[text.index("[profiles.oem]"):].split("\n\n")[0]
-    stack["profiles"].write_text(text + "\n\n" + oem.replace("[profiles.oem]", "[profiles.reseller]") + "\n")
+    add_profile_like_oem(stack, "reseller")
     host = HostProcess(*stack["args"], "--host-only")
     try:
         host.wait_started()
@@ -224,9 +229,7 @@ def test_the_host_reconnects_by_itself_when_the_stack_restarts_and_state_is_kept
         dead["sequence_number"], dead["reason"], dead["delivery_count"])
     listed = run("opstool", "list", "--settings", str(stack["settings"]), "--customer", refused, "--json")
     assert listed.returncode == 0 and dead["message_id"] in listed.stdout, listed.stdout + listed.stderr
-    text = stack["profiles"].read_text()
-    oem = text[text.index("[profiles.oem]"):].split("\n\n")[0]
-    stack["profiles"].write_text(text + "\n\n" + oem.replace("[profiles.oem]", "[profiles.distributor]") + "\n")
+    add_profile_like_oem(stack, "distributor")
     host = HostProcess(*stack["args"], "--host-only")
     try:
         host.wait_started()
