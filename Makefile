@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine: `make run` (the app on the local stack) and `make test`.
 SHELL := /bin/bash
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The app and every tool run on Python 3.13 (azure-functions-runtime needs it). devtools/find-python finds one
+# (PYTHON=..., python3.13 on PATH, pyenv's or uv's 3.13) without touching the global Python, or says what to install.
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_PY := $(VENV)/.installed
@@ -32,8 +33,11 @@ help:
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
+# A .venv made by another interpreter (the project ran on 3.11 before) is made again, not patched.
 $(STAMP_PY): requirements.txt requirements-dev.txt
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@if ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then \
+	  python=$$(devtools/find-python) || exit 1; \
+	  echo "make: creating $(VENV) with $$python"; rm -rf $(VENV); "$$python" -m venv $(VENV) || exit 1; fi
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -42,7 +46,7 @@ $(STAMP_NPM): package.json package-lock.json
 	touch $@
 
 $(STAMP_IAC): requirements-iac.txt
-	test -x $(VENV_IAC)/bin/python || $(PYTHON) -m venv $(VENV_IAC)
+	@test -x $(VENV_IAC)/bin/python || { python=$$(devtools/find-python) && "$$python" -m venv $(VENV_IAC); }
 	$(VENV_IAC)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-iac.txt
 	touch $@
 

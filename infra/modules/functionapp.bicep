@@ -1,4 +1,4 @@
-// The Function App on a Flex Consumption plan: Python 3.11, the user-assigned identity for everything (host
+// The Function App on a Flex Consumption plan: Python 3.13, the user-assigned identity for everything (host
 // storage, the deployment package, Service Bus, Key Vault references, telemetry), and the app settings.
 //
 // The app settings are passed in whole from main.bicep, the one place that lists them; tests/infra checks that
@@ -79,7 +79,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: '3.13'
       }
     }
     siteConfig: {
