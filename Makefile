@@ -34,11 +34,12 @@ help:
 setup: $(STAMP_PY) $(STAMP_NPM)
 
 # A .venv made by another interpreter (the project ran on 3.11 before) is made again, not patched.
-$(STAMP_PY): requirements.txt requirements-dev.txt
+$(STAMP_PY): requirements.txt requirements-dev.txt funchost/rpc/function_rpc.proto
 	@if ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then \
 	  python=$$(devtools/find-python) || exit 1; \
 	  echo "make: creating $(VENV) with $$python"; rm -rf $(VENV); "$$python" -m venv $(VENV) || exit 1; fi
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m funchost.rpc
 	touch $@
 
 $(STAMP_NPM): package.json package-lock.json

@@ -52,7 +52,7 @@ class HostProcess:
             [sys.executable, "-m", "funchost", "--settings", str(self.settings_file),
              "--app-root", str(self.app_root), "--functions", "customer_events", "--stop-timeout", "5"],
             cwd=str(ROOT), env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1,
-            text=True, encoding="utf-8", errors="replace")
+            text=True, encoding="utf-8", errors="replace", start_new_session=True)
         threading.Thread(target=self._pump, args=(self.proc, log_file), daemon=True,
                          name=f"host-{self.incarnation}-log").start()
         if not self._ready.wait(timeout):
@@ -63,7 +63,7 @@ class HostProcess:
         with self._lock:
             running = len(self._running)
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+            self._signal_group(signal.SIGKILL)  # the host and its worker process, as a crashed instance loses both
             self.proc.wait(10)
         with self._lock:
             self._running.clear()
@@ -77,19 +77,23 @@ class HostProcess:
         proc = self.proc
         if proc is None or proc.poll() is not None:
             return 0
-        proc.send_signal(signal.SIGSTOP)
+        self._signal_group(signal.SIGSTOP)  # the worker runs the app: it must freeze with its host
         try:
             stop_event.wait(seconds)
         finally:
-            try:
-                proc.send_signal(signal.SIGCONT)
-            except ProcessLookupError:  # killed while stopped
-                pass
+            self._signal_group(signal.SIGCONT)
         return running
+
+    def _signal_group(self, signum: int) -> None:
+        """The host was started in a session of its own: its process group is the host and its worker."""
+        try:
+            os.killpg(self.proc.pid, signum)
+        except (ProcessLookupError, PermissionError):  # gone meanwhile
+            pass
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
+            self._signal_group(signal.SIGCONT)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(15)

@@ -1,7 +1,7 @@
 """``python -m funchost``: run the app's Service Bus and timer triggers until SIGINT/SIGTERM.
 
     python -m funchost [--app-root .] [--settings local.settings.json] [--script function_app.py]
-                       [--functions name,...] [--log-level INFO] [--stop-timeout 30]
+                       [--functions name,...] [--log-level INFO] [--state-dir DIR] [--stop-timeout 30]
 
 Like ``func start``: local.settings.json ``Values`` go into the environment unless a variable is already set,
 the worker's working directory is the app root, and Ctrl+C stops receiving, lets running invocations finish
@@ -31,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--script", help="app script (default: $PYTHON_SCRIPT_FILE_NAME or function_app.py)")
     parser.add_argument("--functions", help="comma-separated function names to run (default: all)")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)")
+    parser.add_argument("--state-dir", help="where the host keeps the timers' schedule status between runs "
+                                            "(default: <app-root>/.localstack/funchost)")
     parser.add_argument("--stop-timeout", type=float, default=30.0,
                         help="seconds running invocations get to finish at shutdown (default 30)")
     return parser.parse_args(argv)
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
 
     os.chdir(app_root)  # the Python worker runs with the app root as its working directory
     functions = [f.strip() for f in args.functions.split(",") if f.strip()] if args.functions else None
-    host = LocalFunctionsHost(app_root, settings, functions=functions, script_file=args.script)
+    host = LocalFunctionsHost(app_root, settings, functions=functions, script_file=args.script,
+                              state_dir=args.state_dir)
 
     stop_requested = threading.Event()
 

@@ -1,31 +1,26 @@
-"""Running one function invocation the way the Functions host and the Python worker do.
+"""One function invocation as the Functions host runs it: an InvocationRequest to the worker, its answer awaited.
 
 - Logs ``Executing 'Functions.<name>' (Reason=..., Id=<uuid>)``, the trigger details, then ``Executed ...
-  (Succeeded|Failed, Id=..., Duration=<n>ms)``; a failure carries the exception and its traceback.
-- Sync functions run on the worker's thread pool, whose size is ``PYTHON_THREADPOOL_THREAD_COUNT`` or Python's
-  ThreadPoolExecutor default (min(32, cpus + 4)); invocations the host has dispatched wait there for a thread,
-  and that wait counts against the function timeout as it does in the worker. ``async def`` functions run on an
-  event loop instead and are not limited by that pool.
-- ``functionTimeout``: the host fails the invocation ("Timeout value of ... exceeded"), and its caller abandons
-  the message. A Python thread cannot be cancelled, so the function's thread keeps running in the background
-  (the real host recycles the worker process); it is logged and left alone.
+  (Succeeded|Failed, Id=..., Duration=<n>ms)``; a failure carries the exception the worker reported and its stack.
+- The worker decides how the function runs (its thread pool for sync functions, its event loop for async ones);
+  an invocation the host has sent waits there for a thread, and that wait counts against the function timeout.
+- ``functionTimeout``: the host fails the invocation ("Timeout value of ... exceeded") and its caller abandons the
+  message. A Python worker cannot cancel a running function, so the host recycles the worker process: every other
+  invocation running in it fails too, as in Azure.
 """
 from __future__ import annotations
 
-import asyncio
-import contextvars
+import concurrent.futures
 import logging
-import os
 import threading
 import time
-import traceback
 import uuid
 from dataclasses import dataclass
 from typing import Any, Callable
 
-import azure.functions as func
-
-from .logs import current_invocation, dotnet_timespan, invocation_thread_local
+from .logs import dotnet_timespan
+from .worker_channel import WorkerChannel, WorkerGone
+from .worker_logs import WorkerLogRouter
 
 log = logging.getLogger("funchost.function")
 
@@ -36,7 +31,7 @@ SUCCEEDED, FAILED, TIMED_OUT, ABORTED = "succeeded", "failed", "timed_out", "abo
 class InvocationResult:
     invocation_id: str
     status: str
-    error: BaseException | None = None
+    error: str | None = None
     duration_ms: int = 0
 
     @property
@@ -44,139 +39,88 @@ class InvocationResult:
         return self.status == SUCCEEDED
 
 
-class _TraceContext:
-    """No distributed tracing locally: empty W3C trace context, as the worker passes without one."""
-
-    def __init__(self) -> None:
-        self.trace_parent = ""
-        self.trace_state = ""
-        self.attributes: dict[str, str] = {}
-
-
-class InvocationContext(func.Context):
-    """What the worker passes as a ``context`` parameter."""
-
-    def __init__(self, invocation_id: str, function_name: str, function_directory: str) -> None:
-        self._invocation_id = invocation_id
-        self._function_name = function_name
-        self._function_directory = function_directory
-
-    @property
-    def invocation_id(self) -> str:
-        return self._invocation_id
-
-    @property
-    def function_name(self) -> str:
-        return self._function_name
-
-    @property
-    def function_directory(self) -> str:
-        return self._function_directory
-
-    @property
-    def thread_local_storage(self):
-        return invocation_thread_local
-
-    @property
-    def trace_context(self):
-        return _TraceContext()
-
-    @property
-    def retry_context(self):
-        return None  # no retry policy applies to Service Bus or timer triggers here
-
-
-def worker_thread_count(environ=os.environ) -> int:
-    value = environ.get("PYTHON_THREADPOOL_THREAD_COUNT")
-    if value:
-        try:
-            if int(value) >= 1:
-                return int(value)
-        except ValueError:
-            pass
-        log.warning("PYTHON_THREADPOOL_THREAD_COUNT must be an integer >= 1; using the default")
-    return min(32, (os.cpu_count() or 1) + 4)
-
-
 class Invoker:
-    """Runs invocations for every trigger of one host, and counts their outcomes."""
+    """Sends the invocations of every trigger of one host to its worker, and counts their outcomes."""
 
-    def __init__(self, function_timeout: float | None, worker_threads: int, function_directory: str,
+    def __init__(self, channel: WorkerChannel, logs: WorkerLogRouter, function_timeout: float | None,
                  abort: threading.Event) -> None:
+        self.channel = channel
+        self.logs = logs
         self.function_timeout = function_timeout
-        self.function_directory = function_directory
-        self._worker_slots = threading.BoundedSemaphore(worker_threads)
-        self._stacks_shown: dict[tuple[str, str], tuple[str, float]] = {}
         self._abort = abort  # set when the host gives up waiting for running invocations at shutdown
+        self._stacks_shown: dict[tuple[str, str], tuple[str, float]] = {}
         self._lock = threading.Lock()
         self.counts: dict[str, dict[str, int]] = {}
-        self.orphaned_threads = 0  # timed-out invocations whose thread is still running
 
     def register(self, function_name: str) -> None:
         self.counts.setdefault(function_name, {"succeeded": 0, "failed": 0})
 
-    def invoke(self, function_name: str, user_function: Callable[..., Any],
-               build_kwargs: Callable[[InvocationContext], dict[str, Any]], reason: str,
+    def invoke(self, function_name: str, build_request: Callable[[str], Any], reason: str,
                details: list[str]) -> InvocationResult:
+        """``build_request(invocation_id)`` makes the InvocationRequest; it may raise (a binding the host cannot
+        make), which fails the invocation before the worker sees it."""
         invocation_id = str(uuid.uuid4())
         extra = {"invocation_id": invocation_id, "function_name": function_name}
         log.info("Executing 'Functions.%s' (Reason='%s', Id=%s)", function_name, reason, invocation_id, extra=extra)
         for line in details:
             log.info("%s", line, extra=extra)
-
         started = time.monotonic()
-        done = threading.Event()
-        outcome: dict[str, Any] = {}
-        context = InvocationContext(invocation_id, function_name, self.function_directory)
-        is_coroutine = asyncio.iscoroutinefunction(user_function)
-
-        def run() -> None:
-            current_invocation.set((function_name, invocation_id))
-            invocation_thread_local.invocation_id = invocation_id
+        self.logs.invocation_started(invocation_id, function_name)
+        try:
             try:
-                kwargs = build_kwargs(context)
-                if is_coroutine:
-                    asyncio.run(user_function(**kwargs))
-                else:
-                    with self._worker_slots:
-                        user_function(**kwargs)
-            except BaseException as e:  # the host reports anything the function raises, SystemExit included
-                outcome["error"] = e
+                request = build_request(invocation_id)
+            except Exception as exc:  # noqa: BLE001 - the host's binding failure, reported as the function's
+                return self._failed(function_name, invocation_id, started, extra,
+                                    f"Exception binding parameter: {exc}", "")
+            return self._send(function_name, invocation_id, request, started, extra)
+        finally:
+            self.logs.invocation_ended(invocation_id)
+
+    def _send(self, function_name: str, invocation_id: str, request, started: float, extra: dict) -> InvocationResult:
+        result: dict[str, Any] = {}
+        done = threading.Event()
+
+        def call() -> None:
+            try:
+                result["response"] = self.channel.invoke(request, self.function_timeout)
+            except BaseException as exc:  # noqa: BLE001 - read below
+                result["error"] = exc
             finally:
-                invocation_thread_local.invocation_id = None
                 done.set()
 
-        # A fresh context per invocation: the invocation id must not leak between invocations of one slot.
-        thread = threading.Thread(target=contextvars.Context().run, args=(run,), daemon=True,
-                                  name=f"invocation-{function_name}-{invocation_id[:8]}")
-        thread.start()
-
-        deadline = None if self.function_timeout is None else started + self.function_timeout
-        while not done.is_set():
+        threading.Thread(target=call, name=f"invoke-{invocation_id[:8]}", daemon=True).start()
+        while not done.wait(0.25):
             if self._abort.is_set():
                 log.warning("Functions.%s (Id=%s) was still running when the host stopped; left unfinished",
                             function_name, invocation_id, extra=extra)
                 return InvocationResult(invocation_id, ABORTED, None, _ms(started))
-            wait = 0.25 if deadline is None else min(0.25, deadline - time.monotonic())
-            if wait <= 0:
-                return self._timed_out(function_name, invocation_id, started, extra)
-            done.wait(wait)
-
-        error = outcome.get("error")
-        duration = _ms(started)
-        if error is None:
+        error = result.get("error")
+        if isinstance(error, concurrent.futures.TimeoutError):
+            return self._timed_out(function_name, invocation_id, started, extra)
+        if isinstance(error, WorkerGone):
+            if self._abort.is_set():
+                return InvocationResult(invocation_id, ABORTED, None, _ms(started))
+            return self._failed(function_name, invocation_id, started, extra, f"Worker process gone: {error}", "")
+        if error is not None:
+            raise error
+        response = result["response"]
+        if response.result.status == self.channel.protos.StatusResult.Success:
             self._count(function_name, "succeeded")
             log.info("Executed 'Functions.%s' (Succeeded, Id=%s, Duration=%dms)", function_name, invocation_id,
-                     duration, extra=extra)
-            return InvocationResult(invocation_id, SUCCEEDED, None, duration)
+                     _ms(started), extra=extra)
+            return InvocationResult(invocation_id, SUCCEEDED, None, _ms(started))
+        exc = response.result.exception
+        return self._failed(function_name, invocation_id, started, extra, exc.message or response.result.result,
+                            exc.stack_trace)
+
+    def _failed(self, function_name: str, invocation_id: str, started: float, extra: dict, message: str,
+                stack: str) -> InvocationResult:
         self._count(function_name, "failed")
         log.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)\n"
-                  "Exception while executing function: Functions.%s. Result: Failure\n"
-                  "Exception: %s: %s\nStack: %s", function_name, invocation_id, duration, function_name,
-                  type(error).__name__, error,
-                  self._stack_text(function_name, invocation_id, _user_traceback(error)),
+                  "System.Exception: Result: Failure\nException: %s\nStack: %s", function_name, invocation_id,
+                  _ms(started), message, self._stack_text(function_name, invocation_id, stack.rstrip()),
                   extra=extra)
-        return InvocationResult(invocation_id, FAILED, error, duration)
+        return InvocationResult(invocation_id, FAILED, message, _ms(started))
 
     # A message that fails on every delivery raised the same exception from the same line each time: the stack
     # is printed once, the later failures point at it (within STACK_REPEAT_SECONDS), so a poison message's five
@@ -199,31 +143,19 @@ class Invoker:
         timeout_text = dotnet_timespan(self.function_timeout)
         log.error("Timeout value of %s exceeded by function 'Functions.%s' (Id: '%s'). Initiating cancellation.",
                   timeout_text, function_name, invocation_id, extra=extra)
-        error = TimeoutError(f"Timeout value of {timeout_text} was exceeded by function: Functions.{function_name}")
-        duration = _ms(started)
         self._count(function_name, "failed")
-        with self._lock:
-            self.orphaned_threads += 1
         log.error("Executed 'Functions.%s' (Failed, Id=%s, Duration=%dms)\n"
-                  "Exception while executing function: Functions.%s. Result: Failure\n"
-                  "Exception: FunctionTimeoutException: %s", function_name, invocation_id, duration, function_name,
-                  error, extra=extra)
-        log.warning("The Python thread of Functions.%s (Id=%s) cannot be cancelled and keeps running in the "
-                    "background (the Functions host would restart the worker process)",
-                    function_name, invocation_id, extra=extra)
-        return InvocationResult(invocation_id, TIMED_OUT, error, duration)
+                  "System.Exception: Result: Failure\nException: FunctionTimeoutException: Timeout value of %s was "
+                  "exceeded by function: Functions.%s", function_name, invocation_id, _ms(started), timeout_text,
+                  function_name, extra=extra)
+        # The running Python function cannot be cancelled: the worker process is recycled, as the host does.
+        threading.Thread(target=self.channel.recycle, args=(f"Functions.{function_name} exceeded its timeout",),
+                         name="worker-recycle", daemon=True).start()
+        return InvocationResult(invocation_id, TIMED_OUT, "timeout", _ms(started))
 
     def _count(self, function_name: str, key: str) -> None:
         with self._lock:
             self.counts.setdefault(function_name, {"succeeded": 0, "failed": 0})[key] += 1
-
-
-def _user_traceback(error: BaseException) -> str:
-    """The traceback from the function's frame down (this module's own frame is noise in the host log)."""
-    tb = error.__traceback__
-    if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(error), error, tb)).rstrip()
 
 
 def _ms(started: float) -> int:

@@ -7,12 +7,13 @@ Semantics (Service Bus extension 5.x on Functions host v4, which runs a ServiceB
 - The function returns -> complete (when autoCompleteMessages; otherwise the message is left to its lock).
   The function raises or times out -> abandon (always, as the processor does), so the queue's MaxDeliveryCount
   eventually moves the message to the dead-letter queue. A function with a ``ServiceBusMessageActions``
-  parameter settles its messages itself through it (``funchost.settlement``); what it settled is left alone.
+  parameter settles its messages itself through it, over gRPC to this host (``funchost.settlement_server``);
+  what it settled is left alone.
 - While the function runs the message lock (or the session lock) is renewed, up to maxAutoLockRenewalDuration,
   by the SDK's ``AutoLockRenewer``.
 - Failures of the namespace (unreachable, entity missing, auth) never stop the host: the slot reconnects on a
-  capped schedule (1, 2, 4, 8, then every 15 s), an ERROR line says when the next retry is, one INFO line says
-  when it is back. stop() does not wait for a slot stuck in the SDK's own retries, only for running invocations.
+  capped schedule (1, 2, 4, 8, then every 15 s; ``funchost.connection_health`` says it in those words), and one
+  INFO line says when it is back. stop() does not wait for a slot stuck in the SDK's own retries, only for running invocations.
 - The SDK retries a lost connection itself first (clientRetryOptions: 3 retries from 0.8 s, doubling: about 11 s)
   and says nothing meanwhile. So a watchdog notices a receive that has not returned well after its wait, tries a
   TCP connection to the namespace and, when that fails, logs the ERROR at once (within about 2 s of the outage).
@@ -26,10 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import socket
 import threading
 import time
-import typing
 from typing import Any
 
 from azure.servicebus import (NEXT_AVAILABLE_SESSION, AutoLockRenewer, ServiceBusClient, ServiceBusReceiveMode,
@@ -37,12 +38,14 @@ from azure.servicebus import (NEXT_AVAILABLE_SESSION, AutoLockRenewer, ServiceBu
 from azure.servicebus.exceptions import (AutoLockRenewTimeout, MessageAlreadySettled, MessageLockLostError,
                                          OperationTimeoutError, SessionCannotBeLockedError, SessionLockLostError)
 
+from . import invocation_data
 from .bindings import ServiceBusTarget
+from .connection_health import Backoff, ConnectionHealth
 from .hostconfig import ServiceBusOptions
 from .invocation import ABORTED, Invoker
-from .messages import to_functions_message, trigger_details
+from .logs import dotnet_utc
 from .settings import ServiceBusConnection
-from .settlement import LocalMessageActions
+from .settlement_server import Delivery, SettlementService
 
 log = logging.getLogger("funchost.servicebus")
 
@@ -64,115 +67,6 @@ class _SessionLost(Exception):
     """The session lock is gone: drop this session and accept another."""
 
 
-class Backoff:
-    """Reconnect delays of one slot: 1, 2, 4, 8 s, then every 15 s until the namespace answers.
-
-    No jitter: the schedule is what the log shows, and one local host's few slots do not make a thundering herd.
-    The SDK's own retries (clientRetryOptions) have already run before a failure reaches this backoff."""
-
-    SCHEDULE = (1.0, 2.0, 4.0, 8.0, 15.0)
-
-    def __init__(self, schedule: tuple[float, ...] = SCHEDULE) -> None:
-        self.schedule = schedule
-        self.attempt = 0
-
-    def next_delay(self) -> float:
-        delay = self.schedule[min(self.attempt, len(self.schedule) - 1)]
-        self.attempt += 1
-        return delay
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-def _clock(seconds_from_now: float) -> str:
-    """Wall-clock UTC time ``seconds_from_now`` ahead, as the console log prints times (``10:00:05Z``)."""
-    return time.strftime("%H:%M:%SZ", time.gmtime(time.time() + seconds_from_now))
-
-
-class _ConnectionHealth:
-    """What the listener says about its namespace: an ERROR when it becomes unreachable, another at most once
-    per retry interval while it stays so (whichever slot fails), a single INFO line when it answers again."""
-
-    def __init__(self, label: str, namespace: str) -> None:
-        self.label = label
-        self.namespace = namespace or "(unknown namespace)"
-        self._down_since: float | None = None
-        self._next_report = 0.0
-        self._failures = 0
-        self._lock = threading.Lock()
-
-    @property
-    def down(self) -> bool:
-        return self._down_since is not None
-
-    def failed(self, error: BaseException, delay: float) -> None:
-        now = time.monotonic()
-        with self._lock:
-            first = self._down_since is None
-            if first:
-                self._down_since = now
-            self._failures += 1
-            report = first or now >= self._next_report
-            if report:
-                self._next_report = now + delay * 0.9
-            failures, down_for = self._failures, now - self._down_since
-        reason = f"{type(error).__name__}: {error}"
-        if first:
-            log.error("%s: Service Bus namespace %s is unreachable (%s); retrying at %s (in %.0f s), then with "
-                      "backoff up to every %.0f s", self.label, self.namespace, reason, _clock(delay), delay,
-                      Backoff.SCHEDULE[-1])
-        elif report:
-            log.error("%s: Service Bus namespace %s still unreachable after %.0f s (%d failed attempts; last: %s); "
-                      "next retry at %s (in %.0f s)", self.label, self.namespace, down_for, failures, reason,
-                      _clock(delay), delay)
-        else:
-            log.debug("%s: receive failed (%s); retrying in %.1f s", self.label, reason, delay)
-
-    def unreachable(self, reason: str, sdk_retry: str) -> None:
-        """The watchdog's probe failed while the SDK still retries: report the outage now, not after its retries."""
-        with self._lock:
-            if self._down_since is not None:
-                return
-            now = time.monotonic()
-            self._down_since, self._next_report = now, now + 2.0
-        log.error("%s: Service Bus namespace %s is unreachable (%s); the Service Bus client retries (%s), then the "
-                  "host reconnects at 1, 2, 4, 8, then every %.0f s until it answers", self.label, self.namespace,
-                  reason, sdk_retry, Backoff.SCHEDULE[-1])
-
-    def ok(self) -> None:
-        if self._down_since is None:
-            return
-        with self._lock:
-            since, self._down_since, self._failures = self._down_since, None, 0
-        if since is not None:
-            log.info("%s: Service Bus namespace %s reachable again after %.0f s; receiving", self.label,
-                     self.namespace, time.monotonic() - since)
-
-
-def _trigger_argument(target: ServiceBusTarget, messages: list) -> Any:
-    """What the worker passes for the trigger parameter: ServiceBusMessage(s), or the body as str/bytes when
-    the parameter is annotated so."""
-    fn = target.function.user_function
-    try:
-        annotation = typing.get_type_hints(fn).get(target.function.param_name)
-    except Exception:  # unresolvable forward references: fall back to the default type
-        annotation = None
-    if target.many and typing.get_origin(annotation) in (list, typing.List):
-        args = typing.get_args(annotation)
-        annotation = args[0] if args else None
-
-    def convert(message):
-        if annotation is str:
-            return message.get_body().decode("utf-8")
-        if annotation is bytes:
-            return message.get_body()
-        return message
-
-    converted = [convert(m) for m in messages]
-    return converted if target.many else converted[0]
-
-
 def _credential_for(connection: ServiceBusConnection):
     """Identity-based connection: ``<name>__credential = managedidentity`` pins managed identity (as in Azure);
     otherwise DefaultAzureCredential, which is what the host uses for developer identities when run locally.
@@ -187,15 +81,17 @@ def _credential_for(connection: ServiceBusConnection):
 
 class ServiceBusListener:
     def __init__(self, target: ServiceBusTarget, options: ServiceBusOptions, invoker: Invoker,
-                 stopping: threading.Event, poll_interval: float = 1.0) -> None:
+                 settlement: SettlementService, stopping: threading.Event, poll_interval: float = 1.0) -> None:
         self.target = target
+        self.settlement = settlement
+        self.protos = invoker.channel.protos
         self.options = options
         self.invoker = invoker
         self.stopping = stopping
         self.poll_interval = poll_interval
         self.name = target.function.name
         self.slots = options.max_concurrent_sessions if target.sessions else options.max_concurrent_calls
-        self._health = _ConnectionHealth(f"Functions.{self.name} ({target.entity})",
+        self._health = ConnectionHealth(f"Functions.{self.name} ({target.entity})",
                                          target.connection.namespace)
         self._busy: set[threading.Thread] = set()  # slots running an invocation right now
         self._in_sdk: dict[threading.Thread, float] = {}  # slot -> when its current SDK call should have returned
@@ -295,7 +191,7 @@ class ServiceBusListener:
 
     def _retry_after(self, error: BaseException, backoff: Backoff) -> None:
         delay = backoff.next_delay()
-        self._health.failed(error, delay)
+        self._health.failed(error, backoff.attempt, delay)
         self.stopping.wait(delay)
 
     # -- non-session slots -----------------------------------------------------------------------------------
@@ -397,25 +293,43 @@ class ServiceBusListener:
             for message in messages:
                 if message.locked_until_utc is not None:  # the renewer refuses messages without a lock expiry
                     renewer.register(receiver, message)
-        actions = LocalMessageActions(receiver, messages, session) if self.target.settlement_param else None
+        delivery = Delivery(receiver, {str(m.lock_token): m for m in messages if m.lock_token is not None}, session)
+        self.settlement.register(delivery)
         try:
             result = self.invoker.invoke(
-                self.name, self.target.function.user_function,
-                lambda context: self._arguments(messages, session, context, actions),
+                self.name, lambda invocation_id: self._request(invocation_id, messages, session),
                 reason="(null)",
                 details=[trigger_details(m, self._session_locked_until(session)) for m in messages])
         finally:
+            self.settlement.release(delivery)
             if renewer is not None:
                 renewer.close(wait=False)
         if result.status == ABORTED:
             return False  # host shutting down: leave the message to its lock, as a stopped host does
-        # A message the function settled itself is left alone (the SDK refuses a second settlement; ignored below).
+        # What the function settled itself (through the Settlement service) is left alone.
+        unsettled = [m for m in messages if str(m.lock_token) not in delivery.settled]
         if result.succeeded:
             if self.target.auto_complete:
-                self._settle(receiver, messages, "complete_message")
+                self._settle(receiver, unsettled, "complete_message")
         else:
-            self._settle(receiver, messages, "abandon_message")
-        return actions is not None and actions.released
+            self._settle(receiver, unsettled, "abandon_message")
+        return delivery.released
+
+    def _request(self, invocation_id: str, messages: list[ServiceBusReceivedMessage], session):
+        """The InvocationRequest the host sends for these messages (see ``funchost.invocation_data``)."""
+        protos, function = self.protos, self.target.function
+        value = invocation_data.trigger_value(messages, self.target.many, self.target.data_type, protos)
+        namespace = self.target.connection.namespace
+        if self.target.many:
+            metadata = invocation_data.batch_metadata(messages, namespace, protos)
+        else:
+            metadata = invocation_data.single_metadata(messages[0], namespace, protos)
+            if value.WhichOneof("data") == "string":
+                invocation_data.merge_body_properties(metadata, value.string, protos)
+        return protos.InvocationRequest(
+            invocation_id=invocation_id, function_id=function.function_id,
+            input_data=[protos.ParameterBinding(name=function.param_name, data=value)],
+            trigger_metadata=metadata, trace_context=new_trace_context(protos))
 
     def _renewer(self) -> AutoLockRenewer:
         # max_workers=2, not 1: with a single worker the renewer's dispatcher runs each renew task inline and the
@@ -427,18 +341,6 @@ class ServiceBusListener:
     def _session_locked_until(session):
         # Messages of a session are covered by the session lock; the host reports its expiry as LockedUntil.
         return session.locked_until_utc if session is not None else None
-
-    def _arguments(self, messages: list[ServiceBusReceivedMessage], session, context,
-                   actions: LocalMessageActions | None) -> dict[str, Any]:
-        function = self.target.function
-        locked_until = self._session_locked_until(session)
-        kwargs = {function.param_name: _trigger_argument(
-            self.target, [to_functions_message(m, self.name, locked_until) for m in messages])}
-        if function.wants_context:
-            kwargs["context"] = context
-        if actions is not None:
-            kwargs[self.target.settlement_param] = actions
-        return kwargs
 
     def _settle(self, receiver, messages: list[ServiceBusReceivedMessage], action: str) -> None:
         for message in messages:
@@ -460,4 +362,25 @@ class ServiceBusListener:
             log.warning("Functions.%s: lock renewal failed for %r: %s", self.name, renewable, error)
 
 
-__all__ = ["ServiceBusListener", "Backoff"]
+__all__ = ["ServiceBusListener", "Backoff", "new_trace_context", "trigger_details"]
+
+
+def new_trace_context(protos):
+    """The invocation's Activity, as the host sends it: a W3C id of its own, not sampled, no state or tags."""
+    return protos.RpcTraceContext(trace_parent=f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-00")
+
+
+def trigger_details(message: ServiceBusReceivedMessage, session_locked_until=None) -> str:
+    """The host's per-invocation ``Trigger Details`` line for a Service Bus message."""
+    def safe(getter):
+        try:
+            return getter()
+        except (OverflowError, ValueError, AttributeError, TypeError):
+            return None
+
+    return (f"Trigger Details: MessageId: {invocation_data._text(message.message_id)}, "
+            f"SequenceNumber: {message.sequence_number}, "
+            f"DeliveryCount: {invocation_data.host_delivery_count(message)}, "
+            f"EnqueuedTimeUtc: {dotnet_utc(safe(lambda: message.enqueued_time_utc))}, "
+            f"LockedUntilUtc: {dotnet_utc(safe(lambda: message.locked_until_utc) or session_locked_until)}, "
+            f"SessionId: {invocation_data._text(message.session_id) or '(null)'}")

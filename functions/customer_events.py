@@ -13,6 +13,7 @@ event is dead-lettered on its first delivery with its reason (see ``functions.se
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import azure.functions as func
@@ -35,9 +36,17 @@ bp = func.Blueprint()
 def inbound(msg: func.ServiceBusMessage) -> InboundMessage:
     return InboundMessage(
         body=msg.get_body(), message_id=msg.message_id, delivery_count=msg.delivery_count,
-        session_id=msg.session_id, enqueued_time=msg.enqueued_time_utc,
+        session_id=msg.session_id, enqueued_time=_utc(msg.enqueued_time_utc),
         application_properties=dict(msg.application_properties or {}), correlation_id=msg.correlation_id,
         content_type=msg.content_type, subject=getattr(msg, "subject", None) or getattr(msg, "label", None))
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """The host sends EnqueuedTimeUtc without a zone, and azure-functions reads that as a naive datetime: it is
+    UTC, and the retry budget compares it with aware times."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=dt.timezone.utc)
 
 
 def settle(msg, message_actions, handle) -> None:

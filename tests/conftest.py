@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -89,23 +88,17 @@ def _drop_ledger_table(connection: str, table: str) -> None:
 
 @pytest.fixture
 def app_host(stack_env):
-    """The unchanged function app under the local Functions host, in this process, on the local stack, with short
-    retry delays. The app's service is rebuilt for the test, since the host runs it in this process."""
+    """The unchanged function app under the local Functions host, on the local stack, with short retry delays.
+    The host runs in this process; the app runs in its worker process, indexed and invoked by Microsoft's worker
+    library, so nothing of the app is imported here. The warm-up is off: what a test counts is what its events did."""
     from funchost import LocalFunctionsHost
-    from shared.bootstrap import reset as reset_service
 
-    reset_service()
-    host = LocalFunctionsHost(str(ROOT), {**stack_env, "RETRY_BASE_SECONDS": "0.2", "RETRY_MAX_DELAY_SECONDS": "1"},
-                              functions=["customer_events"])
+    host = LocalFunctionsHost(str(ROOT), {**stack_env, "RETRY_BASE_SECONDS": "0.2", "RETRY_MAX_DELAY_SECONDS": "1",
+                                          "WARM_UP": "false"}, functions=["customer_events"])
     host.start()
-    # The app's warm-up (when this process imported it afresh) makes its reads and token calls in the background:
-    # done before the test, so that what a test counts is what its events did.
-    for thread in threading.enumerate():
-        if thread.name == "app-warm-up":
-            thread.join(60)
+    assert host.functions == ["customer_events"], host.index_error or host.function_errors
     yield host
     host.stop(10)
-    reset_service()
 
 
 @pytest.fixture
@@ -120,8 +113,6 @@ def ledger(stack_env):
 def customer_status(ledger, customer_id: str) -> str | None:
     record = ledger.get_customer(customer_id)[0]
     return record.status if record else None
-
-
 class Telemetry:
     """What the app exported through OpenTelemetry: finished spans and the metrics collected so far."""
 

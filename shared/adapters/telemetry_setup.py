@@ -5,6 +5,9 @@
   ``APPLICATIONINSIGHTS_AUTHENTICATION_STRING`` says so (the exporter reads it). Its automatic instrumentations are
   all turned off: the app's own spans cover every external call (``telemetry``), the Azure SDKs' spans would carry
   exception texts, and the web-framework ones have nothing to instrument here.
+- ``otlp``: the SDK with the OTLP/HTTP exporters (protobuf) to ``OTEL_EXPORTER_OTLP_ENDPOINT``: any OpenTelemetry
+  collector (Microsoft's Functions documentation names it as the alternative to Azure Monitor); the local tests
+  collect what the app in its worker process exports this way.
 - ``console``: the SDK with console exporters (spans as they end, metrics every minute), for a developer.
 - ``none``: nothing is installed; the OpenTelemetry API then records nothing.
 
@@ -51,6 +54,9 @@ def configure_telemetry(settings) -> str:
         elif destination == "azure-monitor":
             _configure_azure_monitor(settings.applicationinsights_connection_string)
             _installed = destination
+        elif destination == "otlp":
+            _configure_otlp(settings.otlp_endpoint)
+            _installed = destination
         else:
             _configure_console()
             _installed = destination
@@ -68,6 +74,23 @@ def _configure_azure_monitor(connection_string: str) -> None:
 
     configure_azure_monitor(connection_string=connection_string, resource=_resource(),
                             instrumentation_options={name: {"enabled": False} for name in DISTRO_INSTRUMENTATIONS})
+
+
+def _configure_otlp(endpoint: str) -> None:
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    base = endpoint.rstrip("/")
+    resource = _resource()
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces")))
+    trace.set_tracer_provider(tracer_provider)
+    reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{base}/v1/metrics"))
+    metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=[reader]))
 
 
 def _configure_console() -> None:

@@ -63,6 +63,12 @@ class InvalidEvent(_NamesItsField):
         self.rule = rule
 
 
+
+class MetadataCollision(InvalidEvent):
+    """The event names a top-level attribute after a Service Bus message property. The Functions host has then put
+    the attribute's value in place of the property it read from the message, so what the function was told about
+    its message (message id, delivery count, lock token...) is the sender's, not Service Bus's."""
+
 class UnknownProfile(_NamesItsField):
     code = "UnknownProfile"
 

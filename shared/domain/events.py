@@ -14,7 +14,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from .errors import InvalidEvent
+from .errors import InvalidEvent, MetadataCollision
 from .trace_context import TraceContext, read_trace_context
 
 MAX_EVENT_BYTES = 64 * 1024
@@ -52,6 +52,16 @@ SIMPLE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # A JSON string (possibly unterminated), or one bracket: what the nesting pre-scan looks at.
 _JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
 
+#: The Functions host adds the top-level properties of a JSON body to the trigger's metadata, in place of the
+#: message's own of the same name in any case (the Service Bus extension's keys, below): an extension attribute
+#: named like one of them would change what the function is told about its message (lock token, delivery count,
+#: message id, application properties), so none may be named so. ``subject``, a CloudEvents attribute, replaces
+#: only the message's Subject, which the app does not read.
+HOST_METADATA_NAMES = frozenset(name.lower() for name in (
+    "MessageReceiver", "MessageSession", "MessageActions", "SessionActions", "ReceiveActions", "Client",
+    "DeliveryCount", "DeadLetterSource", "LockToken", "ExpiresAtUtc", "ExpiresAt", "EnqueuedTimeUtc", "EnqueuedTime",
+    "MessageId", "ContentType", "ReplyTo", "SequenceNumber", "To", "Label", "CorrelationId", "ApplicationProperties",
+    "UserProperties", "SessionId", "ReplyToSessionId", "PartitionKey", "TransactionPartitionKey"))
 CONTEXT_ATTRIBUTES = {"specversion", "id", "source", "type", "time", "datacontenttype", "dataschema", "subject",
                       "data"}
 CREATED_DATA = {"customerId", "displayName", "profile", "plan", "contactEmail", "redirectUris", "existingClientId"}
@@ -207,6 +217,11 @@ def _load(body, *, check_tree: bool = True) -> object:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         _fail("$", f"body is not valid UTF-8 (byte {exc.start})")
+    if "\ufffd" in text:
+        # The Functions host hands the function a string: bytes that were not UTF-8 arrive as U+FFFD, so this is
+        # where a non-UTF-8 body shows, not as a decode error.
+        _fail("$", f"body holds U+FFFD at character {text.index(chr(0xFFFD))}, the mark of bytes that were not "
+                   "UTF-8 (the Functions host replaces each invalid sequence with it); send the body as UTF-8")
     depth = nesting_depth(text)
     if depth > MAX_NESTING:
         _fail("$", f"arrays and objects nest {depth} deep; the limit is {MAX_NESTING}")
@@ -312,6 +327,12 @@ def parse_event(body: bytes | str, *, type_prefix: str = "", now: dt.datetime | 
     if not isinstance(doc, dict):
         _fail("$", f"must be a JSON object (a CloudEvent in structured mode), not {type(doc).__name__}")
 
+    # First of all, in any case: such a name has already changed the message's metadata (HOST_METADATA_NAMES).
+    collided = sorted(key for key in doc if key.lower() in HOST_METADATA_NAMES)
+    if collided:
+        path = _key_path("", collided[0])
+        raise MetadataCollision(path[:MAX_PATH_CHARS], "is the name of a Service Bus message property, which the "
+                                "Functions host replaces with this attribute's value; choose another extension name")
     # Before the attribute names: data_base64 is a valid CloudEvents member, just not one we accept.
     if "data_base64" in doc:
         _fail("data_base64", "is not accepted; send data as a JSON object")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..domain import retry_policy as rp
-from ..domain.errors import InvalidEvent, ProvisioningError, RetryBudgetSpent, TransientError
+from ..domain.errors import InvalidEvent, MetadataCollision, ProvisioningError, RetryBudgetSpent, TransientError
 from ..domain.events import parse_event, peek_identity, peek_trace_context
 from .ports import EventTrace, Telemetry
 from .outbox import ResultsPending
@@ -66,10 +66,12 @@ def handle_message(service, message: InboundMessage, *, type_prefix: str = "", s
             trace.set_outcome("rejected", kind="permanent", reason=exc.message)
             if _first_delivery(message):
                 trace.dead_letter_bound("rejected")
-            service.record_rejection(reason=exc.message, message_id=message.message_id, customer_id=customer_id,
+            # A name that collides with the message's metadata made the message id the sender's: not recorded.
+            message_id = None if isinstance(exc, MetadataCollision) else message.message_id
+            service.record_rejection(reason=exc.message, message_id=message_id, customer_id=customer_id,
                                      event_id=event_id, event_type=event_type)
-            StepLog(customer_id, event_id, message.message_id).emit("event", "rejected", level=logging.WARNING,
-                                                                     detail=f"reason={exc.message!r}")
+            StepLog(customer_id, event_id, message_id).emit("event", "rejected", level=logging.WARNING,
+                                                            detail=f"reason={exc.message!r}")
             raise
     with telemetry.event(message, event.trace_context) as trace:
         trace.set_event(event)

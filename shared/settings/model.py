@@ -42,7 +42,7 @@ ApimServiceName = Pattern(r"^[a-zA-Z][a-zA-Z0-9-]{0,48}[a-zA-Z0-9]$|^[a-zA-Z]$",
                           "1-50 letters, digits and '-', starting with a letter")
 Attempts = Number(0, 1000, "attempts", whole=True)
 BaseUrl = Url("https://", base=True)
-TelemetryExporter = Pattern(r"^(auto|azure-monitor|console|none)$", "auto, azure-monitor, console or none")
+TelemetryExporter = Pattern(r"^(auto|azure-monitor|otlp|console|none)$", "auto, azure-monitor, otlp, console or none")
 
 
 class SettingsError(ValueError):
@@ -255,8 +255,14 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
     telemetry_exporter: TelemetryExporter = Field(
         "auto", alias="TELEMETRY_EXPORTER",
         description="Where traces and metrics go: azure-monitor (Application Insights, needs "
-                    "APPLICATIONINSIGHTS_CONNECTION_STRING), console (stdout), none; auto: azure-monitor when the "
+                    "APPLICATIONINSIGHTS_CONNECTION_STRING), otlp (an OpenTelemetry collector over OTLP/HTTP, needs "
+                    "OTEL_EXPORTER_OTLP_ENDPOINT), console (stdout), none; auto: azure-monitor when the "
                     "connection string is set, else none.")
+    otlp_endpoint: Text() | None = Field(
+        None, alias="OTEL_EXPORTER_OTLP_ENDPOINT",
+        description="With TELEMETRY_EXPORTER=otlp: the collector's base URL (OTLP/HTTP, protobuf); traces go to "
+                    "/v1/traces and metrics to /v1/metrics under it. OTEL_METRIC_EXPORT_INTERVAL (ms, read by the "
+                    "OpenTelemetry SDK) sets how often metrics are sent.")
     applicationinsights_connection_string: Text(secret=True) | None = Field(
         None, alias="APPLICATIONINSIGHTS_CONNECTION_STRING", repr=False, json_schema_extra=SECRET,
         description="The Application Insights resource that telemetry goes to (with "
@@ -300,6 +306,8 @@ class AppSettings(ServiceBusSettings, LedgerSettings):
     def after_checks(self) -> Iterator[tuple[str, str]]:
         if self.telemetry_exporter == "azure-monitor" and not self.applicationinsights_connection_string:
             yield "TELEMETRY_EXPORTER", "is azure-monitor, but APPLICATIONINSIGHTS_CONNECTION_STRING is not set"
+        if self.telemetry_exporter == "otlp" and not self.otlp_endpoint:
+            yield "TELEMETRY_EXPORTER", "is otlp, but OTEL_EXPORTER_OTLP_ENDPOINT is not set"
         if self.claim_ttl_seconds < 2 * self.fence_guard_seconds:
             yield "CLAIM_TTL_SECONDS", (
                 f"must be at least {2 * self.fence_guard_seconds:g} s: twice the longest external call "

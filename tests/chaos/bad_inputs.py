@@ -97,6 +97,12 @@ def rejected_cases() -> list[BadInput]:
         BadInput("data_base64 instead of data", _with(c(), data=_DROP, data_base64="eyJjdXN0b21lcklkIjoieCJ9"),
                  "data_base64"),
         BadInput("unknown top-level attribute", _with(c(), customerId="corpus-ok"), "customerId"),
+        # The Functions host copies a JSON body's top-level properties over the message's metadata of the same name
+        # (any case): these would change what the app is told about its message.
+        BadInput("extension named like DeliveryCount", _with(c(), deliverycount="1"), "deliverycount"),
+        BadInput("extension named like MessageId", _with(c(), messageid="forged"), "messageid"),
+        BadInput("extension named like SessionId", _with(c(), sessionid="corpus-other"), "sessionid"),
+        BadInput("extension named like ContentType", _with(c(), contenttype="text/plain"), "contenttype"),
         BadInput("data is a string", _with(c(), data='{"customerId": "corpus-ok"}'), "data"),
         BadInput("data missing", _with(c(), data=_DROP), "data"),
         BadInput("wrong datacontenttype", _with(c(), datacontenttype="text/xml"), "datacontenttype"),

@@ -38,15 +38,15 @@ def record_file(tmp_path) -> Path:
 
 
 @pytest.fixture
-def make_host(standin, record_file):
+def make_host(standin, record_file, tmp_path):
     """``make_host(functions, host_json=None, **settings)``: a started LocalFunctionsHost, stopped at teardown."""
     hosts: list[LocalFunctionsHost] = []
 
-    def make(functions, host_json=None, connection_string=None, **settings):
+    def make(functions, host_json=None, connection_string=None, app_root=SAMPLE_APP, **settings):
         values = {"ServiceBusConnection": connection_string or standin.connection_string,
                   "RECORD_FILE": str(record_file), **settings}
-        host = LocalFunctionsHost(SAMPLE_APP, values, host_json=host_json or {"version": "2.0"},
-                                  functions=functions, poll_interval=POLL)
+        host = LocalFunctionsHost(app_root, values, host_json=host_json or {"version": "2.0"},
+                                  functions=functions, poll_interval=POLL, state_dir=tmp_path / "host-state")
         hosts.append(host)
         return host.start()
 

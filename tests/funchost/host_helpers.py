@@ -8,6 +8,8 @@ from pathlib import Path
 from azure.servicebus import ServiceBusClient, ServiceBusMessage
 
 SAMPLE_APP = Path(__file__).resolve().parent / "sample_app"
+UNBOUND_APP = Path(__file__).resolve().parent / "unbound_app"
+CONFORMANCE_APP = Path(__file__).resolve().parent / "conformance_app"
 
 
 def _queue(name: str, **props) -> dict:
@@ -32,6 +34,10 @@ STANDIN_CONFIG = {"UserConfig": {"Namespaces": [{
         _queue("cli"),
         _queue("sessions", RequiresSession=True),
         _queue("settle", LockDuration="PT2S", MaxDeliveryCount=3),
+        _queue("conf-single"),
+        _queue("conf-session", RequiresSession=True),
+        _queue("conf-batch"),
+        _queue("conf-settle", LockDuration="PT2S", MaxDeliveryCount=2),
     ],
     "Topics": [{"Name": "events", "Properties": {"DefaultMessageTimeToLive": "PT1H"},
                 "Subscriptions": [{"Name": "funcs", "Properties": {"LockDuration": "PT5S", "MaxDeliveryCount": 3}}]}],

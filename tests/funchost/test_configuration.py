@@ -1,14 +1,15 @@
-"""Settings, host.json, schedules and discovery: the host's start-up decisions, without a Service Bus."""
+"""Settings, host.json, schedules and indexing: the host's start-up decisions, without a Service Bus."""
 from __future__ import annotations
 
 import datetime as dt
 import json
 import logging
+import sys
+from pathlib import Path
 
 import pytest
 
 from funchost.bindings import resolve_service_bus, resolve_timer
-from funchost.discovery import describe_functions, index_app
 from funchost.host import LocalFunctionsHost
 from funchost.hostconfig import HostConfig, parse_timespan
 from funchost.schedules import IntervalSchedule, ScheduleError, parse_schedule
@@ -92,20 +93,26 @@ def test_ncrontab_schedules():
             parse_schedule(bad)
 
 
-def test_discovers_the_sample_app_and_resolves_its_bindings():
-    triggers = {t.name: t for t in describe_functions(index_app(SAMPLE_APP))}
-    assert set(triggers) == {"work", "ordered", "subscriber", "tick", "settle", "unbound"}
-    assert index_app(SAMPLE_APP) is index_app(SAMPLE_APP)  # get_functions() runs once per process
+def test_the_worker_indexes_the_sample_app_and_the_host_resolves_its_bindings(record_file):
+    # The host never imports the app: the worker library indexes it and reports each function's raw bindings.
+    settings = {"ServiceBusConnection": "Endpoint=sb://127.0.0.1:9/;SharedAccessKeyName=k;SharedAccessKey=v",
+                "RECORD_FILE": str(record_file), "TICK_SCHEDULE": "0 0 0 1 1 *"}
+    host = LocalFunctionsHost(SAMPLE_APP, settings, host_json={}, functions=["tick"], poll_interval=0.2).start()
+    try:
+        triggers = {f.name: f for f in host.channel.functions}
+        assert "function_app" not in sys.modules or Path(sys.modules["function_app"].__file__).parent != SAMPLE_APP
+    finally:
+        host.stop(5)
+    assert set(triggers) == {"work", "ordered", "subscriber", "tick", "settle"}
     env = {"WORK_QUEUE": "q-work", "SESSION_QUEUE": "q-sessions", "EVENTS_TOPIC": "t", "EVENTS_SUBSCRIPTION": "s",
            "TICK_SCHEDULE": "*/2 * * * * *",
            "ServiceBusConnection": "Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=k;SharedAccessKey=v"}
     options = HostConfig.from_dict({}).service_bus
     work = resolve_service_bus(triggers["work"], env, options)
     assert (work.queue_name, work.sessions, work.many, work.auto_complete) == ("q-work", False, False, True)
-    assert work.settlement_param is None
     settle = resolve_service_bus(triggers["settle"], {**env, "SETTLE_QUEUE": "q-settle"}, options)
-    # The function's own attribute overrides host.json's autoCompleteMessages; the client parameter is found.
-    assert (settle.auto_complete, settle.settlement_param) == (False, "message_actions")
+    # The function's own attribute overrides host.json's autoCompleteMessages.
+    assert settle.auto_complete is False
     assert work.connection.setting == "ServiceBusConnection"
     assert resolve_service_bus(triggers["ordered"], env, options).sessions is True
     subscriber = resolve_service_bus(triggers["subscriber"], env, options)

@@ -8,6 +8,7 @@ import threading
 
 from funchost.invocation import Invoker
 from funchost.logs import configure_console_logging
+from funchost.worker_logs import WorkerLogRouter
 
 
 def test_httpx_request_lines_are_not_shown_at_the_default_level():
@@ -32,20 +33,36 @@ def test_httpx_request_lines_are_not_shown_at_the_default_level():
     assert "a warning still shows" in text and "outcome=applied" in text
 
 
+class FailingChannel:
+    """Answers every invocation as the worker answers a function that raised: Failure, the exception's text and
+    the stack the library serialised."""
+
+    def __init__(self) -> None:
+        from funchost.rpc import load
+        self.protos = load()[0]
+        self.next_error = ("", "")
+
+    def invoke(self, request, timeout):
+        message, stack = self.next_error
+        p = self.protos
+        return p.InvocationResponse(invocation_id=request.invocation_id, result=p.StatusResult(
+            status=p.StatusResult.Failure, exception=p.RpcException(message=message, stack_trace=stack)))
+
+
 def test_the_same_failure_again_prints_its_stack_once(caplog):
-    invoker = Invoker(None, 2, ".", threading.Event())
+    channel = FailingChannel()
+    invoker = Invoker(channel, WorkerLogRouter(channel.protos), None, threading.Event())
     invoker.register("work")
+    profile = ("ValueError: data.profile: is required", 'Traceback (most recent call last):\n  File "x.py", line 1')
+    other = ("KeyError: 'something else'", 'Traceback (most recent call last):\n  File "y.py", line 9')
 
-    def fails(**_):
-        raise ValueError("data.profile: is required")
-
-    def other(**_):
-        raise KeyError("something else")
+    def invoke(error):
+        channel.next_error = error
+        return invoker.invoke("work", lambda invocation_id: channel.protos.InvocationRequest(
+            invocation_id=invocation_id), reason="(null)", details=[])
 
     with caplog.at_level(logging.INFO, logger="funchost"):
-        first = invoker.invoke("work", fails, lambda ctx: {}, reason="(null)", details=[])
-        second = invoker.invoke("work", fails, lambda ctx: {}, reason="(null)", details=[])
-        third = invoker.invoke("work", other, lambda ctx: {}, reason="(null)", details=[])
+        first, second, third = invoke(profile), invoke(profile), invoke(other)
     failures = [r.getMessage() for r in caplog.records if "Result: Failure" in r.getMessage()]
     assert len(failures) == 3
     assert "Traceback" in failures[0] and "ValueError: data.profile: is required" in failures[0]

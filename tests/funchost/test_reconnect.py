@@ -140,3 +140,24 @@ def test_ctrl_c_stops_the_host_within_3_s_while_the_namespace_is_down(standin_pr
     assert proc.returncode == 0, output
     assert "Host stopped" in output
     assert elapsed < 3.0, f"Ctrl-C took {elapsed:.1f} s\n{output}"
+
+
+def test_the_reconnect_log_reads_like_the_schedule(caplog, monkeypatch):
+    # Two slots fail over and over: the log tells the schedule once per step, as the README states it, not once
+    # per slot and not with a count of every slot's attempts.
+    from funchost import connection_health
+    now = [0.0]
+    monkeypatch.setattr(connection_health.time, "monotonic", lambda: now[0])
+    health = connection_health.ConnectionHealth("Functions.work (q)", "127.0.0.1:1")
+    slots = [connection_health.Backoff(), connection_health.Backoff()]
+    with caplog.at_level(logging.DEBUG, logger="funchost.servicebus"):
+        for _ in range(7):
+            for backoff in slots:
+                delay = backoff.next_delay()
+                health.failed(ConnectionRefusedError("refused"), backoff.attempt, delay)
+            now[0] += delay
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "reconnecting at 1, 2, 4, 8, then every 15 s (next at " in errors[0]
+    assert [m.split("(attempt ")[1].split(" ")[0] for m in errors[1:]] == ["2", "3", "4", "5", "6", "7"]
+    assert all("of the schedule 1, 2, 4, 8, then every 15 s" in m for m in errors[1:])
+    assert "in 2 s" in errors[1] and "in 15 s" in errors[-1]

@@ -386,6 +386,8 @@ NOT_IN_AZURE = {
     "AzureWebJobsStorage": "a connection string carries the account key; the template sets the __accountName form",
     "FUNCTIONS_WORKER_RUNTIME": "Flex Consumption takes the runtime from functionAppConfig and refuses this setting",
     "AzureWebJobsFeatureFlags": "worker indexing (the Python v2 model) is on by default in Azure",
+    "OTEL_EXPORTER_OTLP_ENDPOINT": "only with TELEMETRY_EXPORTER=otlp; the template sends telemetry to Application "
+                                   "Insights (azure-monitor)",
 }
 
 #: set by the template ahead of the app code that reads it

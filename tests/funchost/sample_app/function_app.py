@@ -102,9 +102,3 @@ def settle(msg: func.ServiceBusMessage, message_actions: servicebus.ServiceBusMe
     elif action == "raise":
         raise RuntimeError(f"asked to fail: {body.get('id')}")
     record(event="end", fn="settle", id=body.get("id"), delivery_count=msg.delivery_count)
-
-
-@app.function_name("unbound")
-@app.service_bus_queue_trigger(arg_name="msg", queue_name="%SETTLE_QUEUE%", connection="ServiceBusConnection")
-def unbound(msg: func.ServiceBusMessage, extra: str) -> None:
-    """A parameter no binding declares and the worker cannot supply: the function fails indexing."""
