@@ -9,27 +9,22 @@ an error message.
 """
 from __future__ import annotations
 
-import logging
-
 from ..domain import naming, results
 from ..domain.errors import (ClaimLost, InvalidEvent, PermanentError, ProvisioningError, TransientError,
                              UnknownProfile)
 from ..domain.events import CustomerCreated
 from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, PROVISIONED, REMOVED, Resources
+from .adoption import adopt_application, adopt_existing
+from .capacity import release_unused_capacity, reserve_capacity
+from .convergence import converge_application, converge_grant, remove_strays
 from .core import MANAGED_BY, SKIPPED, Attempt, Core, Outcome, clip
-from .ports import (Application, ApplicationSpec, ApplicationUpdate, AuthorizationServerSpec,
-                    SecretDeletedButRecoverable)
-from .removed import APIM_SERVER_POOL, delete_application
+from .limits import (APIM_SERVER_NAME_MAX, APIM_SUBSCRIPTION_NAME_MAX, AUTH0_DESCRIPTION_MAX,
+                     AUTH0_METADATA_MAX_KEYS, AUTH0_METADATA_MAX_VALUE, SECRET_CONTENT_TYPE)
+from .ports import Application, ApplicationSpec, AuthorizationServerSpec, SecretDeletedButRecoverable
 
-SECRET_CONTENT_TYPE = "application/vnd.auth0.client-secret"
-# Auth0: client_metadata holds at most 10 keys with string values of at most 255 characters; descriptions 140.
-AUTH0_METADATA_MAX_KEYS = 10
-AUTH0_METADATA_MAX_VALUE = 255
-AUTH0_DESCRIPTION_MAX = 140
-# API Management: authorization server display names 1-50 characters, subscription display names 1-100.
-APIM_SERVER_NAME_MAX = 50
-APIM_SUBSCRIPTION_NAME_MAX = 100
+__all__ = ["APIM_SUBSCRIPTION_NAME_MAX", "SECRET_CONTENT_TYPE", "apply_created", "get_grant", "profile_for",
+           "profile_for_name", "set_authorization_server", "set_subscription", "store_secret"]
 
 
 def apply_created(core: Core, a: Attempt) -> Outcome:
@@ -139,51 +134,6 @@ def profile_for(core: Core, ev: CustomerCreated) -> ClientProfile:
     return profile
 
 
-def reserve_capacity(core: Core, a: Attempt, profile: ClientProfile) -> None:
-    """Hold one of the tier's authorization-server slots before anything is created, atomically across workers
-    (a ledger counter), so two customers created at once cannot both take the last one. The entries are listed
-    once per deployment, to seed the counter; never per customer."""
-    with a.log.step("apim.get_authorization_server_limit") as s:
-        cap = core.gateway.get_authorization_server_limit()
-        s.detail = f"limit={cap.limit if cap.limit is not None else 'none'} sku={cap.sku}"
-    if cap.limit is None:
-        return
-
-    def seed() -> int:
-        with a.log.step("apim.get_authorization_server_capacity") as s:
-            used = core.gateway.get_authorization_server_capacity().used
-            s.detail = f"used={used} (seeds the reservation counter)"
-        return used
-
-    with a.log.step("ledger.reserve_slot") as s:
-        held = core.ledger.reserve_slot(APIM_SERVER_POOL, a.customer_id, cap.limit, seed=seed)
-        s.outcome = "held" if held else "full"
-    if held:
-        a.reserved = True
-        return
-    server_id = naming.authorization_server_id(a.customer_id)
-    with a.log.step("apim.has_authorization_server") as s:
-        exists = core.gateway.has_authorization_server(server_id)
-        s.outcome = "found" if exists else "none"
-    if exists:  # made before reservations existed: replacing it takes no new slot
-        return
-    raise PermanentError(
-        f"API Management tier {cap.sku} allows {cap.limit} authorization servers; all {cap.limit} are in use or "
-        f"reserved: "
-        f"remove unused ones or use a profile with apim_authorization_server = \"none\" instead of "
-        f"{profile.name!r}", service="apim", operation="authorization_server_capacity")
-
-
-def release_unused_capacity(core: Core, a: Attempt) -> None:
-    """A permanent failure before this attempt wrote the authorization server gives its slot back."""
-    if not a.reserved or a.server_written:
-        return
-    try:
-        with a.log.step("ledger.release_slot"):
-            core.ledger.release_slot(APIM_SERVER_POOL, a.customer_id)
-    except Exception:  # noqa: BLE001 - the failure being reported matters more; a held slot is only conservative
-        pass
-
 
 def ensure_application(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str | None
                        ) -> tuple[Application, bool]:
@@ -231,99 +181,6 @@ def ensure_application(core: Core, a: Attempt, profile: ClientProfile, prior_int
                              service="auth0", operation="create_application")
     return app, True
 
-
-def adopt_application(core: Core, a: Attempt, profile: ClientProfile) -> Application | None:
-    """An earlier attempt recorded the intent to create but not the id: find what it created, if anything."""
-    with a.log.step("auth0.find_applications") as s:
-        found = core.identity.find_applications(a.customer_id)
-        ours = [app for app in found if app.client_metadata.get("managed_by") == MANAGED_BY]
-        s.outcome = "found" if ours else "none"
-        s.detail = f"count={len(ours)}"
-    if len(found) > len(ours):
-        a.log.emit("auth0.find_applications", "ignored", level=logging.WARNING,
-                   detail=f"{len(found) - len(ours)} application(s) carry this customer_id but not "
-                          f"managed_by={MANAGED_BY}: left alone")
-    if not ours:
-        return None
-    keep, extras = ours[0], ours[1:]
-    other = keep.client_metadata.get("profile")
-    if other and other != profile.name:
-        raise PermanentError(f"an application with profile {other!r} (client_id={keep.client_id}) exists from an "
-                             f"earlier attempt; a created event cannot change it to {profile.name!r}: send "
-                             "customer.removed first", service="provisioning", operation="profile")
-    a.client_id = keep.client_id
-    if extras:
-        # Only this app writes managed_by, so these are our own duplicates (a create whose answer was lost, then
-        # repeated). This must not happen; say so loudly.
-        a.log.emit("auth0.adopt_application", "duplicates", level=logging.ERROR,
-                   detail=f"keeping client_id={keep.client_id}, deleting duplicates "
-                          f"{','.join(x.client_id for x in extras)}")
-        core.fence(a, "auth0.delete_application")
-        core.run([lambda x=x: delete_application(core, a, x.client_id, audience_of(core, x, profile))
-                  for x in extras])
-    a.log.emit("auth0.adopt_application", "ok", detail=f"client_id={keep.client_id}")
-    if profile.confidential and not keep.client_secret:
-        with a.log.step("auth0.get_application") as s:
-            full = core.identity.get_application(keep.client_id, with_secret=True)
-            s.outcome = "found" if full else "gone"
-        if full is None:
-            a.client_id = None
-            return None
-        keep = full
-    return keep
-
-
-#: Auth0 application types that are public clients (no secret); the others are confidential
-PUBLIC_APP_TYPES = ("spa", "native")
-
-
-def adopt_existing(core: Core, a: Attempt, profile: ClientProfile, client_id: str) -> Application:
-    """Bring an application made by hand under the app: mark it as this customer's in ``client_metadata`` and leave
-    every other property as it is. Refused (permanently, nothing written) when it does not exist, is marked for
-    another customer or profile, or is public where the profile is confidential (or the reverse)."""
-    def refuse(why: str) -> PermanentError:
-        return PermanentError(f"data.existingClientId: application {client_id} {why}", service="provisioning",
-                              operation="adopt_application")
-
-    with a.log.step("auth0.get_application") as s:
-        app = core.identity.get_application(client_id, with_secret=profile.confidential)
-        s.outcome = "found" if app else "none"
-        s.detail = f"client_id={client_id} (to adopt)"
-    if app is None:
-        raise refuse("does not exist in Auth0")
-    meta = app.client_metadata
-    owner = meta.get("customer_id")
-    if owner and owner != a.customer_id:
-        raise refuse(f"is marked for customer {owner!r}: an application serves one customer")
-    if meta.get("managed_by") == MANAGED_BY and meta.get("profile") not in (None, profile.name):
-        raise refuse(f"has profile {meta.get('profile')!r}; a created event cannot change it to {profile.name!r}")
-    if app.app_type and (app.app_type in PUBLIC_APP_TYPES) == profile.confidential:
-        kind = "a public client" if profile.confidential else "a confidential client"
-        raise refuse(f"is {kind} (app_type {app.app_type!r}) and profile {profile.name!r} is not: choose the "
-                     "profile that matches it")
-    if profile.confidential and not app.client_secret:
-        raise refuse("has no client secret for a confidential profile")
-    marker = {"customer_id": a.customer_id, "profile": profile.name, "managed_by": MANAGED_BY}
-    if any(meta.get(k) != v for k, v in marker.items()):
-        if len({**meta, **marker}) > AUTH0_METADATA_MAX_KEYS:
-            raise refuse(f"has client_metadata with too many keys to add the app's marker (Auth0 allows "
-                         f"{AUTH0_METADATA_MAX_KEYS})")
-        core.fence(a, "auth0.set_application_metadata")
-        with a.log.step("auth0.set_application_metadata") as s:
-            marked = core.identity.set_application_metadata(client_id, marker)
-            s.outcome = "marked" if marked else "gone"
-            s.detail = f"client_id={client_id} customer_id={a.customer_id}"
-        if marked is None:
-            raise refuse("was deleted while it was being adopted")
-    else:
-        a.log.emit("auth0.adopt_application", "marked", detail=f"client_id={client_id}: marked already")
-    a.client_id = client_id
-    return app
-
-
-def audience_of(core: Core, app: Application, default: ClientProfile) -> str:
-    other = core.profiles.get(app.client_metadata.get("profile", ""))
-    return (other or default).audience
 
 
 def application_spec(core: Core, ev: CustomerCreated, profile: ClientProfile) -> ApplicationSpec:
@@ -497,62 +354,3 @@ def set_subscription(core: Core, a: Attempt, profile: ClientProfile, *, display_
         core.gateway.set_subscription(sub_id, display_name=clip(display_name, APIM_SUBSCRIPTION_NAME_MAX),
                                       product_id=profile.apim_product)
     return sub_id
-
-
-# ---- repair only: what a creation never needs, since it makes everything itself -----------------------------------
-def wanted_callbacks(profile: ClientProfile, rec) -> tuple[str, ...] | None:
-    """The callbacks the application should have; None when unknown (a row from before they were recorded)."""
-    if profile.redirect_uris == "none":
-        return ()
-    return rec.redirect_uri_list
-
-
-def converge_application(core: Core, a: Attempt, profile: ClientProfile, app: Application) -> None:
-    """Grant types and callbacks back to the profile and the recorded event, in place. The first-party flag is
-    fixed at creation: a change there is reported by the drift check, never repaired by replacing the application
-    (its client id is what the customer holds)."""
-    callbacks = wanted_callbacks(profile, a.record)
-    grant_types = tuple(profile.grant_types)
-    changes = {}
-    if app.grant_types is not None and set(app.grant_types) != set(grant_types):
-        changes["grant_types"] = grant_types
-    if callbacks is not None and app.callbacks is not None and list(app.callbacks) != list(callbacks):
-        changes["callbacks"] = callbacks
-    if app.is_first_party is not None and app.is_first_party != profile.first_party:
-        a.log.emit("auth0.update_application", "not_in_place", level=logging.WARNING,
-                   detail=f"client_id={app.client_id}: is_first_party={app.is_first_party} is fixed at creation; "
-                          "remove and create the customer to change it")
-    if not changes:
-        return
-    core.fence(a, "auth0.update_application")
-    with a.log.step("auth0.update_application") as s:
-        s.detail = f"client_id={app.client_id} fields={','.join(sorted(changes))}"
-        s.outcome = "ok" if core.identity.update_application(app.client_id, ApplicationUpdate(**changes)) else "gone"
-
-
-def remove_strays(core: Core, a: Attempt, profile: ClientProfile, keep: str) -> None:
-    """Applications of ours for this customer other than the recorded one (orphans): deleted, grant first."""
-    with a.log.step("auth0.find_applications") as s:
-        strays = [x for x in core.identity.find_applications(a.customer_id)
-                  if x.client_metadata.get("managed_by") == MANAGED_BY and x.client_id != keep]
-        s.outcome = "found" if strays else "none"
-        s.detail = f"count={len(strays)}"
-    for x in strays:
-        delete_application(core, a, x.client_id, audience_of(core, x, profile))
-
-
-def converge_grant(core: Core, a: Attempt, profile: ClientProfile, client_id: str) -> str | None:
-    """The grant's id, its scopes set back to the profile's when they drifted; None when there is no grant."""
-    with a.log.step("auth0.list_client_grants") as s:
-        grant = next((g for g in core.identity.list_client_grants(profile.audience) if g.client_id == client_id),
-                     None)
-        s.outcome = "found" if grant else "none"
-    if grant is None:
-        return None
-    scopes = profile.scopes_for(getattr(a.event, "plan", None))
-    if set(grant.scopes) != set(scopes):
-        core.fence(a, "auth0.update_client_grant")
-        with a.log.step("auth0.update_client_grant") as s:
-            s.detail = f"id={grant.grant_id}"
-            s.outcome = "ok" if core.identity.update_client_grant(grant.grant_id, tuple(scopes)) else "gone"
-    return grant.grant_id

@@ -21,7 +21,7 @@ from ..domain.errors import ProvisioningError
 from ..domain.profiles import ClientProfile
 from ..domain.records import PROVISIONED, REMOVED, CustomerRecord
 from .core import MANAGED_BY, Core
-from .created import wanted_callbacks
+from .convergence import wanted_callbacks
 from .ports import Application, ClientGrant, DriftReport
 from .step_log import LOGGER_NAME, error_reason
 
