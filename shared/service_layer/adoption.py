@@ -8,6 +8,7 @@ from ..domain.errors import PermanentError
 from ..domain.profiles import ClientProfile
 from .core import MANAGED_BY, Attempt, Core
 from .limits import AUTH0_METADATA_MAX_KEYS
+from .ownership import not_recorded_elsewhere, recorded_elsewhere
 from .ports import Application
 from .removed import delete_application
 
@@ -19,6 +20,7 @@ def adopt_application(core: Core, a: Attempt, profile: ClientProfile) -> Applica
         ours = [app for app in found if app.client_metadata.get("managed_by") == MANAGED_BY]
         s.outcome = "found" if ours else "none"
         s.detail = f"count={len(ours)}"
+    ours = not_recorded_elsewhere(core, a, ours)  # another customer's, whatever its marker says
     if len(found) > len(ours):
         a.log.emit("auth0.find_applications", "ignored", level=logging.WARNING,
                    detail=f"{len(found) - len(ours)} application(s) carry this customer_id but not "
@@ -75,6 +77,9 @@ def adopt_existing(core: Core, a: Attempt, profile: ClientProfile, client_id: st
     owner = meta.get("customer_id")
     if owner and owner != a.customer_id:
         raise refuse(f"is marked for customer {owner!r}: an application serves one customer")
+    recorded = recorded_elsewhere(core, a.customer_id, [client_id]).get(client_id)
+    if recorded:
+        raise refuse(f"is customer {recorded!r}'s in the ledger: an application serves one customer")
     if meta.get("managed_by") == MANAGED_BY and meta.get("profile") not in (None, profile.name):
         raise refuse(f"has profile {meta.get('profile')!r}; a created event cannot change it to {profile.name!r}")
     if app.app_type and (app.app_type in PUBLIC_APP_TYPES) == profile.confidential:

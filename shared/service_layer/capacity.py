@@ -2,9 +2,9 @@
 given back when a permanent failure comes before the entry was written."""
 from __future__ import annotations
 
-from ..domain import naming
 from ..domain.errors import PermanentError
 from ..domain.profiles import ClientProfile
+from . import resource_names
 from .core import Attempt, Core
 from .removed import APIM_SERVER_POOL
 
@@ -31,7 +31,7 @@ def reserve_capacity(core: Core, a: Attempt, profile: ClientProfile) -> None:
     if held:
         a.reserved = True
         return
-    server_id = naming.authorization_server_id(a.customer_id)
+    server_id = resource_names.authorization_server_id(a.record, a.customer_id)
     with a.log.step("apim.has_authorization_server") as s:
         exists = core.gateway.has_authorization_server(server_id)
         s.outcome = "found" if exists else "none"

@@ -104,6 +104,10 @@ class Attempt:
     server_written: bool = False  # this attempt sent the authorization server's PUT
     outbox: list[OutboxEntry] = field(default_factory=list)  # result events this attempt committed, to send
     repair: bool = False  # a drift repair: the event is made from the ledger, and changes no event order
+    #: a repair looked at an unfinished rotation: True when it carried Auth0's new secret to Key Vault and APIM,
+    #: False when they held it already; None: not looked at
+    rotation_carried: bool | None = None
+    reapply: bool = False  # a created for a customer another event gave its application: what it says is set again
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self):

@@ -9,19 +9,22 @@ an error message.
 """
 from __future__ import annotations
 
-from ..domain import naming, results
+from ..domain import results
 from ..domain.errors import (ClaimLost, InvalidEvent, PermanentError, ProvisioningError, TransientError,
                              UnknownProfile)
 from ..domain.events import CustomerCreated
 from ..domain.profiles import ClientProfile
-from ..domain.records import APPLIED, PROVISIONED, REMOVED, Resources
+from ..domain.records import APPLIED, CLAIMED_ONLY, PROVISIONED, REMOVED, Resources
+from . import resource_names
 from .adoption import adopt_application, adopt_existing
 from .capacity import release_unused_capacity, reserve_capacity
 from .convergence import converge_application, converge_grant, remove_strays
 from .core import MANAGED_BY, SKIPPED, Attempt, Core, Outcome, clip
 from .limits import (APIM_SERVER_NAME_MAX, APIM_SUBSCRIPTION_NAME_MAX, AUTH0_DESCRIPTION_MAX,
                      AUTH0_METADATA_MAX_KEYS, AUTH0_METADATA_MAX_VALUE, SECRET_CONTENT_TYPE)
-from .ports import Application, ApplicationSpec, AuthorizationServerSpec, SecretDeletedButRecoverable
+from .ownership import SERVER_DESCRIPTION, check_server, foreign_owner, refusal, server_owner
+from .ports import Application, ApplicationSpec, AuthorizationServerSpec
+from .secret_steps import store_secret
 
 __all__ = ["APIM_SUBSCRIPTION_NAME_MAX", "SECRET_CONTENT_TYPE", "apply_created", "get_grant", "profile_for",
            "profile_for_name", "set_authorization_server", "set_subscription", "store_secret"]
@@ -49,6 +52,10 @@ def apply_created(core: Core, a: Attempt) -> Outcome:
                              f"change it to {profile.name!r}: send customer.removed first",
                              service="provisioning", operation="profile")
     core.check_not_busy(a)
+    # A second, newer created (or one arriving while another's attempt is pending) says everything again: the
+    # name, callbacks and plan land everywhere, the application and its grant included (docs/DESIGN.md).
+    a.reapply = bool(rec and rec.status != REMOVED and rec.auth0_client_id
+                     and (rec.status == PROVISIONED or rec.pending_event_id != ev.event_id))
     prior_intent = rec.auth0_create_intent if rec and rec.create_pending else None
     a.intent_unsent = prior_intent is None
     return _claim_and_provision(core, a, profile, lambda: core.claim(a, "provisioning", profile=profile),
@@ -60,7 +67,8 @@ def _repair(core: Core, a: Attempt) -> Outcome:
     skipped when the service already holds what it would write, plus the in-place updates a creation never needs.
     The claim and the ETag-checked writes make it safe beside the customer's own events."""
     rec = a.record
-    if rec is None or rec.status != PROVISIONED or rec.claimed_by_other(core.worker_id, core.now()):
+    if rec is None or rec.status not in (PROVISIONED, *CLAIMED_ONLY) or \
+            rec.claimed_by_other(core.worker_id, core.now()):
         return Outcome(SKIPPED, a.customer_id, a.event_id, rec.status if rec else "",
                        "no longer provisioned, or busy: left to its own events")
     profile = core.profiles.get(rec.profile or "")
@@ -90,9 +98,9 @@ def _provision(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str
     # The Auth0 application first, alone: it is the one step whose refusal (an entity limit, a validation error)
     # must leave nothing behind, and every other step needs its client id or is cheap to run beside the others.
     app, created_now = ensure_application(core, a, profile, prior_intent)
-    if a.repair and not created_now:
-        core.run([lambda: converge_application(core, a, profile, app),
-                  lambda: remove_strays(core, a, profile, app.client_id)])
+    if not created_now and not ev.existing_client_id:  # an adopted application keeps what it was given by hand
+        core.run([lambda: converge_application(core, a, profile, app)]
+                 + ([lambda: remove_strays(core, a, profile, app.client_id)] if a.repair else []))
     _, grant_id, secret_version, server_id, subscription = core.run([
         lambda: record_client_id(core, a, app, created_now),
         lambda: ensure_grant(core, a, profile, app.client_id, created_now),
@@ -102,7 +110,7 @@ def _provision(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str
     ])
     resources = Resources(
         auth0_client_id=app.client_id, auth0_client_grant_id=grant_id,
-        keyvault_secret_name=naming.secret_name(ev.customer_id) if profile.confidential else None,
+        keyvault_secret_name=resource_names.secret_name(a.record, ev.customer_id) if profile.confidential else None,
         keyvault_secret_version=secret_version, apim_authorization_server_id=server_id,
         apim_subscription_id=subscription)
     now = core.now()
@@ -114,7 +122,8 @@ def _provision(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str
         grant_id=grant_id, secret_uri=results.secret_uri(core.options.keyvault_url, resources.keyvault_secret_name),
         secret_version=secret_version, authorization_server_id=server_id, subscription_id=subscription)
     core.commit(a, a.record.provisioned(event_id, event_type, event_time, profile=profile.name,
-                                        display_name=ev.display_name, resources=resources, now=now, plan=ev.plan),
+                                        display_name=ev.display_name, resources=resources, now=now, plan=ev.plan,
+                                        rotation_carried=a.rotation_carried),
                 result=result, reason="drift repair" if a.repair else None)
     detail = "created application" if created_now else "application existed"
     return Outcome(APPLIED, ev.customer_id, ev.event_id, PROVISIONED, f"client_id={app.client_id} ({detail})")
@@ -231,6 +240,12 @@ def ensure_grant(core: Core, a: Attempt, profile: ClientProfile, client_id: str,
             return grant_id
     elif not created_now:  # the grant may exist already: look before creating (a create would answer 409)
         grant_id = get_grant(core, a, client_id, profile.audience)
+        if grant_id and a.reapply:  # the event's plan may give other scopes than the one before it
+            core.fence(a, "auth0.update_client_grant")
+            with a.log.step("auth0.update_client_grant") as s:
+                s.detail = f"id={grant_id}"
+                scopes = profile.scopes_for(getattr(a.event, "plan", None))
+                s.outcome = "ok" if core.identity.update_client_grant(grant_id, tuple(scopes)) else "gone"
         if grant_id:
             return grant_id
     core.fence(a, "auth0.create_client_grant")
@@ -254,54 +269,6 @@ def get_grant(core: Core, a: Attempt, client_id: str, audience: str) -> str | No
     return grant_id
 
 
-def store_secret(core: Core, a: Attempt, profile: ClientProfile, app: Application,
-                 extra_tags: dict[str, str] | None = None, name: str | None = None) -> str:
-    if not app.client_secret:
-        raise PermanentError("Auth0 returned no client secret for a confidential application",
-                             service="auth0", operation="get_application")
-    name = name or naming.secret_name(a.customer_id)
-    tags = {"customer_id": a.customer_id, "client_id": app.client_id, "profile": profile.name, **(extra_tags or {})}
-    if a.repair:
-        with a.log.step("keyvault.get_secret_properties") as s:
-            found = core.secrets.get_secret_properties(name)
-            s.outcome = "found" if found else "none"
-        if found is not None and found.enabled and found.tags.get("client_id") == app.client_id:
-            version = a.record.keyvault_secret_version if a.record.keyvault_secret_name == name else None
-            return version or core.secrets.get_secret_version(name) or ""
-    version = _set_secret(core, a, name, app.client_secret, tags)
-    if version is not None:
-        return version
-    # The name is soft-deleted (a removal, then this re-provisioning): free it, then set again.
-    how = "recover"
-    core.fence(a, "keyvault.recover_or_purge")
-    if core.options.purge_deleted_secrets:
-        try:
-            with a.log.step("keyvault.purge_deleted_secret"):
-                core.secrets.purge_deleted_secret(name)
-            how = "purge"
-        except PermanentError:
-            pass  # purge protection (or no purge permission): recovering is the way that remains
-    if how == "recover":
-        with a.log.step("keyvault.recover_deleted_secret") as s:
-            s.outcome = "ok" if core.secrets.recover_deleted_secret(name) else "none"
-    version = _set_secret(core, a, name, app.client_secret, tags)
-    if version is None:
-        raise TransientError(f"secret {name} is still soft-deleted after {how}", service="keyvault",
-                             operation="set_secret")
-    return version
-
-
-def _set_secret(core: Core, a: Attempt, name: str, value: str, tags: dict[str, str]) -> str | None:
-    core.fence(a, "keyvault.set_secret")
-    with a.log.step("keyvault.set_secret") as s:
-        s.detail = f"name={name}"
-        try:
-            return core.secrets.set_secret(name, value, content_type=SECRET_CONTENT_TYPE, tags=tags)
-        except SecretDeletedButRecoverable:
-            s.outcome = "deleted_but_recoverable"
-            return None
-
-
 def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app: Application, *,
                              display_name: str | None = None, scopes: tuple[str, ...] | None = None,
                              server_id: str | None = None) -> str:
@@ -311,7 +278,8 @@ def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app
         raise PermanentError("Auth0 returned no client secret for a confidential application",
                              service="auth0", operation="get_application")
     domain = core.options.auth0_domain
-    server_id = server_id or naming.authorization_server_id(a.customer_id)
+    server_id = server_id or resource_names.authorization_server_id(a.record, a.customer_id)
+    recorded = (a.record.apim_authorization_server_id or "").lower() == server_id.lower()
     spec = AuthorizationServerSpec(
         display_name=clip(display_name, APIM_SERVER_NAME_MAX),
         authorization_endpoint=f"https://{domain}/authorize",
@@ -321,15 +289,21 @@ def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app
         client_secret=app.client_secret if profile.confidential else None,
         grant_types=profile.apim_grant_types,
         default_scope=" ".join(scopes),
-        description=f"Auth0 application of customer {a.customer_id} (profile {profile.name}), managed by "
-                    f"{MANAGED_BY}")
+        description=SERVER_DESCRIPTION.format(customer_id=a.customer_id, profile=profile.name))
     if a.repair:
         with a.log.step("apim.get_authorization_server") as s:
             found = core.gateway.get_authorization_server(server_id)
             s.outcome = "found" if found else "none"
-        if found is not None and found.client_id == app.client_id and \
-                set(found.grant_types) == set(spec.grant_types) and found.default_scope == spec.default_scope:
+        owner = None if recorded or found is None else foreign_owner(server_owner(found.description), a.customer_id)
+        if owner:
+            raise refusal("API Management authorization server", server_id, owner)
+        # An unfinished rotation's secret (Auth0's now) is written whatever the entry shows: its secret is not read.
+        if found is not None and found.client_id == app.client_id and not a.record.rotation_pending and \
+                set(found.grant_types) == set(spec.grant_types) and found.default_scope == spec.default_scope and \
+                found.display_name == spec.display_name:
             return server_id
+    elif not recorded and (owner := check_server(core, a, server_id)):
+        raise refusal("API Management authorization server", server_id, owner)
     core.fence(a, "apim.set_authorization_server")
     with a.log.step("apim.set_authorization_server") as s:
         s.detail = f"id={server_id}"
@@ -341,12 +315,13 @@ def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app
 def set_subscription(core: Core, a: Attempt, profile: ClientProfile, *, display_name: str | None = None) -> str:
     ev: CustomerCreated = a.event  # type: ignore[assignment]
     display_name = display_name or ev.display_name
-    sub_id = naming.subscription_id(a.customer_id)
+    sub_id = resource_names.subscription_id(a.record, a.customer_id)
     if a.repair:
         with a.log.step("apim.get_subscription") as s:
             found = core.gateway.get_subscription(sub_id)
             s.outcome = found.state if found else "none"
-        if found is not None and found.state == "active" and found.product_id == profile.apim_product:
+        if found is not None and found.state == "active" and found.product_id == profile.apim_product and \
+                found.display_name == clip(display_name, APIM_SUBSCRIPTION_NAME_MAX):
             return sub_id
     core.fence(a, "apim.set_subscription")
     with a.log.step("apim.set_subscription") as s:
