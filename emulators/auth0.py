@@ -112,6 +112,16 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#]+\S*$")
 _ALNUM = string.ascii_letters + string.digits
 
 
+def _port_in_range(url: str) -> bool:
+    """A URL's port is 0-65535 (RFC 3986 leaves its size open; every URL parser a browser uses stops there, and a
+    URL with port 99999 is no URL to them)."""
+    try:
+        urllib.parse.urlsplit(url).port
+    except ValueError:
+        return False
+    return True
+
+
 def _random(alphabet: str, n: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(n))
 
@@ -468,7 +478,7 @@ class Auth0StandIn(HttpStandIn):
                                                  "tenant")
         for prop, fmt in _URL_LIST_PROPS.items():
             for i, url in enumerate(body.get(prop) or []):
-                if not _URL.match(url):
+                if not _URL.match(url) or not _port_in_range(url):
                     raise _payload_error(f"Object didn't pass validation for format {fmt}: {url}", f"{prop}[{i}]")
         if "initiate_login_uri" in body and body["initiate_login_uri"] and \
                 not body["initiate_login_uri"].startswith("https://"):

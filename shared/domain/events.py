@@ -13,11 +13,12 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from .errors import InvalidEvent
+from .redirect_uris import syntax_problem as redirect_uri_problem
 from .json_body import (MAX_EVENT_BYTES, MAX_NESTING, MAX_NUMBER_CHARS, MAX_PATH_CHARS, fail as _fail,
                         has_surrogate as _has_surrogate, key_path as _key_path, load_body as _load, nesting_depth)
 from .trace_context import TraceContext, read_trace_context
 
-__all__ = ["CLIENT_ID", "CREATED", "CUSTOMER_ID", "EVENT_TYPES", "MAX_EVENT_BYTES", "MAX_NESTING", "MAX_NUMBER_CHARS",
+__all__ = ["CLIENT_ID", "CREATED", "CUSTOMER_ID", "EVENT_TYPES", "FORMULA_START", "MAX_EVENT_BYTES", "MAX_NESTING", "MAX_NUMBER_CHARS",
            "MAX_PATH_CHARS", "REMOVED", "ROTATION_REQUESTED", "UPDATED", "CredentialsRotationRequested",
            "CustomerCreated", "CustomerEvent", "CustomerRemoved", "CustomerUpdated", "nesting_depth", "parse_event",
            "peek_identity", "peek_trace_context"]
@@ -40,6 +41,10 @@ EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 #: an Auth0 client id as the Management API issues them (32 letters and digits, ``tpc_`` before a third-party one);
 #: looser than that on purpose (older tenants), but never anything that could leave a URL path segment
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: what a display name must not start with: what spreadsheets (Excel, LibreOffice, Google Sheets) take as the
+#: start of a formula, and their full-width forms; tab and carriage return, also on OWASP's list, are control
+#: characters, refused anywhere in a name
+FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 # RFC 3339 date-time: the zone is mandatory (Z or +hh:mm); fractional seconds optional.
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
@@ -265,6 +270,10 @@ def _customer_fields(data: dict, *, required: bool, known_profiles: frozenset[st
     if display_name is not None and any(ch in display_name for ch in "<>"):
         # Auth0 refuses < and > in application names; they are also the start of every HTML injection.
         _fail("data.displayName", "must not contain < or >")
+    if display_name is not None and display_name.startswith(FORMULA_START):
+        # A spreadsheet runs a cell that starts so as a formula (=HYPERLINK, +cmd|..., @SUM): the name reaches
+        # every export and table an operator might open in one (Auth0's, the portal's, ours).
+        _fail("data.displayName", f"must not start with {display_name[0]!r}: a spreadsheet would run it as a formula")
     profile = _string(data, "profile", "data.profile", required=required, max_len=40)
     if profile is not None and not PROFILE_NAME.fullmatch(profile):
         _fail("data.profile", "must be a profile name: lower-case letters, digits and -")
@@ -284,8 +293,9 @@ def _customer_fields(data: dict, *, required: bool, known_profiles: frozenset[st
             if not isinstance(uri, str) or len(uri) > 2000:
                 _fail(path, "must be a string of at most 2000 characters")
             _check_text(uri, path)
-            if not re.match(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s#]*)?$", uri):
-                _fail(path, "must be an https URL without a fragment")
+            problem = redirect_uri_problem(uri)
+            if problem:
+                _fail(path, problem)
         redirect_uris = tuple(uris)
     return dict(display_name=display_name, profile=profile, plan=plan, contact_email=email,
                 redirect_uris=redirect_uris)

@@ -189,7 +189,8 @@ class CustomerRecord:
         """The new secret is in Key Vault (and API Management). The lifecycle's last event stays what it was: a
         rotation does not order created and removed events, so an older removal still applies after it."""
         return replace(self, status=PROVISIONED, keyvault_secret_version=secret_version, secret_issued_at=now,
-                       rotation_pending=None, pending_event_id=None, last_error=None, claim_owner=None, claim_expires=None, updated_at=now)
+                       rotation_pending=None, pending_event_id=None, last_error=None, claim_owner=None,
+                       claim_expires=None, updated_at=now)
 
     def provisioned(self, event_id: str, event_type: str, event_time: dt.datetime, *, profile: str,
                     display_name: str, resources: Resources, now: dt.datetime, plan: str | None = None,
@@ -224,7 +225,8 @@ class CustomerRecord:
     def removed(self, event_id: str, event_type: str, event_time: dt.datetime, now: dt.datetime
                 ) -> "CustomerRecord":
         return replace(self, status=REMOVED, plan=None, auth0_client_id=None, auth0_client_grant_id=None,
-                       secret_issued_at=None, rotation_pending=None, keyvault_secret_name=None, keyvault_secret_version=None,
+                       secret_issued_at=None, rotation_pending=None, keyvault_secret_name=None,
+                       keyvault_secret_version=None,
                        apim_authorization_server_id=None,
                        apim_subscription_id=None, **self._applied(event_id, event_type, event_time, now))
 

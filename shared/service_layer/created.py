@@ -140,7 +140,15 @@ def profile_for(core: Core, ev: CustomerCreated) -> ClientProfile:
     profile = profile_for_name(core, ev.profile)
     if profile.redirect_uris == "required" and not ev.redirect_uris:
         raise InvalidEvent("data.redirectUris", f"is required by profile {profile.name!r}: send 1 to 20 https URLs")
+    check_redirect_uris(profile, ev.redirect_uris)
     return profile
+
+
+def check_redirect_uris(profile: ClientProfile, uris) -> None:
+    """Refuse callbacks on the user's own machine or network for a profile that may not have them."""
+    refused = profile.local_redirect_refusal(uris or ()) if profile.redirect_uris != "none" else None
+    if refused:
+        raise InvalidEvent(f"data.redirectUris[{refused[0]}]", f"{refused[1]} (profile {profile.name!r})")
 
 
 

@@ -33,8 +33,8 @@ from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, PROVISIONED, REMOVED, UPDATING
 from .convergence import wanted_callbacks
 from .core import Attempt, Core, Outcome, clip
-from .created import (APIM_SUBSCRIPTION_NAME_MAX, get_grant, profile_for_name, set_authorization_server,
-                      set_subscription)
+from .created import (APIM_SUBSCRIPTION_NAME_MAX, check_redirect_uris, get_grant, profile_for_name,
+                      set_authorization_server, set_subscription)
 from .ports import ApplicationUpdate
 
 #: the data fields of a customer.updated, as reported in ``customer.updated``'s ``changed``
@@ -177,6 +177,7 @@ def _callbacks(ev: CustomerUpdated, current: ClientProfile, target: ClientProfil
     if target.redirect_uris == "none":
         return () if current.redirect_uris != "none" else None
     if ev.redirect_uris is not None:
+        check_redirect_uris(target, ev.redirect_uris)
         return ev.redirect_uris
     if target.redirect_uris == "required" and current.redirect_uris == "none":
         raise InvalidEvent("data.redirectUris", f"is required by profile {target.name!r}: send 1 to 20 https URLs")
