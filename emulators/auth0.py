@@ -29,6 +29,10 @@ import string
 import time
 import urllib.parse
 
+from .auth0_schema import (APP_TYPES, AUTH_METHODS, BOOL_PROPS, CLIENT_CREATE_PROPS, CLIENT_UPDATE_PROPS,
+                          GRANT_CREATE_PROPS, GRANT_TYPES, GRANT_UPDATE_PROPS, METADATA_KEY, STRING_LIST_PROPS,
+                          STRING_PROPS, THIRD_PARTY_GRANT_TYPES, URL_LIST_PROPS, URL_SHAPE, expect_type, json_type,
+                          payload_error, port_in_range, query_error)
 from .http_standin import HttpError, HttpStandIn, Request, Response, bearer_token, route
 from .ratelimit import TokenBucket
 from .tokens import TokenError, TokenIssuer
@@ -55,95 +59,11 @@ REQUIRED_SCOPES = {
 
 DEFAULT_APIS = {"https://api.contoso.local/": ["read:data", "write:data"]}
 
-# Body properties the API schema accepts (additionalProperties: false). Lists taken from the request schemas as
-# generated into auth0-python 6.8: RawClientsClient.create/update, RawClientGrantsClient.create/update.
-CLIENT_CREATE_PROPS = frozenset("""
-    name description logo_uri callbacks oidc_logout oidc_backchannel_logout session_transfer allowed_origins
-    web_origins client_aliases allowed_clients allowed_logout_urls grant_types token_endpoint_auth_method
-    is_token_endpoint_ip_header_trusted app_type is_first_party oidc_conformant jwt_configuration encryption_key sso
-    cross_origin_authentication cross_origin_loc sso_disabled custom_login_page_on custom_login_page
-    custom_login_page_preview form_template addons client_metadata mobile initiate_login_uri native_social_login
-    fedcm_login refresh_token default_organization organization_usage organization_require_behavior
-    organization_discovery_methods client_authentication_methods require_pushed_authorization_requests
-    require_proof_of_possession signed_request_object token_vault_privileged_access compliance_level
-    skip_non_verifiable_callback_uri_confirmation_prompt token_exchange par_request_expiry token_quota
-    resource_server_identifier identity_assertion_authorization_grant anonymous_sessions
-    enforce_anon_session_transfer_network_binding third_party_security_mode redirection_policy
-    express_configuration b2b_integration_configuration my_organization_configuration
-    async_approval_notification_channels oidc_support""".split())
-CLIENT_UPDATE_PROPS = (CLIENT_CREATE_PROPS - {"resource_server_identifier"}) | {"client_secret"}
-GRANT_CREATE_PROPS = frozenset({"client_id", "audience", "default_for", "organization_usage", "allow_any_organization",
-                                "scope", "subject_type", "authorization_details_types", "allow_all_scopes"})
-GRANT_UPDATE_PROPS = frozenset({"scope", "organization_usage", "allow_any_organization",
-                                "authorization_details_types", "allow_all_scopes"})
-
-# Enumerations from auth0-python 6.8 types/client_app_type_enum.py, client_token_endpoint_auth_method_enum.py and
-# the grant_types description in types/client.py.
-APP_TYPES = ("native", "spa", "regular_web", "non_interactive", "resource_server", "express_configuration", "rms",
-             "box", "cloudbees", "concur", "dropbox", "mscrm", "echosign", "egnyte", "newrelic", "office365",
-             "salesforce", "sentry", "sharepoint", "slack", "springcm", "zendesk", "zoom", "sso_integration", "oag")
-AUTH_METHODS = ("none", "client_secret_post", "client_secret_basic")
-GRANT_TYPES = ("authorization_code", "implicit", "refresh_token", "client_credentials", "password",
-               "http://auth0.com/oauth/grant-type/password-realm", "http://auth0.com/oauth/grant-type/mfa-oob",
-               "http://auth0.com/oauth/grant-type/mfa-otp", "http://auth0.com/oauth/grant-type/mfa-recovery-code",
-               "urn:openid:params:grant-type:ciba", "urn:ietf:params:oauth:grant-type:device_code",
-               "urn:auth0:params:oauth:grant-type:token-exchange:federated-connection-access-token")
-# Third-party clients (enhanced security controls, "strict" mode) are limited to these grant types. Auth0's
-# security-controls page lists authorization_code and refresh_token and announces client_credentials; the project
-# brief allows client_credentials too.
-# https://auth0.com/docs/get-started/applications/third-party-applications/security-controls
-THIRD_PARTY_GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-
-_STRING_PROPS = {"name", "description", "logo_uri", "cross_origin_loc", "custom_login_page", "custom_login_page_preview",
-                 "form_template", "initiate_login_uri", "client_secret", "organization_usage",
-                 "organization_require_behavior", "compliance_level", "resource_server_identifier",
-                 "third_party_security_mode", "redirection_policy", "enforce_anon_session_transfer_network_binding"}
-_BOOL_PROPS = {"is_first_party", "oidc_conformant", "sso", "sso_disabled", "cross_origin_authentication",
-               "custom_login_page_on", "is_token_endpoint_ip_header_trusted", "require_pushed_authorization_requests",
-               "require_proof_of_possession", "skip_non_verifiable_callback_uri_confirmation_prompt"}
-_STRING_LIST_PROPS = {"callbacks", "allowed_origins", "web_origins", "client_aliases", "allowed_clients",
-                      "allowed_logout_urls", "grant_types", "organization_discovery_methods"}
-_URL_LIST_PROPS = {"callbacks": "callback-url", "allowed_logout_urls": "logout-url",
-                   "allowed_origins": "url-or-wildcard", "web_origins": "url-or-wildcard"}
-# client_metadata keys: "alphanumeric and may only include the following special characters:
-# :,-+=_*?"/\()<>@ [Tab] [Space]" (auth0-python 6.8 types/client_metadata.py)
-_METADATA_KEY = re.compile(r'^[A-Za-z0-9:,\-+=_*?"/\\()<>@\t ]+$')
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#]+\S*$")
 _ALNUM = string.ascii_letters + string.digits
 
 
 def _random(alphabet: str, n: int) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(n))
-
-
-def _json_type(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), "unknown")
-
-
-def _payload_error(message: str, prop: str | None = None) -> HttpError:
-    # Auth0's schema validation texts, e.g. "Payload validation error: 'Additional properties not allowed:
-    # audience,client_id'." (alexkappa/terraform-provider-auth0#9) and "Payload validation error: 'Object didn't pass
-    # validation for format callback-url: ...' on property callbacks[0]." (auth0/auth0-deploy-cli#155)
-    where = f" on property {prop}" if prop else ""
-    return HttpError(400, "invalid_body", f"Payload validation error: '{message}'{where}.")
-
-
-def _query_error(message: str, prop: str) -> HttpError:
-    return HttpError(400, "invalid_query_string", f"Query validation error: '{message}' on property {prop}.")
-
-
-def _expect_type(value, expected: str, prop: str) -> None:
-    actual = _json_type(value)
-    if actual != expected and not (expected == "number" and actual == "integer"):
-        raise _payload_error(f"Expected type {expected} but found type {actual}", prop)
 
 
 class Auth0StandIn(HttpStandIn):
@@ -426,84 +346,84 @@ class Auth0StandIn(HttpStandIn):
 
     def _validate_client_body(self, body, allowed: frozenset, creating: bool) -> dict:
         if not isinstance(body, dict):
-            raise _payload_error(f"Expected type object but found type {_json_type(body)}")
+            raise payload_error(f"Expected type object but found type {json_type(body)}")
         if creating and "name" not in body:
-            raise _payload_error("Missing required property: name")
+            raise payload_error("Missing required property: name")
         extra = [k for k in body if k not in allowed]
         if extra:
-            raise _payload_error(f"Additional properties not allowed: {','.join(extra)}")
+            raise payload_error(f"Additional properties not allowed: {','.join(extra)}")
         for prop, value in body.items():
             if value is None and prop in ("client_metadata",):
-                raise _payload_error("Expected type object but found type null", prop)
-            if prop in _STRING_PROPS:
-                _expect_type(value, "string", prop)
-            elif prop in _BOOL_PROPS:
-                _expect_type(value, "boolean", prop)
-            elif prop in _STRING_LIST_PROPS:
-                _expect_type(value, "array", prop)
+                raise payload_error("Expected type object but found type null", prop)
+            if prop in STRING_PROPS:
+                expect_type(value, "string", prop)
+            elif prop in BOOL_PROPS:
+                expect_type(value, "boolean", prop)
+            elif prop in STRING_LIST_PROPS:
+                expect_type(value, "array", prop)
                 for i, item in enumerate(value):
-                    _expect_type(item, "string", f"{prop}[{i}]")
+                    expect_type(item, "string", f"{prop}[{i}]")
             elif prop == "par_request_expiry":
-                _expect_type(value, "integer", prop)
+                expect_type(value, "integer", prop)
         if "name" in body:
             # "Name of this client (min length: 1 character, does not allow `<` or `>`)." (clients/raw_client.py)
             if len(body["name"]) < 1:
-                raise _payload_error(f"String is too short ({len(body['name'])} chars), minimum 1", "name")
+                raise payload_error(f"String is too short ({len(body['name'])} chars), minimum 1", "name")
             if re.search(r"[<>]", body["name"]):
-                raise _payload_error(f"String does not match pattern ^[^<>]+$: {body['name']}", "name")
+                raise payload_error(f"String does not match pattern ^[^<>]+$: {body['name']}", "name")
         if len(body.get("description") or "") > 140:  # "max length: 140 characters"
-            raise _payload_error(f"String is too long ({len(body['description'])} chars), maximum 140", "description")
+            raise payload_error(f"String is too long ({len(body['description'])} chars), maximum 140", "description")
         if "app_type" in body and body["app_type"] not in APP_TYPES:
-            raise _payload_error(f'No enum match for: "{body["app_type"]}"', "app_type")
+            raise payload_error(f'No enum match for: "{body["app_type"]}"', "app_type")
         if "token_endpoint_auth_method" in body and body["token_endpoint_auth_method"] not in AUTH_METHODS:
-            raise _payload_error(f'No enum match for: "{body["token_endpoint_auth_method"]}"',
+            raise payload_error(f'No enum match for: "{body["token_endpoint_auth_method"]}"',
                                  "token_endpoint_auth_method")
         for i, g in enumerate(body.get("grant_types") or []):
             if g not in GRANT_TYPES:
-                raise _payload_error(f'No enum match for: "{g}"', f"grant_types[{i}]")
+                raise payload_error(f'No enum match for: "{g}"', f"grant_types[{i}]")
         if body.get("third_party_security_mode", "strict") != "strict":
             # "permissive" is only for tenants that had third-party apps before April 2026
             # (https://auth0.com/docs/get-started/applications/third-party-applications/permissive-mode).
             raise HttpError(400, "invalid_body", "third_party_security_mode 'permissive' is not available on this "
                                                  "tenant")
-        for prop, fmt in _URL_LIST_PROPS.items():
+        for prop, fmt in URL_LIST_PROPS.items():
             for i, url in enumerate(body.get(prop) or []):
-                if not _URL.match(url):
-                    raise _payload_error(f"Object didn't pass validation for format {fmt}: {url}", f"{prop}[{i}]")
+                if not URL_SHAPE.match(url) or not port_in_range(url):
+                    raise payload_error(f"Object didn't pass validation for format {fmt}: {url}", f"{prop}[{i}]")
         if "initiate_login_uri" in body and body["initiate_login_uri"] and \
                 not body["initiate_login_uri"].startswith("https://"):
-            raise _payload_error("Object didn't pass validation for format absolute-https-uri-or-empty: "
+            raise payload_error("Object didn't pass validation for format absolute-https-uri-or-empty: "
                                  f"{body['initiate_login_uri']}", "initiate_login_uri")
         if "client_metadata" in body:
             self._validate_metadata(body["client_metadata"], allow_null=not creating)
         if "jwt_configuration" in body:
             jwt = body["jwt_configuration"]
-            _expect_type(jwt, "object", "jwt_configuration")
+            expect_type(jwt, "object", "jwt_configuration")
             extra = [k for k in jwt if k not in ("lifetime_in_seconds", "secret_encoded", "scopes", "alg")]
             if extra:
-                raise _payload_error(f"Additional properties not allowed: {','.join(extra)}", "jwt_configuration")
+                raise payload_error(f"Additional properties not allowed: {','.join(extra)}", "jwt_configuration")
             if "lifetime_in_seconds" in jwt:
-                _expect_type(jwt["lifetime_in_seconds"], "integer", "jwt_configuration.lifetime_in_seconds")
+                expect_type(jwt["lifetime_in_seconds"], "integer", "jwt_configuration.lifetime_in_seconds")
         return body
 
     @staticmethod
     def _validate_metadata(meta, allow_null: bool) -> None:
         # "an object with string values (max 255 chars). Maximum of 10 metadata properties allowed. Field names
         # (max 255 chars) ..." (auth0-python 6.8 types/client_metadata.py)
-        _expect_type(meta, "object", "client_metadata")
+        expect_type(meta, "object", "client_metadata")
         if len(meta) > 10:
-            raise _payload_error(f"Too many properties defined ({len(meta)}), maximum 10", "client_metadata")
+            raise payload_error(f"Too many properties defined ({len(meta)}), maximum 10", "client_metadata")
         for key, value in meta.items():
             if len(key) > 255:
-                raise _payload_error(f"String is too long ({len(key)} chars), maximum 255",
+                raise payload_error(f"String is too long ({len(key)} chars), maximum 255",
                                      f"client_metadata.{key[:40]}...")
-            if not _METADATA_KEY.match(key):
-                raise _payload_error(f"String does not match pattern: {key}", "client_metadata")
+            if not METADATA_KEY.match(key):
+                raise payload_error(f"String does not match pattern: {key}", "client_metadata")
             if value is None and allow_null:
                 continue  # PATCH: null removes the key
-            _expect_type(value, "string", f"client_metadata.{key}")
+            expect_type(value, "string", f"client_metadata.{key}")
             if len(value) > 255:
-                raise _payload_error(f"String is too long ({len(value)} chars), maximum 255", f"client_metadata.{key}")
+                raise payload_error(f"String is too long ({len(value)} chars), maximum 255", f"client_metadata.{key}")
 
     @staticmethod
     def _check_client_rules(client: dict) -> None:
@@ -620,26 +540,26 @@ class Auth0StandIn(HttpStandIn):
 
     def _validate_grant_body(self, body, allowed: frozenset, audience: str | None) -> dict:
         if not isinstance(body, dict):
-            raise _payload_error(f"Expected type object but found type {_json_type(body)}")
+            raise payload_error(f"Expected type object but found type {json_type(body)}")
         if audience is None and "audience" not in body:
-            raise _payload_error("Missing required property: audience")
+            raise payload_error("Missing required property: audience")
         extra = [k for k in body if k not in allowed]
         if extra:
-            raise _payload_error(f"Additional properties not allowed: {','.join(extra)}")
+            raise payload_error(f"Additional properties not allowed: {','.join(extra)}")
         for prop in ("client_id", "audience"):
             if prop in body:
-                _expect_type(body[prop], "string", prop)
+                expect_type(body[prop], "string", prop)
         for prop in ("allow_any_organization", "allow_all_scopes"):
             if prop in body:
-                _expect_type(body[prop], "boolean", prop)
+                expect_type(body[prop], "boolean", prop)
         if "scope" in body:
-            _expect_type(body["scope"], "array", "scope")
+            expect_type(body["scope"], "array", "scope")
             for i, s in enumerate(body["scope"]):
-                _expect_type(s, "string", f"scope[{i}]")
+                expect_type(s, "string", f"scope[{i}]")
                 if not s:
-                    raise _payload_error("String is too short (0 chars), minimum 1", f"scope[{i}]")
+                    raise payload_error("String is too short (0 chars), minimum 1", f"scope[{i}]")
         if body.get("subject_type", "client") not in ("client", "user"):
-            raise _payload_error(f'No enum match for: "{body["subject_type"]}"', "subject_type")
+            raise payload_error(f'No enum match for: "{body["subject_type"]}"', "subject_type")
         return body
 
     def _check_scopes(self, audience: str, scope: list[str]) -> None:
@@ -664,7 +584,7 @@ class Auth0StandIn(HttpStandIn):
     def create_grant(self, req: Request) -> Response:
         body = self._validate_grant_body(req.json(), GRANT_CREATE_PROPS, audience=None)
         if "client_id" not in body and "default_for" not in body:
-            raise _payload_error("Missing required property: client_id")
+            raise payload_error("Missing required property: client_id")
         if "default_for" in body:
             raise HttpError(400, "invalid_body", "The stand-in does not implement default_for grants")
         client = self._client(body["client_id"])
@@ -765,7 +685,7 @@ class Auth0StandIn(HttpStandIn):
             return default
         if value.lower() in ("true", "false"):
             return value.lower() == "true"
-        raise _query_error("Expected type boolean but found type string", name)
+        raise query_error("Expected type boolean but found type string", name)
 
     @staticmethod
     def _int_arg(req: Request, name: str, default: int, minimum: int | None = None, maximum: int | None = None) -> int:
@@ -773,10 +693,10 @@ class Auth0StandIn(HttpStandIn):
         if value is None:
             return default
         if not re.fullmatch(r"-?\d+", value):
-            raise _query_error("Expected type integer but found type string", name)
+            raise query_error("Expected type integer but found type string", name)
         number = int(value)
         if minimum is not None and number < minimum:
-            raise _query_error(f"Value {number} is less than minimum {minimum}", name)
+            raise query_error(f"Value {number} is less than minimum {minimum}", name)
         if maximum is not None and number > maximum:
-            raise _query_error(f"Value {number} is greater than maximum {maximum}", name)
+            raise query_error(f"Value {number} is greater than maximum {maximum}", name)
         return number

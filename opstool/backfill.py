@@ -1,10 +1,12 @@
 """``opstool backfill FILE``: bring customers provisioned before the app (or by hand) under it, from a file.
 
 1. **Validate every row first** with the app's own event parser (and the client profiles' rules), and report
-   every bad row with its line number and the rule, before anything is sent. Bad rows are never sent.
+   every bad row with its line number and the rule, before anything is sent. Bad rows are never sent. Lines end at
+   a line feed only; a line that is not UTF-8 or nests too deeply is one bad row.
 2. **Plan** each valid row from the ledger and the state file: sent before (this file, this row: same event id),
-   already in the ledger (provisioned by the app or adopted: not sent), removed (not sent: a backfill must not bring
-   a removed customer back), or to send.
+   already in the ledger (provisioned by the app or adopted: not sent), in the ledger with another profile (not
+   sent, and a failure: the file and the ledger disagree), removed (not sent: a backfill must not bring a removed
+   customer back), or to send.
 3. **Send** ``customer.created`` events with ids derived from the batch (the file's name), the customer and the
    row, so a rerun of the same file sends nothing twice (the state file and the ledger say what was sent; Service
    Bus duplicate detection catches a resend within its window). Paced at ``--rate`` events per second and at most
@@ -18,180 +20,28 @@ derived names (idempotent writes). Ctrl-C stops after the event being sent; the 
 """
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
 import os
 import time
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from shared.domain.errors import InvalidEvent
 from shared.domain.events import CREATED
 from shared.domain.records import APPLIED, FAILED, PROVISIONED, REJECTED, REMOVED, STALE
-from shared.settings import APP_ROOT
 
+from .backfill_rows import (COLUMNS, EXISTS, INVALID, MISMATCH, SEND, SENT_BEFORE, SOURCE, WAS_REMOVED, Row,
+                            profile_rules, read_rows, validate)
 from .context import Context, confirm
 from .errors import EXIT_FAILED, EXIT_OK, UsageError
 from .output import emit, safe_text, write_json_line
-from .sending import QueueSender, checked, cloud_event, now_iso, type_prefix
+from .sending import QueueSender, cloud_event, now_iso, type_prefix
 
-SOURCE = "/opstool/backfill"
 #: test hook: behave as if Ctrl-C was pressed right after this many events were sent
 INTERRUPT_ENV = "OPSTOOL_BACKFILL_INTERRUPT_AFTER"
-COLUMNS = ("customerId", "displayName", "profile", "plan", "contactEmail", "redirectUris", "existingClientId")
-REQUIRED_COLUMNS = ("customerId", "displayName", "profile")
 POLL_SECONDS = 1.0
 LEDGER_WORKERS = 8
-
-# plan of a row
-SEND, SENT_BEFORE, EXISTS, WAS_REMOVED, INVALID = "send", "sent-before", "exists", "removed", "invalid"
-
-
-@dataclass
-class Row:
-    line: int
-    data: dict
-    event_id: str = ""
-    problem: str | None = None
-    plan: str = ""
-    note: str = ""
-    # from the ledger, after sending
-    outcome: str | None = None
-    reason: str | None = None
-    status: str | None = None
-    record: Any = None
-
-    @property
-    def customer_id(self) -> str:
-        value = self.data.get("customerId")
-        return value if isinstance(value, str) else ""
-
-
-# ---- reading and validating --------------------------------------------------------------------------------------
-def read_rows(path: Path, fmt: str | None) -> list[Row]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"cannot read {path}: {exc}") from None
-    fmt = fmt or _format_of(path, text)
-    return _csv_rows(text) if fmt == "csv" else _jsonl_rows(text)
-
-
-def _format_of(path: Path, text: str) -> str:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return "jsonl"
-    return "jsonl" if text.lstrip().startswith("{") else "csv"
-
-
-def _csv_rows(text: str) -> list[Row]:
-    reader = csv.reader(text.splitlines(keepends=True))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise UsageError("the file is empty: a CSV file needs a header line") from None
-    unknown = [h for h in header if h not in COLUMNS]
-    if unknown:
-        raise UsageError(f"line 1: unknown column(s) {', '.join(map(repr, unknown))}; the columns are "
-                         f"{', '.join(COLUMNS)}")
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise UsageError(f"line 1: the header lacks the column(s) {', '.join(missing)}")
-    if len(set(header)) != len(header):
-        raise UsageError("line 1: a column appears twice in the header")
-    rows = []
-    while True:
-        line = reader.line_num + 1
-        try:
-            cells = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            rows.append(Row(line, {}, problem=f"$: not a valid CSV line ({exc})"))
-            continue
-        if not any(c.strip() for c in cells):
-            continue
-        if len(cells) != len(header):
-            rows.append(Row(line, {}, problem=f"$: {len(cells)} cells where the header has {len(header)}"))
-            continue
-        data: dict[str, Any] = {}
-        for name, cell in zip(header, cells):
-            if cell == "":
-                continue  # an empty cell is an absent field
-            data[name] = cell.split() if name == "redirectUris" else cell
-        rows.append(Row(line, data))
-    return rows
-
-
-def _jsonl_rows(text: str) -> list[Row]:
-    rows = []
-    for number, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            data = json.loads(raw)
-        except ValueError as exc:
-            rows.append(Row(number, {}, problem=f"$: not valid JSON ({exc})"))
-            continue
-        if not isinstance(data, dict):
-            rows.append(Row(number, {}, problem="$: must be a JSON object with the created event's data fields"))
-            continue
-        rows.append(Row(number, data))
-    return rows
-
-
-def event_id_of(batch: str, data: dict) -> str:
-    """Derived from the batch (the file's name), the customer and the row, so the same row of the same file always
-    gets the same id, and a row corrected after a refusal gets a new one."""
-    canonical = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    digest = hashlib.sha256(f"{batch}\n{data.get('customerId')}\n{canonical}".encode("utf-8", "surrogatepass"))
-    return f"backfill-{digest.hexdigest()[:40]}"
-
-
-@dataclass(frozen=True)
-class ProfileRules:
-    names: frozenset[str] | None  # None: the profiles file could not be read; the app checks the name then
-    redirect_required: frozenset[str] = frozenset()
-
-
-def profile_rules(values: dict) -> tuple[ProfileRules, str | None]:
-    path = Path(values.get("CLIENT_PROFILES_PATH") or "config/client_profiles.toml")
-    path = path if path.is_absolute() else APP_ROOT / path
-    try:
-        profiles = tomllib.loads(path.read_text(encoding="utf-8")).get("profiles") or {}
-    except (OSError, ValueError) as exc:
-        return ProfileRules(None), f"the client profiles file {path} cannot be read ({exc}): profile names are not " \
-                                   "checked before sending"
-    required = frozenset(n for n, p in profiles.items() if isinstance(p, dict) and p.get("redirect_uris") == "required")
-    return ProfileRules(frozenset(profiles), required), None
-
-
-def validate(rows: list[Row], batch: str, prefix: str, rules: ProfileRules) -> None:
-    """Set each row's event id, or its problem: the field and the rule, as the app would word it."""
-    first_line: dict[str, int] = {}
-    for row in rows:
-        if row.problem:
-            row.plan = INVALID
-            continue
-        row.event_id = event_id_of(batch, row.data)
-        try:
-            checked(cloud_event(row.event_id, CREATED, SOURCE, row.data, prefix=prefix), prefix=prefix,
-                    known_profiles=rules.names)
-            if row.data.get("profile") in rules.redirect_required and not row.data.get("redirectUris"):
-                raise InvalidEvent("data.redirectUris", f"is required by profile {row.data['profile']!r}")
-        except InvalidEvent as exc:
-            row.problem, row.plan = exc.message, INVALID
-            continue
-        earlier = first_line.setdefault(row.customer_id, row.line)
-        if earlier != row.line:
-            row.problem, row.plan = f"data.customerId: appears again in this file (first at line {earlier})", INVALID
-
 
 # ---- the state file and the ledger ---------------------------------------------------------------------------------
 class StateFile:
@@ -248,6 +98,11 @@ def plan(rows: list[Row], state: StateFile, ledger) -> None:
             row.plan, row.note = SENT_BEFORE, "sent by an earlier run of this file"
         elif record is not None and record.status == REMOVED:
             row.plan, row.note = WAS_REMOVED, "removed in the ledger: not brought back (send a created event by hand)"
+        elif record is not None and record.profile and record.profile != row.data.get("profile"):
+            row.plan, row.note = MISMATCH, (
+                f"in the ledger with profile {record.profile!r}, the row says {row.data.get('profile')!r}: not sent "
+                "(change the profile with customer.updated where it can change in place, else remove the customer "
+                "first; or fix the row)")
         elif record is not None:
             row.plan, row.note = EXISTS, f"already in the ledger ({record.status}): not sent"
         else:
@@ -396,7 +251,7 @@ def cmd_backfill(ctx: Context) -> int:
                 if row.plan != INVALID:
                     _say(ctx, row, f"{row.plan}: {row.note}", kind="plan")
             _summary(ctx, rows, 0, state.sent, title="plan (dry run, nothing sent)")
-            return EXIT_OK if not bad else EXIT_FAILED
+            return EXIT_OK if not bad and not any(r.plan == MISMATCH for r in rows) else EXIT_FAILED
         if to_send:
             confirm(ctx, f"send {len(to_send)} customer.created event(s) to {ctx.target.namespace}/"
                          f"{ctx.target.queue}", len(to_send))
@@ -432,7 +287,7 @@ def _classify(rows: list[Row], dry_run: bool, sent_ids: set[str]) -> Counts:
             c.not_sent.append(row)
         elif row.status == PROVISIONED and (row.outcome in (APPLIED, STALE) or row.plan == EXISTS):
             c.provisioned.append(row)
-        elif row.outcome in (FAILED, REJECTED) or row.plan == EXISTS:
+        elif row.outcome in (FAILED, REJECTED) or row.plan in (EXISTS, MISMATCH):
             c.failed.append(row)
         else:
             c.pending.append(row)

@@ -6,9 +6,11 @@ import os
 import sys
 from typing import TextIO
 
+from shared.domain.errors import ProvisioningError
+
 from .context import Context, Declined
 from .errors import (EXIT_BROKEN_PIPE, EXIT_CODES_HELP, EXIT_CONNECTION, EXIT_FAILED, EXIT_USAGE, UsageError,
-                     is_connection_error)
+                     is_connection_error, is_unreachable)
 from .inspection import cmd_customers, cmd_list, cmd_show
 from . import backfill
 from .repair import cmd_export, cmd_purge, cmd_replay
@@ -121,10 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the ledger's customers: status and last error",
                        description="List the customers in the app's ledger (read only): status (provisioning, "
                                    "provisioned, rotating, removing, removed), last applied event, the event being "
-                                   "applied and the last error. A customer left in provisioning, rotating or removing "
-                                   "with an error "
-                                   "is stuck even when its message is not dead-lettered (yet). Use it to verify a "
-                                   "replay.", epilog=EXIT_CODES_HELP)
+                                   "applied and the last error. A customer left in provisioning or removing with an "
+                                   "error is stuck even when its message is not dead-lettered (yet); updating and "
+                                   "rotating last only while an event holds the customer (a failed one is provisioned "
+                                   "again, with its error). Use it to verify a replay.", epilog=EXIT_CODES_HELP)
     p.add_argument("--status", action="append",
                    choices=("provisioning", "provisioned", "updating", "rotating", "removing", "removed"),
                    help="only customers in this status (repeatable: any)")
@@ -177,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "customer's client secret in Auth0, stores the new one as a new Key Vault version "
                                    "and in the API Management entry. One rotation per request, whatever is retried. "
                                    "Refused for a public client (no secret) and a customer that is not provisioned. "
-                                   "Integrations must pick up the new secret: see README, Secret rotation.",
+                                   "Integrations must pick up the new secret: see README, Secret rotation. Asks "
+                                   "for confirmation on a terminal; without one, --yes is required.",
                        epilog=EXIT_CODES_HELP)
     p.add_argument("--customer", required=True, metavar="ID", help="customer id, exact")
     p.add_argument("--reason", metavar="TEXT", help="why (kept in the event; e.g. the incident number)")
@@ -186,6 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait up to SECONDS for the app's outcome in the ledger (exit 1 if not applied)")
     p.add_argument("--dry-run", action="store_true", help="show the event; send nothing")
+    p.add_argument("--yes", "-y", action="store_true",
+                   help="do not ask for confirmation (required without a terminal: a rotation ends a live secret)")
     p.add_argument("--json", action="store_true", help="one JSON object")
     p.set_defaults(fn=cmd_rotate)
 
@@ -201,13 +206,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "missing resources of provisioned customers, leftovers of removed ones, "
                                    "applications marked as managed by the app that no ledger row records "
                                    "(orphans), and settings that differ from the profile (grant types, callbacks, "
-                                   "first-party flag, grant scopes, subscription state and product). Customers in "
-                                   "the middle of an event are left out. Reads only, unless --repair: then each "
+                                   "first-party flag, grant scopes, names, subscription state and product, the "
+                                   "application's marker), and ledger rows left in the middle of a change. Every "
+                                   "status is checked; a customer an event holds right now is left out. The ledger "
+                                   "decides whose an application is: one a row records is never deleted. Reads only, "
+                                   "unless --repair: then each "
                                    "customer with a finding is repaired through the app's own use cases, under "
-                                   "its claim and the app's rate limits. Exit 1 when a repair failed.",
+                                   "its claim and the app's rate limits, after a confirmation (--yes without a "
+                                   "terminal). Exit 1 when a repair failed.",
                        epilog=EXIT_CODES_HELP)
     p.add_argument("--customer", metavar="ID", help="check this customer only")
-    p.add_argument("--repair", action="store_true", help="repair what is found (as DRIFT_REPAIR=true does)")
+    p.add_argument("--repair", action="store_true", help="repair what is found (as DRIFT_REPAIR=true does); asks "
+                                                         "first on a terminal")
+    p.add_argument("--yes", "-y", action="store_true",
+                   help="repair without asking (required without a terminal: a repair deletes applications and "
+                        "rewrites secrets)")
     p.add_argument("--json", action="store_true", help="JSON Lines: one object per finding, then a summary")
     p.set_defaults(fn=cmd_drift, app_command=True)
 
@@ -250,6 +263,9 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, err: TextI
     except KeyboardInterrupt:
         emit(err, "interrupted")
         return EXIT_FAILED
+    except ProvisioningError as exc:  # the ledger (backfill, rotate --wait...), through the app's own adapter
+        emit(err, f"error: {safe_text(exc.reason, 500)}")
+        return EXIT_CONNECTION if is_unreachable(exc) else EXIT_FAILED
     except Exception as exc:  # noqa: BLE001 - one place turns SDK errors into an exit code and one clear line
         if not is_connection_error(exc):
             raise
@@ -272,16 +288,13 @@ def cmd_plan(args, out, err) -> int:
 
 
 def _run_app_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """drift and plan: a failure of Auth0, Key Vault, APIM or the ledger is one line and exit 1 (3 when the
-    credentials are refused), never a traceback."""
-    from shared.domain.errors import PermanentError, ProvisioningError
-
+    """drift and plan: a failure of Auth0, Key Vault, APIM or the ledger is one line and exit 1, 3 when the service
+    could not be reached or refused the credentials; never a traceback."""
     try:
         return args.fn(args, out, err)
     except ProvisioningError as exc:
-        emit(err, f"error: {safe_text(exc, 500)}")
-        refused = isinstance(exc, PermanentError) and exc.status in (401, 403)
-        return EXIT_CONNECTION if refused else EXIT_FAILED
+        emit(err, f"error: {safe_text(exc.reason, 500)}")
+        return EXIT_CONNECTION if is_unreachable(exc) else EXIT_FAILED
 
 
 def _silence_broken_stdout(stream) -> None:

@@ -90,13 +90,23 @@ def confirm(ctx: Context, question: str, count: int, stdin=None) -> None:
     stdin = stdin or sys.stdin
     if ctx.args.yes or count < 1:
         return
+    if not stdin.isatty() and count == 1:
+        return
+    ask(ctx.err, question, yes=False, how="Check the selection with --dry-run", stdin=stdin)
+
+
+def ask(err: TextIO, question: str, *, yes: bool, how: str, stdin=None) -> None:
+    """The confirmation of a command that deletes or rotates (drift --repair, rotate; replay and purge of several
+    messages): --yes goes on; a terminal is asked; without a terminal the command refuses (UsageError, exit 2),
+    saying ``how`` to check first, before anything changes."""
+    stdin = stdin or sys.stdin
+    if yes:
+        return
     if not stdin.isatty():
-        if count == 1:
-            return
-        raise UsageError(f"refusing to {question} without confirmation: stdin is not a terminal. Check the "
-                         f"selection with --dry-run, then run again with --yes")
-    ctx.err.write(safe_text(f"{question[0].upper()}{question[1:]}? [y/N] ", None))
-    ctx.err.flush()
+        raise UsageError(f"refusing to {question} without confirmation: stdin is not a terminal. {how}, then run "
+                         "again with --yes")
+    err.write(safe_text(f"{question[0].upper()}{question[1:]}? [y/N] ", None))
+    err.flush()
     answer = stdin.readline().strip().lower()
     if answer not in ("y", "yes"):
         raise Declined()

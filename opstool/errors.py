@@ -6,15 +6,17 @@ EXIT_FAILED = 1        # something asked for was not done: an operation failed, 
 #                        elsewhere, `show` found no such message, the ledger could not be read, or the
 #                        confirmation was declined
 EXIT_USAGE = 2         # the command line or the settings are wrong; nothing was changed
-EXIT_CONNECTION = 3    # Service Bus could not be reached or refused the credentials / the queue does not exist
+EXIT_CONNECTION = 3    # Service Bus, the ledger, Auth0, Key Vault or APIM could not be reached or refused the
+#                        credentials / the queue does not exist
 EXIT_BROKEN_PIPE = 141  # stdout was closed early (`opstool list | head`): as a process killed by SIGPIPE
 
 EXIT_CODES_HELP = """exit codes:
   0  done (or nothing matched the selection)
   1  not everything was done: an operation failed, a selected message was locked elsewhere (run again later),
-     `show` found no such message, `customers` could not read the ledger, or the confirmation was declined
+     `show` found no such message, a service answered with an error, or the confirmation was declined
   2  usage error (bad arguments or settings, or confirmation needed without a terminal); nothing was changed
-  3  Service Bus connection or authorization error, or the queue does not exist
+  3  Service Bus connection or authorization error, or the queue does not exist; the ledger, Auth0, Key Vault
+     or API Management could not be reached or refused the credentials (one line says which)
   99 only with the test hook OPSTOOL_CRASH_AFTER_SEND (replay exits hard after sending a copy)
   141 stdout was closed before the output ended (e.g. piped into head); a replay or purge stops there"""
 
@@ -46,8 +48,18 @@ def is_fatal_error(exc: BaseException) -> bool:
 
 
 def is_connection_error(exc: BaseException) -> bool:
-    """Everything that maps to exit code 3."""
+    """Everything of Service Bus that maps to exit code 3."""
     return isinstance(exc, _fatal_types() + _transport_types())
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """A failure of the app's adapters (ledger, Auth0, Key Vault, APIM) that maps to exit code 3: no answer at all
+    (they classify it as a TransientError without an HTTP status) or the credentials refused (401, 403)."""
+    from shared.domain.errors import ProvisioningError, TransientError
+
+    if not isinstance(exc, ProvisioningError):
+        return False
+    return exc.status in (401, 403) or (isinstance(exc, TransientError) and exc.status is None)
 
 
 class FailureStreak:

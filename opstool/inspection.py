@@ -7,7 +7,9 @@ from typing import Any
 
 from .context import Context, selection_from
 from .dead_letters import DeadLetter, iso, jsonable, peek_one
-from .errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from shared.domain.errors import ProvisioningError
+
+from .errors import EXIT_CONNECTION, EXIT_FAILED, EXIT_OK, EXIT_USAGE, is_unreachable
 from .ledger_view import audit_partition
 from .output import Column, body_block, emit, redact, render_table, safe_text, write_json_line
 from .safe_json import load_json
@@ -199,9 +201,9 @@ def cmd_customers(ctx: Context) -> int:
         return EXIT_USAGE
     try:
         records = ctx.ledger.ledger.list_customers()
-    except Exception as exc:  # noqa: BLE001 - the ledger adapter raises its own classified errors
+    except ProvisioningError as exc:  # the ledger adapter raises only its own classified errors
         emit(ctx.err, f"error: cannot read the ledger: {type(exc).__name__}: {safe_text(exc, 300)}")
-        return EXIT_FAILED
+        return EXIT_CONNECTION if is_unreachable(exc) else EXIT_FAILED
     wanted_status = set(ctx.args.status or [])
     wanted_ids = set(ctx.args.customer or [])
     rows = sorted((r for r in records

@@ -13,7 +13,7 @@ from shared.domain.errors import InvalidEvent
 from shared.domain.events import ROTATION_REQUESTED
 from shared.domain.records import APPLIED, DUPLICATE, FAILED, REJECTED, STALE
 
-from .context import Context
+from .context import Context, ask
 from .errors import EXIT_FAILED, EXIT_OK, UsageError
 from .output import emit, safe_text, write_json_line
 from .sending import QueueSender, checked, cloud_event, type_prefix
@@ -38,6 +38,8 @@ def cmd_rotate(ctx: Context) -> int:
     if args.dry_run:
         _report(ctx, event, "dry-run", "not sent")
         return EXIT_OK
+    ask(ctx.err, f"rotate the client secret of customer {args.customer} (its current secret stops working in Auth0)",
+        yes=args.yes, how="Check the customer with `opstool customers --customer ID`")
     with QueueSender(ctx.target) as sender:
         sender.send([event])
     if not args.wait:

@@ -219,7 +219,8 @@ class FakeIdentityProvider(_FakeService, IdentityProvider):
         return Application(client_id=client_id, name=spec.name, client_metadata=dict(spec.client_metadata),
                            client_secret=app["secret"] if with_secret else None,
                            is_first_party=spec.is_first_party, app_type=spec.app_type,
-                           grant_types=tuple(spec.grant_types), callbacks=tuple(spec.callbacks))
+                           grant_types=tuple(spec.grant_types), callbacks=tuple(spec.callbacks),
+                           description=spec.description)
 
     @external
     def get_application(self, client_id: str, *, with_secret: bool = False) -> Application | None:
@@ -549,7 +550,8 @@ class FakeApiGateway(_FakeService, ApiGateway):
 
     @staticmethod
     def _server_info(server_id: str, spec: AuthorizationServerSpec) -> AuthorizationServerInfo:
-        return AuthorizationServerInfo(server_id, spec.client_id, tuple(spec.grant_types), spec.default_scope)
+        return AuthorizationServerInfo(server_id, spec.client_id, tuple(spec.grant_types), spec.default_scope,
+                                       spec.display_name, spec.description)
 
     @external
     def get_authorization_server(self, server_id: str) -> AuthorizationServerInfo | None:
@@ -563,11 +565,13 @@ class FakeApiGateway(_FakeService, ApiGateway):
     @external
     def get_subscription(self, subscription_id: str) -> SubscriptionInfo | None:
         sub = self.subscriptions.get(subscription_id)
-        return None if sub is None else SubscriptionInfo(subscription_id, sub["state"], sub["product_id"])
+        return None if sub is None else SubscriptionInfo(subscription_id, sub["state"], sub["product_id"],
+                                                         sub["display_name"])
 
     @external
     def list_subscriptions(self) -> list[SubscriptionInfo]:
-        return [SubscriptionInfo(k, v["state"], v["product_id"]) for k, v in self.subscriptions.items()]
+        return [SubscriptionInfo(k, v["state"], v["product_id"], v["display_name"])
+                for k, v in self.subscriptions.items()]
 
     def customer_servers(self) -> dict[str, AuthorizationServerSpec]:
         return {k: v for k, v in self.servers.items() if not k.startswith("other-")}

@@ -189,7 +189,8 @@ def _enum_text(value: Any) -> str:
 def _server_info(contract: Any) -> AuthorizationServerInfo:
     return AuthorizationServerInfo(server_id=contract.name, client_id=contract.client_id,
                                    grant_types=tuple(_enum_text(g) for g in contract.grant_types or ()),
-                                   default_scope=contract.default_scope or "")
+                                   default_scope=contract.default_scope or "", display_name=contract.display_name or "",
+                                   description=contract.description or "")
 
 
 def _subscription_info(contract: Any) -> SubscriptionInfo:
@@ -197,4 +198,5 @@ def _subscription_info(contract: Any) -> SubscriptionInfo:
     scope = contract.scope or ""
     head, sep, product = scope.rpartition("/products/")
     return SubscriptionInfo(subscription_id=contract.name, state=_enum_text(contract.state).lower(),
-                            product_id=product if sep and "/" not in product else None)
+                            product_id=product if sep and "/" not in product else None,
+                            display_name=contract.display_name or "")

@@ -42,7 +42,7 @@ from .throttle import Throttle
 
 SERVICE = "auth0"
 PER_PAGE = 100  # the Management API's maximum
-LIST_FIELDS = "client_id,name,client_metadata,app_type,is_first_party,grant_types,callbacks"
+LIST_FIELDS = "client_id,name,description,client_metadata,app_type,is_first_party,grant_types,callbacks"
 NO_RETRIES = {"max_retries": 0}
 #: a paced call refused with 429 is tried again after the reset at most this many times in-call
 MAX_PACED_429_RETRIES = 2
@@ -277,7 +277,7 @@ class Auth0IdentityProvider(IdentityProvider):
             app_type=str(app_type) if app_type is not None else None,
             grant_types=_strings(getattr(client, "grant_types", None)),
             callbacks=_strings(getattr(client, "callbacks", None)),
-        )
+            description=getattr(client, "description", None))
 
     # -- applications ----------------------------------------------------------------------------------------------
     def create_application(self, spec: ApplicationSpec) -> Application:

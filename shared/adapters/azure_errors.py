@@ -7,8 +7,9 @@ message pipeline (a failed step raises TransientError; the trigger redelivers wi
 idempotent). In-call we keep *two* quick retries (0.2 s then 0.4 s, plus jitter; at most 2 s) for blips, on the
 methods azure-core deems safe (GET, PUT, DELETE; POST only on 500/503/504), and give up at once on a
 ``Retry-After`` longer than 2 s, so that the wait is the pipeline's (TransientError.retry_after), not a blocked
-thread's. Every PUT/DELETE this app sends is idempotent; a Key Vault secret PUT retried after a lost response makes
-one more version of the same value, which is harmless.
+thread's. Every PUT/DELETE this app sends is idempotent but one: a Key Vault secret PUT makes a new version each
+time, so the Key Vault adapter turns the retry of a PUT whose answer was lost off and reads the latest version back
+instead (a second version of the same secret would break "the version before the latest is the old secret").
 """
 from __future__ import annotations
 

@@ -27,6 +27,10 @@ POLLING_TIMEOUT = 30.0
 WARM_UP_PROBE = "customer-provisioning-warm-up"
 
 class KeyVaultSecretStore(SecretStore):
+    """A write's answer that is lost (the connection dropped after Key Vault applied it) never makes a second
+    version: the adapter reads the latest version back instead of letting the SDK repeat the PUT, so "the version
+    before the latest holds the previous secret" stays true through a rotation."""
+
     def __init__(self, vault_url: str, credential: Any, *, ca_bundle: str | None = None, timeout: float = 30.0,
                  polling_timeout: float = POLLING_TIMEOUT, **client_options: Any):
         """``client_options`` go to the SecretClient as they are (azure-core's, e.g. ``raw_response_hook``)."""
@@ -54,10 +58,30 @@ class KeyVaultSecretStore(SecretStore):
                 return SecretDeletedButRecoverable(name)
             return None
 
-        secret = azure_call(SERVICE, "set_secret",
-                            lambda: self._client.set_secret(name, value, content_type=content_type, tags=dict(tags)),
-                            secrets=(value,), translate=deleted_but_recoverable)
-        return secret.properties.version
+        def put():
+            # retry_read=0: azure-core repeats a PUT whose answer was lost (a read error), and a repeated PUT is a
+            # second version of the same value; whether the first landed is read back below instead.
+            return self._client.set_secret(name, value, content_type=content_type, tags=dict(tags), retry_read=0)
+
+        for attempt in range(2):
+            try:
+                secret = azure_call(SERVICE, "set_secret", put, secrets=(value,), translate=deleted_but_recoverable)
+                return secret.properties.version
+            except TransientError as exc:
+                if exc.status is not None or attempt:
+                    raise  # answered (the service said what happened), or the second time already
+                landed = self._landed(name, value, tags)
+                if landed is not None:
+                    return landed
+        raise AssertionError("unreachable")
+
+    def _landed(self, name: str, value: str, tags: dict[str, str]) -> str | None:
+        """After a PUT without an answer: the version it made, if the latest holds its value and tags (the value is
+        a fresh secret, so no other write made it); else None, and the PUT is sent once more."""
+        latest = self.get_secret(name)
+        if latest is not None and latest.value == value and all(latest.tags.get(k) == v for k, v in tags.items()):
+            return latest.version
+        return None
 
     def warm_up(self) -> None:
         """One read of a name the app never writes: it goes through Key Vault's authentication challenge and

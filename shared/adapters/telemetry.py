@@ -36,7 +36,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from ..domain.errors import ProvisioningError, TransientError
 from ..domain.trace_context import TraceContext, traceparent_problem, tracestate_problem
-from ..service_layer.ports import EventTrace, Telemetry
+from ..service_layer.telemetry_ports import EventTrace, Telemetry
 
 INSTRUMENTATION = "customer_provisioning"
 EVENT_SPAN = "customer_events.process"

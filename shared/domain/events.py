@@ -8,26 +8,23 @@ Source: https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md and 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import math
 import re
 import unicodedata
 from dataclasses import dataclass, field
 
 from .errors import InvalidEvent, MetadataCollision
+from .redirect_uris import syntax_problem as redirect_uri_problem
+from .json_body import (MAX_EVENT_BYTES, MAX_NESTING, MAX_NUMBER_CHARS, MAX_PATH_CHARS, fail as _fail,
+                        has_surrogate as _has_surrogate, key_path as _key_path, load_body as _load, nesting_depth)
 from .trace_context import TraceContext, read_trace_context
 
-MAX_EVENT_BYTES = 64 * 1024
-#: how deeply arrays and objects may nest; an event needs 3 (event, data, redirectUris). Checked before json.loads,
-#: whose recursion a body of nested brackets would otherwise exhaust.
-MAX_NESTING = 32
-#: the longest number literal accepted (Python refuses to convert integers over 4,300 digits; no field needs one)
-MAX_NUMBER_CHARS = 1000
+__all__ = ["CLIENT_ID", "CREATED", "CUSTOMER_ID", "EVENT_TYPES", "FORMULA_START", "MAX_EVENT_BYTES", "MAX_NESTING", "MAX_NUMBER_CHARS",
+           "MAX_PATH_CHARS", "REMOVED", "ROTATION_REQUESTED", "UPDATED", "CredentialsRotationRequested",
+           "CustomerCreated", "CustomerEvent", "CustomerRemoved", "CustomerUpdated", "nesting_depth", "parse_event",
+           "peek_identity", "peek_trace_context"]
+
 #: events older than this are a broken clock, and every store (Table Storage's DateTime starts in 1601) can hold it
 EARLIEST_TIME = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-#: how long a field path in a rejection may be, and how much of one odd key it shows
-MAX_PATH_CHARS = 160
-MAX_KEY_CHARS = 40
 #: how far in the future an event time may lie (clock skew between the CRM and us), in seconds
 MAX_CLOCK_SKEW = 300
 
@@ -44,13 +41,14 @@ EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 #: an Auth0 client id as the Management API issues them (32 letters and digits, ``tpc_`` before a third-party one);
 #: looser than that on purpose (older tenants), but never anything that could leave a URL path segment
 CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: what a display name must not start with: what spreadsheets (Excel, LibreOffice, Google Sheets) take as the
+#: start of a formula, and their full-width forms; tab and carriage return, also on OWASP's list, are control
+#: characters, refused anywhere in a name
+FORMULA_START = ("=", "+", "-", "@", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 EMAIL = re.compile(r"^[^@\s<>\"]{1,64}@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 # RFC 3339 date-time: the zone is mandatory (Z or +hh:mm); fractional seconds optional.
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$")
 
-SIMPLE_KEY = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# A JSON string (possibly unterminated), or one bracket: what the nesting pre-scan looks at.
-_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
 
 #: The Functions host adds the top-level properties of a JSON body to the trigger's metadata, in place of the
 #: message's own of the same name in any case (the Service Bus extension's keys, below): an extension attribute
@@ -121,121 +119,6 @@ class CredentialsRotationRequested(CustomerEvent):
     reason: str | None = None
 
 
-def _fail(path: str, rule: str):
-    if len(path) > MAX_PATH_CHARS:
-        path = path[: MAX_PATH_CHARS - 1] + "\u2026"
-    raise InvalidEvent(path, rule)
-
-
-def _key_path(parent: str, key: str) -> str:
-    """The JSON path of ``parent``'s member ``key``: ``data.customerId``; a key that is not plain letters, digits,
-    ``_`` and ``-`` is shown quoted and escaped (``data['\\x1b[31m']``), at most MAX_KEY_CHARS of it, so a
-    rejection reason never carries a control character, a lone surrogate or a megabyte of key."""
-    if SIMPLE_KEY.fullmatch(key):
-        return f"{parent}.{key}" if parent else key
-    shown = repr(key[:MAX_KEY_CHARS]) + ("\u2026" if len(key) > MAX_KEY_CHARS else "")
-    return f"{parent or '$'}[{shown}]"
-
-
-class _BadNumber:
-    """What the number hooks return instead of a number that must not be converted; found by :func:`_check_tree`,
-    which names the field it is in."""
-
-    def __init__(self, literal: str, rule: str):
-        self.literal, self.rule = literal, rule
-
-
-def _number(convert):
-    def hook(literal: str):
-        if len(literal) > MAX_NUMBER_CHARS:
-            return _BadNumber(literal, f"is a number of {len(literal)} characters; the limit is {MAX_NUMBER_CHARS}")
-        value = convert(literal)
-        if value in (math.inf, -math.inf):
-            return _BadNumber(literal, "is a number too large for a 64-bit float")
-        return value
-    return hook
-
-
-def _constant(literal: str):
-    return _BadNumber(literal, f"is {literal}, which JSON does not allow")
-
-
-def nesting_depth(text: str) -> int:
-    """How deeply arrays and objects nest in ``text`` (brackets inside strings do not count)."""
-    depth = deepest = 0
-    for match in _JSON_TOKEN.finditer(text):
-        token = match.group()
-        if token in "[{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif token in "]}":
-            depth -= 1
-    return deepest
-
-
-def _check_tree(doc) -> None:
-    """Every key and string in the document is valid Unicode (no lone surrogate: JSON's ``\\ud800`` escapes decode
-    to one, and it cannot be written as UTF-8 to a log, the ledger or Auth0), and every number could be read."""
-    stack = [("", doc)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, dict):
-            for key, item in reversed(list(value.items())):
-                child = _key_path(path, key)
-                if _has_surrogate(key):
-                    _fail(child, "the name is not valid Unicode (it holds a lone surrogate)")
-                stack.append((child, item))
-        elif isinstance(value, list):
-            stack.extend((f"{path or '$'}[{i}]", item) for i, item in reversed(list(enumerate(value))))
-        elif isinstance(value, str):
-            if _has_surrogate(value):
-                _fail(path or "$", "is not valid Unicode (it holds a lone surrogate)")
-        elif isinstance(value, _BadNumber):
-            _fail(path or "$", value.rule)
-
-
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _load(body, *, check_tree: bool = True) -> object:
-    """The JSON document in ``body``, or InvalidEvent at ``$``: size, UTF-8, nesting, syntax, then every string and
-    number (see :func:`_check_tree`). Never anything else: this is what makes :func:`parse_event` total."""
-    if isinstance(body, str):
-        body = body.encode("utf-8", "surrogatepass")
-    elif isinstance(body, (bytearray, memoryview)):
-        body = bytes(body)
-    elif not isinstance(body, bytes):
-        _fail("$", f"body must be bytes, not {type(body).__name__}")
-    if len(body) > MAX_EVENT_BYTES:
-        _fail("$", f"event is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        _fail("$", f"body is not valid UTF-8 (byte {exc.start})")
-    if "\ufffd" in text:
-        # The Functions host hands the function a string: bytes that were not UTF-8 arrive as U+FFFD, so this is
-        # where a non-UTF-8 body shows, not as a decode error.
-        _fail("$", f"body holds U+FFFD at character {text.index(chr(0xFFFD))}, the mark of bytes that were not "
-                   "UTF-8 (the Functions host replaces each invalid sequence with it); send the body as UTF-8")
-    depth = nesting_depth(text)
-    if depth > MAX_NESTING:
-        _fail("$", f"arrays and objects nest {depth} deep; the limit is {MAX_NESTING}")
-    try:
-        doc = json.loads(text, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant)
-    except json.JSONDecodeError as exc:
-        _fail("$", f"body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
-    except (ValueError, RecursionError) as exc:  # the pre-scan should make these impossible; never let one out
-        _fail("$", f"body is not valid JSON ({type(exc).__name__})")
-    if check_tree:
-        _check_tree(doc)
-    return doc
-
-
 def _ledger_safe(value, max_len: int) -> str | None:
     """``value`` when it is a string fit for a ledger key or a log line: 1 to ``max_len`` printable characters
     (no control, format, separator or lone surrogate), valid UTF-8; else None."""
@@ -288,7 +171,7 @@ def _string(obj: dict, key: str, path: str, *, required: bool, max_len: int, min
 def _check_text(value: str, path: str) -> None:
     # Control characters break logs and portals; bidirectional overrides make a name read differently from
     # what it is (Trojan Source, CVE-2021-42574). Neither has a place in an id or a display name. A lone surrogate
-    # cannot even be written as UTF-8 (:func:`_check_tree` refuses it first; this keeps the rule local too).
+    # cannot even be written as UTF-8 (json_body refuses it first; this keeps the rule local too).
     for ch in value:
         cat = unicodedata.category(ch)
         if cat == "Cs":
@@ -403,6 +286,10 @@ def _customer_fields(data: dict, *, required: bool, known_profiles: frozenset[st
     if display_name is not None and any(ch in display_name for ch in "<>"):
         # Auth0 refuses < and > in application names; they are also the start of every HTML injection.
         _fail("data.displayName", "must not contain < or >")
+    if display_name is not None and display_name.startswith(FORMULA_START):
+        # A spreadsheet runs a cell that starts so as a formula (=HYPERLINK, +cmd|..., @SUM): the name reaches
+        # every export and table an operator might open in one (Auth0's, the portal's, ours).
+        _fail("data.displayName", f"must not start with {display_name[0]!r}: a spreadsheet would run it as a formula")
     profile = _string(data, "profile", "data.profile", required=required, max_len=40)
     if profile is not None and not PROFILE_NAME.fullmatch(profile):
         _fail("data.profile", "must be a profile name: lower-case letters, digits and -")
@@ -422,8 +309,9 @@ def _customer_fields(data: dict, *, required: bool, known_profiles: frozenset[st
             if not isinstance(uri, str) or len(uri) > 2000:
                 _fail(path, "must be a string of at most 2000 characters")
             _check_text(uri, path)
-            if not re.match(r"^https://[A-Za-z0-9.-]+(:\d{1,5})?(/[^\s#]*)?$", uri):
-                _fail(path, "must be an https URL without a fragment")
+            problem = redirect_uri_problem(uri)
+            if problem:
+                _fail(path, problem)
         redirect_uris = tuple(uris)
     return dict(display_name=display_name, profile=profile, plan=plan, contact_email=email,
                 redirect_uris=redirect_uris)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
+from .redirect_uris import local_refusal
+
 APP_TYPES = {"non_interactive", "regular_web", "spa", "native"}
 AUTH_METHODS = {"none", "client_secret_post", "client_secret_basic"}
 GRANT_TYPES = {"client_credentials", "authorization_code", "refresh_token", "implicit", "password",
@@ -22,7 +24,7 @@ APIM_MODES = {"per-customer", "none"}
 REDIRECT_MODES = {"none", "optional", "required"}
 KEYS = {"description", "app_type", "grant_types", "token_endpoint_auth_method", "first_party", "token_lifetime",
         "audience", "scopes", "apim_product", "apim_authorization_server", "redirect_uris", "max_secret_age_days",
-        "plans"}
+        "plans", "allow_local_redirect_uris"}
 #: the longest max_secret_age_days accepted (ten years: anything longer is a typo for "never", which is leaving it out)
 MAX_SECRET_AGE_DAYS = 3650
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -51,6 +53,13 @@ class ClientProfile:
     max_secret_age_days: int | None = None
     #: plan name -> the grant's scopes for a customer on that plan; a plan not listed gets ``scopes``
     plans: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: a third-party profile may take redirect URIs on localhost or a private network only when this says so
+    #: (shared/domain/redirect_uris.py); a first-party one always may
+    allow_local_redirect_uris: bool = False
+
+    def local_redirect_refusal(self, uris) -> tuple[int, str] | None:
+        """(index, rule) of the first of ``uris`` this profile may not use as a callback, or None."""
+        return local_refusal(uris, first_party=self.first_party, allow_local=self.allow_local_redirect_uris)
 
     def scopes_for(self, plan: str | None) -> tuple[str, ...]:
         """The grant's scopes for a customer on ``plan`` (``data.plan`` of its events)."""
@@ -140,6 +149,8 @@ def _validate(name: str, raw: dict, env: Mapping[str, str]) -> ClientProfile:
         check(raw["token_endpoint_auth_method"] != "none",
               "max_secret_age_days needs a confidential client: a public client (token_endpoint_auth_method none) "
               "has no secret to rotate")
+    allow_local = raw.get("allow_local_redirect_uris", False)
+    check(isinstance(allow_local, bool), "allow_local_redirect_uris must be true or false")
     plans = raw.get("plans", {})
     check(isinstance(plans, dict) and all(
         isinstance(p, str) and p and isinstance(v, list) and all(isinstance(s, str) and s and " " not in s for s in v)
@@ -149,7 +160,8 @@ def _validate(name: str, raw: dict, env: Mapping[str, str]) -> ClientProfile:
                          first_party=raw["first_party"], token_lifetime=lifetime, audience=raw["audience"],
                          scopes=tuple(scopes), apim_product=raw["apim_product"], apim_authorization_server=mode,
                          redirect_uris=redirects, max_secret_age_days=max_age,
-                         plans=tuple((p, tuple(v)) for p, v in sorted(plans.items())))
+                         plans=tuple((p, tuple(v)) for p, v in sorted(plans.items())),
+                         allow_local_redirect_uris=allow_local)
 
 
 def parse_profiles(text: str, env: Mapping[str, str]) -> dict[str, ClientProfile]:

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field, replace
 PROVISIONING = "provisioning"   # a created event is being applied (or failed part-way: last_error says why)
 PROVISIONED = "provisioned"
 REMOVING = "removing"           # a removed event is being applied (or failed part-way)
-ROTATING = "rotating"           # a credentials rotation is being applied (or failed part-way: last_error says why)
-UPDATING = "updating"           # an updated event is being applied to a provisioned customer (or failed part-way)
+ROTATING = "rotating"           # a credentials rotation is being applied, under a claim
+UPDATING = "updating"           # an updated event is being applied to a provisioned customer, under a claim
+#: statuses that hold only while a claim does: a failed attempt goes back to provisioned, the state the row's values
+#: describe (what it changed is restored, or found by the drift check and repaired)
+CLAIMED_ONLY = (ROTATING, UPDATING)
 REMOVED = "removed"             # also the tombstone of a removal that arrived before any creation
 
 #: at equal times, the order of event types: a removal sent in the same second as a creation wins (the safe side:
@@ -74,6 +77,9 @@ class CustomerRecord:
     # Set before Auth0 rotates the secret: the rotation request whose rotation may have happened. A later delivery
     # of that request recovers the secret Auth0 now holds instead of rotating a second time.
     rotation_event_id: str | None = None
+    #: the rotation request whose new secret may not have reached Key Vault and API Management yet: set with the
+    #: claim, cleared once the secret is carried to both (the rotation's end, or a drift repair)
+    rotation_pending: str | None = None
     #: when the client secret now in Key Vault was issued (the first provisioning, or the last rotation): the age
     #: a profile's max_secret_age_days is checked against
     secret_issued_at: dt.datetime | None = None
@@ -164,6 +170,8 @@ class CustomerRecord:
                  create_refused: bool = False) -> "CustomerRecord":
         """The attempt failed: keep what exists, say why, free the customer for the next attempt."""
         changes: dict = dict(last_error=reason, claim_owner=None, claim_expires=None, updated_at=now)
+        if self.status in CLAIMED_ONLY:
+            changes["status"] = PROVISIONED
         if client_id and not self.auth0_client_id:
             changes["auth0_client_id"] = client_id  # saves the next attempt a search
         elif create_refused and not self.auth0_client_id:
@@ -175,21 +183,27 @@ class CustomerRecord:
     def rotation_claim(self, worker: str, event_id: str, now: dt.datetime, ttl: dt.timedelta) -> "CustomerRecord":
         """``worker`` rotates the secret for ``event_id``, recorded (in the same write) before Auth0 is asked."""
         return replace(self, status=ROTATING, pending_event_id=event_id, claim_owner=worker, claim_expires=now + ttl,
-                       rotation_event_id=event_id, updated_at=now)
+                       rotation_event_id=event_id, rotation_pending=event_id, updated_at=now)
 
     def rotated(self, secret_version: str, now: dt.datetime) -> "CustomerRecord":
         """The new secret is in Key Vault (and API Management). The lifecycle's last event stays what it was: a
         rotation does not order created and removed events, so an older removal still applies after it."""
         return replace(self, status=PROVISIONED, keyvault_secret_version=secret_version, secret_issued_at=now,
-                       pending_event_id=None, last_error=None, claim_owner=None, claim_expires=None, updated_at=now)
+                       rotation_pending=None, pending_event_id=None, last_error=None, claim_owner=None,
+                       claim_expires=None, updated_at=now)
 
     def provisioned(self, event_id: str, event_type: str, event_time: dt.datetime, *, profile: str,
-                    display_name: str, resources: Resources, now: dt.datetime, plan: str | None = None
-                    ) -> "CustomerRecord":
+                    display_name: str, resources: Resources, now: dt.datetime, plan: str | None = None,
+                    rotation_carried: bool | None = None) -> "CustomerRecord":
+        """``rotation_carried``: a repair settled an unfinished rotation (True: it carried Auth0's new secret to Key
+        Vault and API Management, the secret issued now; False: they held it already); None: not looked at."""
         issued = self.secret_issued_at if self.secret_issued_at and resources.keyvault_secret_name else (
             now if resources.keyvault_secret_name else None)
+        if rotation_carried:
+            issued = now
+        pending = self.rotation_pending if rotation_carried is None else None
         return replace(self, status=PROVISIONED, profile=profile, display_name=display_name, secret_issued_at=issued,
-                       plan=plan,
+                       plan=plan, rotation_pending=pending,
                        auth0_client_id=resources.auth0_client_id,
                        auth0_client_grant_id=resources.auth0_client_grant_id,
                        keyvault_secret_name=resources.keyvault_secret_name,
@@ -211,7 +225,8 @@ class CustomerRecord:
     def removed(self, event_id: str, event_type: str, event_time: dt.datetime, now: dt.datetime
                 ) -> "CustomerRecord":
         return replace(self, status=REMOVED, plan=None, auth0_client_id=None, auth0_client_grant_id=None,
-                       secret_issued_at=None, keyvault_secret_name=None, keyvault_secret_version=None,
+                       secret_issued_at=None, rotation_pending=None, keyvault_secret_name=None,
+                       keyvault_secret_version=None,
                        apim_authorization_server_id=None,
                        apim_subscription_id=None, **self._applied(event_id, event_type, event_time, now))
 

@@ -17,7 +17,7 @@ from typing import Callable
 
 from ..domain import results
 from ..domain.errors import ClaimLost, CustomerBusy, InvalidEvent, LedgerConflict, PermanentError, UnknownProfile
-from ..domain.events import CustomerEvent
+from ..domain.events import FORMULA_START, CustomerEvent
 from ..domain.profiles import ClientProfile
 from ..domain.records import (APPLIED, DUPLICATE, FAILED, REJECTED, STALE, AuditEntry, CustomerRecord,
                               OutboxEntry)
@@ -70,6 +70,9 @@ class ProvisioningOptions:
             raise ValueError("auth0_domain must be a host name (and port), without scheme or path")
         if any(ch in self.application_name_prefix for ch in "<>"):
             raise ValueError("application_name_prefix must not contain < or > (Auth0 refuses them)")
+        if self.application_name_prefix.startswith(FORMULA_START):
+            raise ValueError("application_name_prefix must not start with = + - or @ (a spreadsheet would run the "
+                             "application's name as a formula)")
         if self.claim_ttl <= 0:
             raise ValueError("claim_ttl must be positive")
         if not 0 <= self.fence_guard < self.claim_ttl:
@@ -104,6 +107,10 @@ class Attempt:
     server_written: bool = False  # this attempt sent the authorization server's PUT
     outbox: list[OutboxEntry] = field(default_factory=list)  # result events this attempt committed, to send
     repair: bool = False  # a drift repair: the event is made from the ledger, and changes no event order
+    #: a repair looked at an unfinished rotation: True when it carried Auth0's new secret to Key Vault and APIM,
+    #: False when they held it already; None: not looked at
+    rotation_carried: bool | None = None
+    reapply: bool = False  # a created for a customer another event gave its application: what it says is set again
     started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self):

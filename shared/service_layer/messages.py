@@ -15,7 +15,7 @@ from typing import Any
 from ..domain import retry_policy as rp
 from ..domain.errors import InvalidEvent, MetadataCollision, ProvisioningError, RetryBudgetSpent, TransientError
 from ..domain.events import parse_event, peek_identity, peek_trace_context
-from .ports import EventTrace, Telemetry
+from .telemetry_ports import EventTrace, Telemetry
 from .outbox import ResultsPending
 from .step_log import StepLog
 

@@ -9,7 +9,6 @@ classifies), never an SDK exception, and never puts a secret into an exception m
 from __future__ import annotations
 
 import abc
-import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Callable
@@ -42,6 +41,7 @@ class Application:
     app_type: str | None = None
     grant_types: tuple[str, ...] | None = None  # None: not read
     callbacks: tuple[str, ...] | None = None
+    description: str | None = None  # None: not read
 
 
 @dataclass(frozen=True)
@@ -209,6 +209,8 @@ class AuthorizationServerInfo:
     client_id: str | None
     grant_types: tuple[str, ...] = ()
     default_scope: str = ""
+    display_name: str = ""
+    description: str = ""  # names the customer it was written for (ownership.SERVER_DESCRIPTION)
 
 
 @dataclass(frozen=True)
@@ -216,6 +218,7 @@ class SubscriptionInfo:
     subscription_id: str
     state: str  # active, suspended, submitted, rejected, cancelled, expired
     product_id: str | None  # from the scope /products/{id}; None for another scope
+    display_name: str = ""
 
 
 class ApiGateway(abc.ABC):
@@ -340,42 +343,6 @@ class RetryScheduler(abc.ABC):
     def schedule_retry(self, message, *, delay_seconds: float, properties: dict, message_id: str) -> None:
         """Schedule a copy of ``message`` (an InboundMessage) with ``properties`` merged into its application
         properties and a new ``message_id``. Raises TransientError when Service Bus cannot take it."""
-
-
-# ---- Telemetry ---------------------------------------------------------------------------------------------------
-class EventTrace:
-    """What the message handler reports about one event while it handles it. This base reports nowhere (telemetry
-    off, and the unit tests); ``shared.adapters.telemetry`` turns the reports into a span and metrics. Every value
-    passed here is an id, an outcome or a reason built by the app, never a secret."""
-
-    def set_event(self, event) -> None:
-        """The parsed event (a CustomerEvent): its ids, type and customer."""
-
-    def set_outcome(self, outcome: str, *, kind: str | None = None, reason: str | None = None) -> None:
-        """How the event ended: applied, duplicate, stale, rejected, failed, error or retry-scheduled."""
-
-    def retry_scheduled(self, attempt: int, delay_seconds: float) -> None:
-        """A copy was scheduled for a later attempt."""
-
-    def dead_letter_bound(self, kind: str) -> None:
-        """This message is on its way to the dead-letter queue (``kind``: rejected, permanent, budget-spent,
-        unscheduled)."""
-
-    def note(self, problem: str) -> None:
-        """Something about the event worth seeing beside it, e.g. an ignored traceparent and why."""
-
-
-class Telemetry:
-    """Traces and metrics of events. This base records nothing: handlers built without telemetry use it."""
-
-    def event(self, message, trace_context=None) -> "contextlib.AbstractContextManager[EventTrace]":
-        """Around the handling of one message (an InboundMessage): the event's span, child of ``trace_context``
-        (the sender's TraceContext) when there is one."""
-        return contextlib.nullcontext(EventTrace())
-
-    def current_trace_context(self):
-        """The TraceContext to put on an outgoing event (its ``traceparent``/``tracestate``), or None."""
-        return None
 
 
 # ---- Service Bus: result events for the CRM -----------------------------------------------------------------------

@@ -19,9 +19,11 @@ from ..domain.events import CREATED, REMOVED as REMOVED_EVENT
 from ..domain.events import (EVENT_TYPES, CredentialsRotationRequested, CustomerCreated, CustomerEvent,
                              CustomerRemoved, CustomerUpdated)
 from ..domain.profiles import ClientProfile
-from ..domain.records import DUPLICATE, FAILED, FINAL_OUTCOMES, PROVISIONED, REJECTED, AuditEntry
+from ..domain.records import (CLAIMED_ONLY, DUPLICATE, FAILED, FINAL_OUTCOMES, PROVISIONED, REJECTED, REMOVING,
+                              AuditEntry)
+from ..domain.records import REMOVED as REMOVED_STATUS
 from . import outbox
-from .core import MANAGED_BY, REASON_MAX, Attempt, Core, Outcome, ProvisioningOptions, clip
+from .core import MANAGED_BY, REASON_MAX, SKIPPED, Attempt, Core, Outcome, ProvisioningOptions, clip
 from .created import SECRET_CONTENT_TYPE, apply_created
 from .ports import ApiGateway, IdentityProvider, Ledger, ResultPublisher, SecretStore
 from .removed import apply_removed
@@ -74,18 +76,22 @@ class ProvisioningService:
     def repair(self, customer_id: str) -> Outcome:
         """Bring one customer's resources back to what the ledger says, through the same use cases: a provisioned
         customer's as a creation would leave them (missing ones made again, drifted settings updated in place,
-        stray applications of ours deleted), a removed or unknown customer's deleted. Under the customer's claim,
+        stray applications of ours deleted; also for a row an update or rotation left behind), a removed or unknown
+        customer's deleted (also finishing a removal that stopped). Under the customer's claim,
         within the adapters' rate limits; the last applied event stays the last one (see ``Core.applied_event``)."""
         rec, _ = self.ledger.get_customer(customer_id)
         event_id = f"drift-repair-{uuid.uuid4().hex[:16]}"
         time = rec.last_event_time if rec is not None and rec.last_event_time else self.core.now()
         common = dict(event_id=event_id, source=REPAIR_SOURCE, time=time, customer_id=customer_id)
-        if rec is not None and rec.status == PROVISIONED:
+        if rec is not None and rec.status in (PROVISIONED, *CLAIMED_ONLY):
             event: CustomerEvent = CustomerCreated(
                 type=CREATED, display_name=rec.display_name or customer_id, profile=rec.profile or "",
                 plan=rec.plan, redirect_uris=rec.redirect_uri_list or (), **common)
-        else:
+        elif rec is None or rec.status in (REMOVED_STATUS, REMOVING):
             event = CustomerRemoved(type=REMOVED_EVENT, reason="drift repair", **common)
+        else:  # a creation that did not finish: its event (or a removal) decides, not a repair
+            return Outcome(SKIPPED, customer_id, event_id, rec.status,
+                           "a creation that did not finish: left to its event")
         return self._run(Attempt(event=event, message_id=None, repair=True))
 
     def _run(self, a: Attempt) -> Outcome:

@@ -14,6 +14,7 @@ from ..domain.errors import PermanentError
 from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, REMOVED, REMOVING, CustomerRecord
 from .core import MANAGED_BY, SKIPPED, Attempt, Core, Outcome
+from .ownership import check_secret, check_server, not_recorded_elsewhere, skip_foreign
 
 #: the ledger's slot pool of API Management authorization servers (created.py reserves, removal gives back)
 APIM_SERVER_POOL = "apim-authorization-servers"
@@ -24,7 +25,8 @@ def apply_removed(core: Core, a: Attempt) -> Outcome:
     core.read(a)
     if a.repair:
         rec = a.record
-        if rec is not None and (rec.status != REMOVED or rec.claimed_by_other(core.worker_id, core.now())):
+        if rec is not None and (rec.status not in (REMOVED, REMOVING) or rec.claimed_by_other(core.worker_id,
+                                                                                                core.now())):
             return Outcome(SKIPPED, a.customer_id, a.event_id, rec.status,
                            "no longer removed, or busy: left to its own events")
     else:
@@ -81,9 +83,15 @@ def _unique(names) -> list[str]:
     return out
 
 
-def _delete_each(core: Core, a: Attempt, step: str, ids: list[str | None], delete) -> None:
-    """Delete by the recorded id and by the derived name (the same one, usually), each write fenced."""
+def _delete_each(core: Core, a: Attempt, step: str, ids: list[str | None], delete, *, recorded: str | None = None,
+                 owner_of=None, kind: str = "") -> None:
+    """Delete by the recorded id and by the derived name (the same one, usually), each write fenced. A name the
+    row does not record is first checked with ``owner_of`` (when the service keeps a marker): one marked for
+    another customer is left alone."""
     for item in _unique(ids):
+        if owner_of is not None and item.lower() != (recorded or "").lower() and (owner := owner_of(core, a, item)):
+            skip_foreign(a, step, kind, item, owner)
+            continue
         core.fence(a, step)
         with a.log.step(step) as s:
             s.outcome = "ok" if delete(item) else "gone"
@@ -91,6 +99,7 @@ def _delete_each(core: Core, a: Attempt, step: str, ids: list[str | None], delet
 
 
 def delete_subscriptions(core: Core, a: Attempt, rec: CustomerRecord) -> None:
+    # No marker to check: the ledger's id and the naming scheme keep customers' subscriptions apart (ownership.py).
     _delete_each(core, a, "apim.delete_subscription",
                  [rec.apim_subscription_id, naming.subscription_id(a.customer_id)], core.gateway.delete_subscription)
 
@@ -98,7 +107,8 @@ def delete_subscriptions(core: Core, a: Attempt, rec: CustomerRecord) -> None:
 def delete_authorization_servers(core: Core, a: Attempt, rec: CustomerRecord) -> None:
     _delete_each(core, a, "apim.delete_authorization_server",
                  [rec.apim_authorization_server_id, naming.authorization_server_id(a.customer_id)],
-                 core.gateway.delete_authorization_server)
+                 core.gateway.delete_authorization_server, recorded=rec.apim_authorization_server_id,
+                 owner_of=check_server, kind="API Management authorization server")
     # Only once the entry is gone: a slot given back early could let another customer past the tier's limit.
     with a.log.step("ledger.release_slot") as s:
         s.outcome = "ok" if core.ledger.release_slot(APIM_SERVER_POOL, a.customer_id) else "none"
@@ -106,6 +116,9 @@ def delete_authorization_servers(core: Core, a: Attempt, rec: CustomerRecord) ->
 
 def delete_secrets(core: Core, a: Attempt, rec: CustomerRecord) -> None:
     for name in _unique([rec.keyvault_secret_name, naming.secret_name(a.customer_id)]):
+        if name.lower() != (rec.keyvault_secret_name or "").lower() and (owner := check_secret(core, a, name)):
+            skip_foreign(a, "keyvault.delete_secret", "Key Vault secret", name, owner)
+            continue
         purge = core.options.purge_deleted_secrets
         core.fence(a, "keyvault.delete_secret")
         with a.log.step("keyvault.delete_secret") as s:
@@ -138,6 +151,7 @@ def delete_applications(core: Core, a: Attempt, rec: CustomerRecord, profile: Cl
                      if app.client_metadata.get("managed_by") == MANAGED_BY and app.client_id != rec.auth0_client_id]
             s.outcome = "found" if found else "none"
             s.detail = f"count={len(found)}"
+        found = not_recorded_elsewhere(core, a, found)  # another customer's, whatever its marker says
         for app in found:
             own = core.profiles.get(app.client_metadata.get("profile", ""))
             targets.append((app.client_id, own.audience if own else audience))

@@ -22,12 +22,11 @@ from ..domain.errors import PermanentError, RotationRefused, TransientError
 from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, PROVISIONED, PROVISIONING, REMOVED, REMOVING, ROTATING
 from .core import Attempt, Core, Outcome
-from .created import set_authorization_server, store_secret
+from .created import set_authorization_server
+from .secret_steps import TAG_ROTATED_AT, TAG_ROTATION_EVENT, store_secret
 from .ports import Application
 
-#: Key Vault tags of a rotated secret version (beside customer_id, client_id and profile)
-TAG_ROTATED_AT = "rotated_at"
-TAG_ROTATION_EVENT = "rotation_event_id"
+__all__ = ["TAG_ROTATED_AT", "TAG_ROTATION_EVENT", "apply_rotation"]
 
 
 def apply_rotation(core: Core, a: Attempt) -> Outcome:

@@ -6,6 +6,11 @@ types, token lifetime, metadata), its client grant (PATCH: the scopes of the pro
 subscription (PATCH: its product and name, keys and state kept) and authorization server entry (PATCH: name,
 grant types, scope; the client id and secret stay). No new application is ever made and no secret passes here.
 
+All or nothing: the application is updated first and alone (Auth0's validation is what refuses most), then the
+rest side by side. A permanent failure after some steps landed puts them back to the ledger row's values (the row
+is written only once everything landed) before the failure is recorded; the customer is ``provisioned`` again, never
+left ``updating`` without a claim, and what a restore could not put back is a drift finding that a repair finishes.
+
 A change that cannot be made in place is refused whole, as permanent, before anything is touched: a confidential
 client made public or the reverse (the secret, its Key Vault copy and the APIM entry's credentials differ), the
 first-party flag (fixed at creation), adding or dropping the APIM entry, or another API audience. The way there is
@@ -18,15 +23,18 @@ seen provisioned yet is transient (the create may simply be delivered later); of
 """
 from __future__ import annotations
 
+import logging
+
 from ..domain import naming, results
 from ..domain.errors import (ChangeNotInPlace, InvalidEvent, NotProvisioned, PermanentError, TransientError,
                              UnknownProfile)
 from ..domain.events import CustomerUpdated
 from ..domain.profiles import ClientProfile
 from ..domain.records import APPLIED, PROVISIONED, REMOVED, UPDATING
+from .convergence import wanted_callbacks
 from .core import Attempt, Core, Outcome, clip
-from .created import (APIM_SUBSCRIPTION_NAME_MAX, get_grant, profile_for_name, set_authorization_server,
-                      set_subscription)
+from .created import (APIM_SUBSCRIPTION_NAME_MAX, check_redirect_uris, get_grant, profile_for_name,
+                      set_authorization_server, set_subscription)
 from .ports import ApplicationUpdate
 
 #: the data fields of a customer.updated, as reported in ``customer.updated``'s ``changed``
@@ -75,13 +83,24 @@ def apply_updated(core: Core, a: Attempt) -> Outcome:
     scopes = target.scopes_for(plan)
     core.claim(a, UPDATING)
     client_id = rec.auth0_client_id
-    _, grant_id, _, subscription_id = core.run([
-        lambda: update_application(core, a, target, client_id, display_name, plan, callbacks),
-        lambda: update_grant(core, a, target, client_id, scopes),
-        lambda: update_authorization_server(core, a, target, client_id, display_name, scopes)
-        if target.wants_authorization_server else None,
-        lambda: update_subscription(core, a, target, display_name),
-    ])
+    landed: list[str] = []
+    try:
+        # The application alone first: Auth0's validation (a name, a callback) is what refuses an update most
+        # often, and a refusal there leaves nothing changed anywhere.
+        _tracked(landed, "application", lambda: update_application(core, a, target, client_id, display_name, plan,
+                                                                   callbacks))()
+        grant_id, _, subscription_id = core.run([
+            _tracked(landed, "grant", lambda: update_grant(core, a, target, client_id, scopes)),
+            _tracked(landed, "authorization_server",
+                     lambda: update_authorization_server(core, a, target, client_id, display_name, scopes)
+                     if target.wants_authorization_server else None),
+            _tracked(landed, "subscription", lambda: update_subscription(core, a, target, display_name)),
+        ])
+    except PermanentError:
+        # All or nothing: what landed goes back to the ledger's values (its row still holds them), then the failure
+        # is recorded (status provisioned again). What a restore cannot put back, the drift check reports.
+        restore(core, a, current, rec, client_id, landed, callbacks_changed=callbacks is not None)
+        raise
     now = core.now()
     changed = tuple(name for attr, name in FIELDS if getattr(ev, attr) is not None)
     result = results.updated(customer_id=ev.customer_id, event_id=ev.event_id, event_type=ev.type,
@@ -92,6 +111,45 @@ def apply_updated(core: Core, a: Attempt) -> Outcome:
                                     plan=plan, grant_id=grant_id, now=now, redirect_uris=callbacks), result=result)
     return Outcome(APPLIED, ev.customer_id, ev.event_id, PROVISIONED,
                    f"client_id={client_id} updated: {', '.join(changed)}")
+
+
+def _tracked(landed: list[str], name: str, step):
+    """``step``, noting in ``landed`` that it may have changed something: it succeeded, or failed without an
+    answer that says nothing was applied (a permanent refusal is such an answer)."""
+    def run():
+        try:
+            result = step()
+        except PermanentError:
+            raise
+        except Exception:
+            landed.append(name)
+            raise
+        landed.append(name)
+        return result
+    return run
+
+
+def restore(core: Core, a: Attempt, profile: ClientProfile, rec, client_id: str, landed: list[str], *,
+            callbacks_changed: bool) -> None:
+    """Put back what an update that failed permanently changed: its landed steps again, with the ledger row's
+    (unchanged) profile, name, plan and callbacks. Best effort: a restore step that fails is logged, and the drift
+    check finds what it left."""
+    display_name = rec.display_name or a.customer_id
+    scopes = profile.scopes_for(rec.plan)
+    callbacks = wanted_callbacks(profile, rec) if callbacks_changed else None
+    steps = {"application": lambda: update_application(core, a, profile, client_id, display_name, rec.plan,
+                                                       callbacks),
+             "grant": lambda: update_grant(core, a, profile, client_id, scopes),
+             "authorization_server": lambda: update_authorization_server(core, a, profile, client_id, display_name,
+                                                                         scopes),
+             "subscription": lambda: update_subscription(core, a, profile, display_name)}
+    for name in [n for n in steps if n in landed]:
+        try:
+            steps[name]()
+        except Exception as exc:  # noqa: BLE001 - the update's own failure is what the trigger must see
+            a.log.emit(f"restore.{name}", "failed", level=logging.WARNING,
+                       detail=f"{type(exc).__name__}: not restored; the drift check reports it")
+    a.log.emit("restore", "done", detail=f"restored {','.join(n for n in steps if n in landed) or 'nothing'}")
 
 
 def change_refusal(current: ClientProfile, target: ClientProfile) -> str | None:
@@ -119,6 +177,7 @@ def _callbacks(ev: CustomerUpdated, current: ClientProfile, target: ClientProfil
     if target.redirect_uris == "none":
         return () if current.redirect_uris != "none" else None
     if ev.redirect_uris is not None:
+        check_redirect_uris(target, ev.redirect_uris)
         return ev.redirect_uris
     if target.redirect_uris == "required" and current.redirect_uris == "none":
         raise InvalidEvent("data.redirectUris", f"is required by profile {target.name!r}: send 1 to 20 https URLs")

@@ -135,6 +135,7 @@ def rejected_cases() -> list[BadInput]:
                                                 redirectUris=[["https://a.example/cb"]]), "data.redirectUris[0]"),
         BadInput("removed with created's fields", removed("corpus-removed-extra", profile="oem"), "data.profile"),
         *hostile_cases(),
+        *url_and_formula_cases(),
     ]
 
 
@@ -192,6 +193,28 @@ def hostile_cases() -> list[BadInput]:
         customer = f"corpus-sur-{name.lower()}"
         cases.append(BadInput(f"a lone surrogate in data.{name}", c(customer, **{name: "x\ud800"}), f"data.{name}"))
     cases.append(BadInput("a lone surrogate in a removal's customerId", removed("x\ud800"), "data.customerId"))
+    return cases
+
+
+#: Issue 23, cases 8 and 9: redirect URIs that passed the pattern and became Auth0 callbacks, and display names a
+#: spreadsheet would run. Each is refused before anything is created.
+BAD_REDIRECT_URIS = {
+    "port 99999": "https://a.example:99999/cb", "port 0": "https://a.example:0/cb", "host -": "https://-/cb",
+    "host .": "https://./cb", "markup in the path": 'https://a.example/"><script>alert(1)</script>',
+    "a zero-width space": "https://a.example/c\u200bb", "localhost for a third party": "https://localhost/cb",
+    "a loopback address for a third party": "https://127.0.0.1/cb",
+    "a private address for a third party": "https://10.0.0.7/cb",
+}
+FORMULA_NAMES = {"=HYPERLINK": '=HYPERLINK("https://evil.example","click")', "+cmd": "+cmd|' /C calc'!A0",
+                 "@SUM": "@SUM(1+1)*cmd|' /C calc'!A0", "-2+3": "-2+3+cmd|' /C calc'!A0"}
+
+
+def url_and_formula_cases() -> list[BadInput]:
+    cases = [BadInput(f"redirect URI with {name}", created(f"corpus-uri-{i}", profile="partner-web",
+                                                           redirectUris=["https://ok.example/cb", uri]),
+                      "data.redirectUris[1]") for i, (name, uri) in enumerate(BAD_REDIRECT_URIS.items())]
+    cases += [BadInput(f"displayName starting {name}", created(f"corpus-formula-{i}", displayName=value),
+                       "data.displayName") for i, (name, value) in enumerate(FORMULA_NAMES.items())]
     return cases
 
 

@@ -54,7 +54,7 @@ def _apim_secret(local_stack, customer: str) -> str:
 
 def _rotate(customer: str, *extra: str) -> tuple[int, str]:
     out, err = io.StringIO(), io.StringIO()
-    code = opstool(["rotate", "--customer", customer, "--wait", "60", *extra], out=out, err=err)
+    code = opstool(["rotate", "--customer", customer, "--wait", "60", "--yes", *extra], out=out, err=err)
     return code, out.getvalue() + err.getvalue()
 
 

@@ -373,6 +373,7 @@ INVALID_CREATES = [
     (dict(name="x", app_type="mainframe"), 'No enum match for: "mainframe"'),
     (dict(name="x", token_endpoint_auth_method="private_key"), 'No enum match for: "private_key"'),
     (dict(name="x", callbacks=["not a url"]), "format callback-url: not a url' on property callbacks[0]"),
+    (dict(name="x", callbacks=["https://a.example:99999/cb"]), "format callback-url: https://a.example:99999/cb"),
     (dict(name="x", grant_types=["client_credentials"], token_endpoint_auth_method="none"),
      "Invalid grant types: client_credentials"),
     (dict(name="x", is_first_party=False, grant_types=["implicit"]), "third-party"),

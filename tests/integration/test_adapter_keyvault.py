@@ -181,3 +181,27 @@ def test_an_unreachable_vault_is_transient(settings):
                                 timeout=2)
     with pytest.raises(TransientError):
         store.get_secret_version("anything")
+
+
+def _versions_holding(stack, name: str, value: str) -> int:
+    return sum(1 for v in stack.keyvault._secrets[name.lower()]["versions"] if v["value"] == value)
+
+
+def test_case07_a_write_applied_whose_answer_was_lost_makes_one_version(store, stack, keyvault_ctl):
+    """Issue 23, case 7: Key Vault applied the PUT and the connection dropped before the answer. The SDK's retry
+    of the PUT made a second version of the same secret, so the version before the latest (which integrations keep
+    during a rotation) held the new secret, not the old one."""
+    name, old, new = new_name(), new_value(), new_value()
+    store.set_secret(name, old, content_type="text/plain", tags=TAGS)
+    keyvault_ctl.fail_next("secrets.set", "drop_after")
+    version = store.set_secret(name, new, content_type="text/plain", tags={**TAGS, "rotation_event_id": "r1"})
+    versions = stack.keyvault._secrets[name.lower()]["versions"]
+    assert _versions_holding(stack, name, new) == 1 and versions[-1]["value"] == new
+    assert versions[-2]["value"] == old and store.get_secret_version(name) == version
+
+
+def test_a_write_whose_request_never_arrived_is_sent_again(store, stack, keyvault_ctl):
+    name, value = new_name(), new_value()
+    keyvault_ctl.fail_next("secrets.set", "drop")  # closed before the service applied anything
+    version = store.set_secret(name, value, content_type="text/plain", tags=TAGS)
+    assert _versions_holding(stack, name, value) == 1 and store.get_secret_version(name) == version

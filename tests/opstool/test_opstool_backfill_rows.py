@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from opstool.backfill import COLUMNS, INVALID, ProfileRules, event_id_of, read_rows, validate
+from opstool.backfill_rows import COLUMNS, INVALID, ProfileRules, event_id_of, read_rows, validate
 from opstool.errors import UsageError
 from shared.domain.events import CREATED_DATA
 

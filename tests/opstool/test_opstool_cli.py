@@ -2,14 +2,13 @@
 subcommand."""
 from __future__ import annotations
 
-import os
-import pty
 import subprocess
 import sys
 
 import pytest
 
 from dlq_helpers import cloud_event, dead_letter_all, message_for, peek, send, view
+from tests.terminal import run_on_terminal
 
 SUBCOMMANDS = ("list", "show", "customers", "replay", "export", "purge")
 
@@ -35,18 +34,9 @@ def test_no_confirmation_without_a_terminal_means_no_action(servicebus, queue, t
 
 def _with_terminal(tool, answer: bytes, *args):
     """Run the tool with a pseudo-terminal as stdin and type ``answer``."""
-    primary, secondary = pty.openpty()
     argv = [sys.executable, "-m", "opstool", args[0], "--settings", str(tool.settings_file), "--no-ledger",
             *args[1:]]
-    proc = subprocess.Popen(argv, cwd=tool.cwd, env=tool.env, stdin=secondary, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    os.close(secondary)
-    try:
-        os.write(primary, answer)
-        out, err = proc.communicate(timeout=90)
-    finally:
-        os.close(primary)
-    return proc.returncode, out, err
+    return run_on_terminal(argv, answer, cwd=tool.cwd, env=tool.env)
 
 
 def test_the_prompt_asks_and_respects_the_answer(servicebus, queue, tool):

@@ -298,3 +298,56 @@ def test_non_bytes_bodies_are_refused():
 ])
 def test_peek_identity(body, expected):
     assert peek_identity(body) == expected
+
+
+# ---- issue 23, case 8: redirect URIs are read as URLs -----------------------------------------------------------------
+@pytest.mark.parametrize("uri,words", [
+    ("https://a.example:99999/cb", "port"), ("https://a.example:0/cb", "port"), ("https://a.example:/cb", "port"),
+    ("https://-/cb", "DNS name"), ("https://./cb", "DNS name"), ("https://a..example/cb", "DNS name"),
+    ("https://a-.example/cb", "DNS name"), ('https://a.example/"><script>alert(1)</script>', "RFC 3986"),
+    ("https://a.example/c\u200bb", "RFC 3986"), ("https://a.example/c b", "RFC 3986"),
+    ("https://a.example/%zz", "hex digits"), ("https://999.1.1.1/cb", "IPv4"), ("https://1.2.3/cb", "IPv4"),
+    ("https://[::1/cb", "IPv6"), ("https://[zz::1]/cb", "IPv6"),
+    # what was refused before stays refused
+    ("javascript:alert(1)", "https URL"), ("data:text/html,x", "https URL"), ("http://a.example/cb", "https URL"),
+    ("https://*.a.example/cb", "DNS name"), ("https://user@a.example/cb", "user information"),
+    ("https://%61.example/cb", "DNS name"), ("https://a.example/cb#frag", "fragment"),
+])
+def test_case08_redirect_uris_that_are_no_url_a_browser_follows_are_refused(uri, words):
+    err = rejected(with_(CREATED_DOC, "data.redirectUris", ["https://ok.example/cb", uri]))
+    assert err.field == "data.redirectUris[1]" and words in err.rule
+
+
+@pytest.mark.parametrize("uri", ["https://acme.example/cb", "https://acme.example:8443/oauth/cb?x=1&y=%2F",
+                                 "https://xn--bcher-kva.example/cb", "https://203.0.113.9/cb",
+                                 "https://[2001:db8::1]:443/cb", "https://acme.example./cb", "https://localhost/cb",
+                                 "https://portal.acme.example/a/b/c;v=1/(x)!$'*,~"])
+def test_case08_urls_a_browser_follows_are_accepted_by_the_contract(uri):
+    assert parse(with_(CREATED_DOC, "data.redirectUris", [uri])).redirect_uris == (uri,)
+
+
+@pytest.mark.parametrize("uri,local", [
+    ("https://localhost/cb", True), ("https://app.localhost/cb", True), ("https://printer.local/cb", True),
+    ("https://intranet/cb", True), ("https://127.0.0.1/cb", True), ("https://10.1.2.3/cb", True),
+    ("https://192.168.0.1:8443/cb", True), ("https://169.254.1.1/cb", True), ("https://[::1]/cb", True),
+    ("https://[fd00::1]/cb", True), ("https://0.0.0.0/cb", True), ("https://acme.example/cb", False),
+    ("https://203.0.113.9/cb", True), ("https://8.8.8.8/cb", False), ("https://[2606:4700::1111]/cb", False),
+])
+def test_case08_local_hosts_are_recognised(uri, local):
+    from shared.domain.redirect_uris import is_local
+    assert is_local(uri) is local
+
+
+# ---- issue 23, case 9: display names a spreadsheet would run --------------------------------------------------------
+@pytest.mark.parametrize("name", ['=HYPERLINK("https://evil.example","x")', "+cmd|' /C calc'!A0", "@SUM(1+1)",
+                                  "-2+3", "\uff1dSUM(1)", "\tAcme", "\rAcme"])
+def test_case09_display_names_a_spreadsheet_would_run_are_refused(name):
+    for doc in (CREATED_DOC, {**CREATED_DOC, "type": "customer.updated",
+                              "data": {"customerId": "acme", "displayName": "x"}}):
+        err = rejected(with_(doc, "data.displayName", name))
+        assert err.field == "data.displayName"
+
+
+@pytest.mark.parametrize("name", ["Acme = Corp", "Acme+", "a@b GmbH", "Acme-Corp", "1+1 Consulting"])
+def test_case09_such_characters_elsewhere_in_a_name_are_fine(name):
+    assert parse(with_(CREATED_DOC, "data.displayName", name)).display_name == name

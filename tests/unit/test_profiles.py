@@ -131,3 +131,10 @@ def test_the_settings_given_fill_in_the_variables(tmp_path):
     path = tmp_path / "profiles.toml"
     path.write_text(toml("p"), encoding="utf-8")
     assert load_profiles(path, {"API_AUDIENCE": "https://env.example/"})["p"].audience == "https://env.example/"
+
+
+def test_allow_local_redirect_uris_is_a_boolean_that_defaults_to_off():
+    web = dict(grant_types='["authorization_code"]', app_type='"regular_web"', redirect_uris='"optional"')
+    assert parse_profiles(toml(**web), ENV)["p"].allow_local_redirect_uris is False
+    assert parse_profiles(toml(**web, allow_local_redirect_uris="true"), ENV)["p"].allow_local_redirect_uris
+    assert "allow_local_redirect_uris must be true or false" in refused(toml(**web, allow_local_redirect_uris='"yes"'))

@@ -1,6 +1,8 @@
 """customer.created: what gets created, with which settings, and that handling it again changes nothing."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from shared.domain import naming
@@ -8,7 +10,7 @@ from shared.domain.errors import InvalidEvent, PermanentError, UnknownProfile
 from shared.domain.records import APPLIED, DUPLICATE, PROVISIONED, PROVISIONING, REJECTED
 from shared.service_layer.ports import ApplicationSpec
 from shared.service_layer.provisioning import MANAGED_BY, SECRET_CONTENT_TYPE
-from tests.unit.world import API, DOMAIN, World, created, removed
+from tests.unit.world import API, DOMAIN, World, created, removed, updated
 
 EXTERNAL_CREATES = ("auth0.create_application", "auth0.create_client_grant")
 
@@ -378,3 +380,26 @@ def test_removal_gives_the_slot_back_and_a_permanent_failure_before_the_entry_do
         w.service().handle(created(customer="beta", event_id="e-beta"))
     assert w.ledger.pools["apim-authorization-servers"] == {"used": 9, "holders": set()}
     assert w.service().handle(created(customer="gamma", event_id="e-gamma")).result == APPLIED
+
+
+# ---- issue 23, case 8: callbacks on the user's own machine or network, per profile --------------------------------
+@pytest.mark.parametrize("uri", ["https://localhost/cb", "https://127.0.0.1/cb", "https://10.0.0.7:8443/cb",
+                                 "https://printer.local/cb", "https://[::1]/cb"])
+def test_case08_a_third_party_profile_refuses_local_callbacks_before_anything_is_made(uri):
+    w = World()
+    svc = w.service()
+    with pytest.raises(InvalidEvent) as err:
+        svc.handle(created(profile="partner-web", redirect_uris=["https://ok.example/cb", uri]))
+    assert err.value.field == "data.redirectUris[1]" and "allow_local_redirect_uris" in err.value.rule
+    assert w.leftovers() == [] and w.ledger.audit("acme", "e-created").outcome == REJECTED
+    svc.handle(created(profile="partner-web", redirect_uris=["https://ok.example/cb"]))
+    with pytest.raises(InvalidEvent):
+        svc.handle(updated(redirectUris=[uri]))
+    assert w.identity.spec_of(w.ledger.record("acme").auth0_client_id).callbacks == ("https://ok.example/cb",)
+
+
+def test_case08_a_profile_may_allow_local_callbacks_explicitly():
+    w = World()
+    w.profiles["partner-web"] = replace(w.profiles["partner-web"], allow_local_redirect_uris=True)
+    w.service().handle(created(profile="partner-web", redirect_uris=["https://localhost:3000/cb"]))
+    assert w.identity.spec_of(w.ledger.record("acme").auth0_client_id).callbacks == ("https://localhost:3000/cb",)
