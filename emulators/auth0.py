@@ -29,14 +29,17 @@ import string
 import time
 import urllib.parse
 
+from .auth0_signing import SigningKeys, TokenRejected, client_credentials_claims
+from .auth0_tenant import RESOURCE_SERVER_SCOPES, TENANT_SCOPES, TenantRoutes
+from .auth0_validation import _ALNUM, _expect_type, _json_type, _payload_error, _query_error, _random
 from .http_standin import HttpError, HttpStandIn, Request, Response, bearer_token, route
 from .ratelimit import TokenBucket
-from .tokens import TokenError, TokenIssuer
 
-#: scopes of the Management API that this stand-in serves; a management client's token carries all of them
+#: scopes of the Management API that this stand-in serves; a management client given to the constructor starts with
+#: a client grant of all of them (the tenant command narrows the app's to what it uses)
 MANAGEMENT_SCOPES = ("read:clients", "create:clients", "update:clients", "delete:clients", "read:client_keys",
                      "update:client_keys", "read:client_grants", "create:client_grants", "update:client_grants",
-                     "delete:client_grants")
+                     "delete:client_grants") + TENANT_SCOPES
 
 #: scope needed per operation (any one of them), as listed in the Management API reference
 REQUIRED_SCOPES = {
@@ -51,6 +54,7 @@ REQUIRED_SCOPES = {
     "client_grants.list": ("read:client_grants",),
     "client_grants.update": ("update:client_grants",),
     "client_grants.delete": ("delete:client_grants",),
+    **RESOURCE_SERVER_SCOPES,
 }
 
 DEFAULT_APIS = {"https://api.contoso.local/": ["read:data", "write:data"]}
@@ -109,50 +113,14 @@ _URL_LIST_PROPS = {"callbacks": "callback-url", "allowed_logout_urls": "logout-u
 # :,-+=_*?"/\()<>@ [Tab] [Space]" (auth0-python 6.8 types/client_metadata.py)
 _METADATA_KEY = re.compile(r'^[A-Za-z0-9:,\-+=_*?"/\\()<>@\t ]+$')
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://[^\s/?#]+\S*$")
-_ALNUM = string.ascii_letters + string.digits
-
-
-def _random(alphabet: str, n: int) -> str:
-    return "".join(secrets.choice(alphabet) for _ in range(n))
-
-
-def _json_type(value) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), "unknown")
-
-
-def _payload_error(message: str, prop: str | None = None) -> HttpError:
-    # Auth0's schema validation texts, e.g. "Payload validation error: 'Additional properties not allowed:
-    # audience,client_id'." (alexkappa/terraform-provider-auth0#9) and "Payload validation error: 'Object didn't pass
-    # validation for format callback-url: ...' on property callbacks[0]." (auth0/auth0-deploy-cli#155)
-    where = f" on property {prop}" if prop else ""
-    return HttpError(400, "invalid_body", f"Payload validation error: '{message}'{where}.")
-
-
-def _query_error(message: str, prop: str) -> HttpError:
-    return HttpError(400, "invalid_query_string", f"Query validation error: '{message}' on property {prop}.")
-
-
-def _expect_type(value, expected: str, prop: str) -> None:
-    actual = _json_type(value)
-    if actual != expected and not (expected == "number" and actual == "integer"):
-        raise _payload_error(f"Expected type {expected} but found type {actual}", prop)
-
-
-class Auth0StandIn(HttpStandIn):
+class Auth0StandIn(TenantRoutes, HttpStandIn):
     name = "auth0"
 
-    def __init__(self, issuer: TokenIssuer, *, domain: str | None = None,
+    def __init__(self, *, domain: str | None = None,
                  management_clients: dict[str, str] | None = None, apis: dict[str, list[str]] | None = None,
                  rate: float = 50.0, burst: int = 100, token_lifetime: int = 86400, **kw):
-        self.issuer = issuer
+        # The tenant's RS256 signing keys (kept in the state file with the rest, so a restart keeps its tokens valid).
+        self.signing = SigningKeys()
         self._domain = domain
         self.token_lifetime = int(token_lifetime)
         #: the tenant's entity limit on applications (Auth0: 10 free, 100 self-service, 100,000 enterprise);
@@ -161,7 +129,8 @@ class Auth0StandIn(HttpStandIn):
         #: seconds after a rotation during which the token endpoint still takes the old secret and not yet the new
         #: one (Auth0: "New secrets may be delayed up to thirty seconds while rotating"); 0: the new one at once
         self.secret_propagation_seconds: float = 0.0
-        self.apis = {aud: list(scopes) for aud, scopes in (apis if apis is not None else DEFAULT_APIS).items()}
+        self._seed_apis = {aud: list(scopes) for aud, scopes in (apis if apis is not None else DEFAULT_APIS).items()}
+        self.resource_servers: dict[str, dict] = {}
         self.bucket = TokenBucket(rate, burst)
         self._default_management = management_clients is None
         self.management_clients = dict(management_clients) if management_clients else {
@@ -194,12 +163,19 @@ class Auth0StandIn(HttpStandIn):
     def dump_state(self) -> dict:
         # Secrets are stored under their Auth0 name, ``client_secret``, in each client record.
         return {"clients": list(self.clients.values()), "client_grants": list(self.grants.values()),
+                "resource_servers": list(self.resource_servers.values()), "signing_keys": self.signing.dump(),
                 "management_client_ids": list(self.management_clients), "seq": self._seq}
 
     def load_state(self, state: dict) -> None:
         self.clients = {c["client_id"]: dict(c) for c in state.get("clients", [])}
         self.grants = {g["id"]: dict(g) for g in state.get("client_grants", [])}
         self._seq = int(state.get("seq", 0))
+        if "resource_servers" in state:
+            self.resource_servers = {r["id"]: dict(r) for r in state["resource_servers"]}
+        else:
+            self.resource_servers = self.seed_resource_servers(self._seed_apis)
+        # A reset forgets resources, not the tenant's keys: tokens issued before it stay verifiable.
+        self.signing.load(state.get("signing_keys"))
         previous = [cid for cid in state.get("management_client_ids", []) if cid in self.clients]
         if self._default_management and previous:
             # A generated management client survives restarts with a state file instead of piling up.
@@ -210,6 +186,28 @@ class Auth0StandIn(HttpStandIn):
                 {"name": "Management API client (local stack)", "app_type": "non_interactive",
                  "grant_types": ["client_credentials"]}, cid))
             record["client_secret"] = secret
+        if self._domain or self.port:
+            self._ensure_management_grants()
+
+    def start(self) -> "Auth0StandIn":
+        super().start()
+        with self.lock:
+            self._ensure_management_grants()  # the Management API's audience names the port, known only now
+        return self
+
+    def _ensure_management_grants(self) -> None:
+        """The grant a person gives the tenant's machine-to-machine app in the dashboard, as a real client grant, so
+        that reading and narrowing it (python -m opstool tenant) works as on a tenant."""
+        for cid in self.management_clients:
+            mine = [g for g in self.grants.values() if g["client_id"] == cid and g["audience"].endswith("/api/v2/")]
+            for grant in mine:
+                grant["audience"] = self.management_audience  # kept state from a run on another port
+            if not mine:
+                self._seq += 1
+                gid = f"cgr_{_random(_ALNUM, 16)}"
+                self.grants[gid] = {"id": gid, "client_id": cid, "audience": self.management_audience,
+                                    "scope": list(MANAGEMENT_SCOPES), "allow_any_organization": False,
+                                    "is_system": False, "subject_type": "client", "_seq": self._seq}
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rate": self.bucket.rate, "burst": self.bucket.burst,
@@ -249,6 +247,8 @@ class Auth0StandIn(HttpStandIn):
         return {"statusCode": err.status, "error": phrase, "message": err.message, "errorCode": err.code}
 
     def before(self, req: Request) -> dict[str, str]:
+        if req.path.startswith("/.well-known/"):
+            return {}  # served from Auth0's CDN, outside the Management API's rate limit
         allowed, headers = self.bucket.take()
         req.ratelimit_headers = headers
         if not allowed:
@@ -262,14 +262,10 @@ class Auth0StandIn(HttpStandIn):
         if not token:
             raise HttpError(401, "missing_authentication", "Missing authentication")
         try:
-            claims = self.issuer.verify(token, (self.management_audience,))
-        except TokenError as exc:
-            text = str(exc)
-            if "expired" in text:
-                raise HttpError(401, "token_expired", "Expired token received for JSON Web Token validation") from None
-            if "audience" in text:
-                raise HttpError(401, "invalid_token", f"Bad audience: {text.split(' ', 2)[-1]}") from None
-            raise HttpError(401, "invalid_token", "Invalid token") from None
+            claims = self.signing.verify(token, self.management_audience, self.issuer_url)
+        except TokenRejected as exc:
+            code = "token_expired" if exc.reason == "expired" else "invalid_token"
+            raise HttpError(401, code, str(exc)) from None
         granted = set(str(claims.get("scope", "")).split())
         needed = REQUIRED_SCOPES.get(req.op, ())
         if needed and not granted.intersection(needed):
@@ -324,26 +320,27 @@ class Auth0StandIn(HttpStandIn):
         if not audience:
             raise HttpError(403, "access_denied",
                             "No audience parameter was provided, and no default audience has been configured")
-        if audience == self.management_audience and client_id in self.management_clients:
-            granted = list(MANAGEMENT_SCOPES)
-        else:
-            if audience != self.management_audience and audience not in self.apis:
-                # (auth0/terraform-provider-auth0#951)
-                raise HttpError(403, "access_denied", f"Service not enabled within domain: {audience}")
-            grant = next((g for g in self.grants.values()
-                          if g["client_id"] == client_id and g["audience"] == audience), None)
-            if grant is None:
-                # (auth0/auth0-python#173, auth0/ruby-auth0#610)
-                raise HttpError(403, "access_denied",
-                                f'Client is not authorized to access "{audience}". You need to create a '
-                                f'"client-grant" associated to this API. See: '
-                                f'https://auth0.com/docs/api/v2#!/Client_Grants/post_client_grants')
-            granted = list(grant["scope"])
+        if audience != self.management_audience and audience not in self.apis:
+            # (auth0/terraform-provider-auth0#951)
+            raise HttpError(403, "access_denied", f"Service not enabled within domain: {audience}")
+        grant = next((g for g in self.grants.values()
+                      if g["client_id"] == client_id and g["audience"] == audience), None)
+        if grant is None:
+            # (auth0/auth0-python#173, auth0/ruby-auth0#610)
+            raise HttpError(403, "access_denied",
+                            f'Client is not authorized to access "{audience}". You need to create a '
+                            f'"client-grant" associated to this API. See: '
+                            f'https://auth0.com/docs/api/v2#!/Client_Grants/post_client_grants')
+        granted = list(grant["scope"])
         requested = str(body.get("scope") or "").split()
         scope = [s for s in granted if s in requested] if requested else granted
-        token, _ = self.issuer.issue(audience, subject=f"{client_id}@clients", lifetime=self.token_lifetime,
-                                     azp=client_id, scope=" ".join(scope), gty="client-credentials")
-        return Response(200, {"access_token": token, "expires_in": self.token_lifetime, "scope": " ".join(scope),
+        lifetime = self.token_lifetime
+        api = self.resource_server_for(audience)
+        if api is not None and not api.get("_lifetime_from_config"):
+            lifetime = int(api.get("token_lifetime") or lifetime)  # an API's access tokens live as long as it says
+        token = self.signing.sign(client_credentials_claims(issuer=self.issuer_url, client_id=client_id,
+                                                            audience=audience, scope=scope, lifetime=lifetime))
+        return Response(200, {"access_token": token, "expires_in": lifetime, "scope": " ".join(scope),
                               "token_type": "Bearer"})
 
     def _accepted_secret(self, client: dict) -> str | None:

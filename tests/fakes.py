@@ -563,11 +563,13 @@ class FakeApiGateway(_FakeService, ApiGateway):
     @external
     def get_subscription(self, subscription_id: str) -> SubscriptionInfo | None:
         sub = self.subscriptions.get(subscription_id)
-        return None if sub is None else SubscriptionInfo(subscription_id, sub["state"], sub["product_id"])
+        return None if sub is None else SubscriptionInfo(subscription_id, sub["state"], sub["product_id"],
+                                                         sub["display_name"])
 
     @external
     def list_subscriptions(self) -> list[SubscriptionInfo]:
-        return [SubscriptionInfo(k, v["state"], v["product_id"]) for k, v in self.subscriptions.items()]
+        return [SubscriptionInfo(k, v["state"], v["product_id"], v["display_name"])
+                for k, v in self.subscriptions.items()]
 
     def customer_servers(self) -> dict[str, AuthorizationServerSpec]:
         return {k: v for k, v in self.servers.items() if not k.startswith("other-")}

@@ -197,4 +197,5 @@ def _subscription_info(contract: Any) -> SubscriptionInfo:
     scope = contract.scope or ""
     head, sep, product = scope.rpartition("/products/")
     return SubscriptionInfo(subscription_id=contract.name, state=_enum_text(contract.state).lower(),
-                            product_id=product if sep and "/" not in product else None)
+                            product_id=product if sep and "/" not in product else None,
+                            display_name=contract.display_name or "")

@@ -131,6 +131,11 @@ def _provisioned(rec: CustomerRecord, profile: ClientProfile, state: ServiceStat
         if sub.product_id != profile.apim_product:
             add(DRIFT, "apim", "subscription", sub_id, f"product {sub.product_id!r} (profile: "
                                                        f"{profile.apim_product!r})")
+        if app is not None and sub.display_name != app.client_id:
+            # The gateway binds the subscription's keys to the client its display name names: any other name
+            # refuses the customer's own calls (or, worse, admits another client's tokens).
+            add(DRIFT, "apim", "subscription", sub_id, f"bound to client {sub.display_name!r}, not "
+                                                       f"{app.client_id!r}")
     return out
 
 

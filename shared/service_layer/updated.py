@@ -80,7 +80,7 @@ def apply_updated(core: Core, a: Attempt) -> Outcome:
         lambda: update_grant(core, a, target, client_id, scopes),
         lambda: update_authorization_server(core, a, target, client_id, display_name, scopes)
         if target.wants_authorization_server else None,
-        lambda: update_subscription(core, a, target, display_name),
+        lambda: update_subscription(core, a, target, client_id),
     ])
     now = core.now()
     changed = tuple(name for attr, name in FIELDS if getattr(ev, attr) is not None)
@@ -190,16 +190,17 @@ def update_authorization_server(core: Core, a: Attempt, profile: ClientProfile, 
     return server_id
 
 
-def update_subscription(core: Core, a: Attempt, profile: ClientProfile, display_name: str) -> str:
+def update_subscription(core: Core, a: Attempt, profile: ClientProfile, client_id: str) -> str:
     sub_id = a.record.apim_subscription_id or naming.subscription_id(a.customer_id)
     core.fence(a, "apim.update_subscription")
     with a.log.step("apim.update_subscription") as s:
-        found = core.gateway.update_subscription(sub_id, display_name=clip(display_name, APIM_SUBSCRIPTION_NAME_MAX),
+        # The display name is the customer's client id (the gateway's binding), written again on each update.
+        found = core.gateway.update_subscription(sub_id, display_name=clip(client_id, APIM_SUBSCRIPTION_NAME_MAX),
                                                  product_id=profile.apim_product)
         s.outcome = "ok" if found else "gone"
         s.detail = f"id={sub_id} product={profile.apim_product}"
     if not found:  # deleted outside the app: the customer should have one
-        return set_subscription(core, a, profile, display_name=display_name)
+        return set_subscription(core, a, profile, client_id)
     return sub_id
 
 
