@@ -1,5 +1,12 @@
 """A stand-in for the parts of Auth0 this project uses: ``POST /oauth/token`` and the Management API v2 for clients
-(applications) and client grants.
+(applications) and client grants; the tenant's discovery documents, signing keys and resource servers are in
+``auth0_tenant.py`` (a mixin), its RS256 keys and tokens in ``auth0_signing.py``.
+
+Tokens are Auth0's: RS256 with a ``kid`` of the published JWKS, ``iss`` = ``https://{domain}/``, and for client
+credentials ``sub`` = ``{client_id}@clients``, ``azp``, ``aud``, ``iat``, ``exp``, ``scope``, ``gty``; the
+Management API accepts only such tokens signed by a key not revoked, for its own audience. A management client given
+to the constructor has a real client grant to the Management API (all of ``MANAGEMENT_SCOPES``), which the tenant
+command narrows like any grant.
 
 auth0-python 6.x runs unchanged against it: ``ManagementClient(domain="127.0.0.1:<port>", ...)`` builds
 ``https://{domain}/api/v2`` and ``https://{domain}/oauth/token`` (``management/management_client.py`` and
@@ -16,6 +23,8 @@ Operation names (for fault injection, call counters, chaos and benchmarks):
     oauth.token
     clients.create  clients.get  clients.list  clients.update  clients.delete  clients.rotate_secret
     client_grants.create  client_grants.get  client_grants.list  client_grants.update  client_grants.delete
+    discovery.openid_configuration  discovery.jwks  signing_keys.list  .get  .rotate  .revoke
+    resource_servers.list  .get  .create  .update  .delete
 """
 from __future__ import annotations
 
