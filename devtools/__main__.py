@@ -1,10 +1,11 @@
-"""``python -m devtools send ...`` and ``python -m devtools listen ...``: the same as ``python -m devtools.send`` and
-``python -m devtools.listen`` (sending events as the CRM would, and printing the result events it receives)."""
+"""``python -m devtools send ...``, ``python -m devtools listen ...`` and ``python -m devtools call ...``: the same as
+``python -m devtools.send``, ``.listen`` and ``.call`` (sending events as the CRM would, printing the result events
+it receives, and calling the API through the gateway as the customer would)."""
 from __future__ import annotations
 
 import sys
 
-COMMANDS = ("send", "listen")
+COMMANDS = ("send", "listen", "call")
 
 
 def main(argv=None) -> int:
@@ -15,6 +16,8 @@ def main(argv=None) -> int:
         return 2
     if argv[0] == "send":
         from devtools.send import main as command
+    elif argv[0] == "call":
+        from devtools.call import main as command
     else:
         from devtools.listen import main as command
     return command(argv[1:])

@@ -88,7 +88,10 @@ def cmd_serve(args) -> int:
     stack = LocalStack(folder, _options(args)).start()
     values = stack.settings
     write_local_settings(values, args.settings)
-    write_env_file(values, folder / "env")
+    admin_id, admin_secret = stack.admin_credentials
+    # The shell (not the app) also gets the tenant-admin client: `python -m opstool tenant plan|apply`.
+    write_env_file({**values, "AUTH0_ADMIN_CLIENT_ID": admin_id, "AUTH0_ADMIN_CLIENT_SECRET": admin_secret},
+                   folder / "env")
     info = stack.describe()
     tmp = _stack_file(folder).with_suffix(".tmp")
     tmp.write_text(json.dumps(info, indent=1))
@@ -181,6 +184,8 @@ def _print_status(info: dict) -> None:
         print(f"  {'azurite':<10} " + ", ".join(f"{k} {v}" for k, v in info["azurite"].items()))
     if info.get("servicebus"):
         print(f"  {'servicebus':<10} amqp://127.0.0.1:{info['servicebus']['port']}")
+    if info.get("api"):
+        print(f"  {'api':<10} {info['api']['url']}  (through the gateway: python -m devtools.call --customer ID)")
 
 
 def cmd_down(args) -> int:

@@ -296,6 +296,13 @@ class ApimStandIn(HttpStandIn):
             out[p["id"].lower()] = {"name": p["id"], "properties": props, "version": 1}
         return out
 
+    def subscription_with_key(self, key: str) -> dict | None:
+        """The subscription one of whose keys is ``key`` (the local gateway's lookup), as stored."""
+        with self.lock:
+            found = next((s for s in self._store["subscriptions"].values()
+                          if key in (s["properties"].get("primaryKey"), s["properties"].get("secondaryKey"))), None)
+            return copy.deepcopy(found)
+
     def dump_state(self) -> dict:
         return copy.deepcopy({"authorizationServers": self._store["authorizationServers"],
                               "subscriptions": self._store["subscriptions"],

@@ -1,5 +1,12 @@
 """A stand-in for the parts of Auth0 this project uses: ``POST /oauth/token`` and the Management API v2 for clients
-(applications) and client grants.
+(applications) and client grants; the tenant's discovery documents, signing keys and resource servers are in
+``auth0_tenant.py`` (a mixin), its RS256 keys and tokens in ``auth0_signing.py``.
+
+Tokens are Auth0's: RS256 with a ``kid`` of the published JWKS, ``iss`` = ``https://{domain}/``, and for client
+credentials ``sub`` = ``{client_id}@clients``, ``azp``, ``aud``, ``iat``, ``exp``, ``scope``, ``gty``; the
+Management API accepts only such tokens signed by a key not revoked, for its own audience. A management client given
+to the constructor has a real client grant to the Management API (all of ``MANAGEMENT_SCOPES``), which the tenant
+command narrows like any grant.
 
 auth0-python 6.x runs unchanged against it: ``ManagementClient(domain="127.0.0.1:<port>", ...)`` builds
 ``https://{domain}/api/v2`` and ``https://{domain}/oauth/token`` (``management/management_client.py`` and
@@ -16,6 +23,8 @@ Operation names (for fault injection, call counters, chaos and benchmarks):
     oauth.token
     clients.create  clients.get  clients.list  clients.update  clients.delete  clients.rotate_secret
     client_grants.create  client_grants.get  client_grants.list  client_grants.update  client_grants.delete
+    discovery.openid_configuration  discovery.jwks  signing_keys.list  .get  .rotate  .revoke
+    resource_servers.list  .get  .create  .update  .delete
 """
 from __future__ import annotations
 
@@ -25,22 +34,23 @@ import http
 import json
 import re
 import secrets
-import string
 import time
 import urllib.parse
 
-from .auth0_schema import (APP_TYPES, AUTH_METHODS, BOOL_PROPS, CLIENT_CREATE_PROPS, CLIENT_UPDATE_PROPS,
+from .auth0_schema import (ALNUM, APP_TYPES, AUTH_METHODS, BOOL_PROPS, CLIENT_CREATE_PROPS, CLIENT_UPDATE_PROPS,
                           GRANT_CREATE_PROPS, GRANT_TYPES, GRANT_UPDATE_PROPS, METADATA_KEY, STRING_LIST_PROPS,
                           STRING_PROPS, THIRD_PARTY_GRANT_TYPES, URL_LIST_PROPS, URL_SHAPE, expect_type, json_type,
-                          payload_error, port_in_range, query_error)
+                          payload_error, port_in_range, query_error, random_string)
+from .auth0_signing import SigningKeys, TokenRejected, client_credentials_claims
+from .auth0_tenant import RESOURCE_SERVER_SCOPES, TENANT_SCOPES, TenantRoutes
 from .http_standin import HttpError, HttpStandIn, Request, Response, bearer_token, route
 from .ratelimit import TokenBucket
-from .tokens import TokenError, TokenIssuer
 
-#: scopes of the Management API that this stand-in serves; a management client's token carries all of them
+#: scopes of the Management API that this stand-in serves; a management client given to the constructor starts with
+#: a client grant of all of them (the tenant command narrows the app's to what it uses)
 MANAGEMENT_SCOPES = ("read:clients", "create:clients", "update:clients", "delete:clients", "read:client_keys",
                      "update:client_keys", "read:client_grants", "create:client_grants", "update:client_grants",
-                     "delete:client_grants")
+                     "delete:client_grants") + TENANT_SCOPES
 
 #: scope needed per operation (any one of them), as listed in the Management API reference
 REQUIRED_SCOPES = {
@@ -55,24 +65,19 @@ REQUIRED_SCOPES = {
     "client_grants.list": ("read:client_grants",),
     "client_grants.update": ("update:client_grants",),
     "client_grants.delete": ("delete:client_grants",),
+    **RESOURCE_SERVER_SCOPES,
 }
 
 DEFAULT_APIS = {"https://api.contoso.local/": ["read:data", "write:data"]}
 
-_ALNUM = string.ascii_letters + string.digits
-
-
-def _random(alphabet: str, n: int) -> str:
-    return "".join(secrets.choice(alphabet) for _ in range(n))
-
-
-class Auth0StandIn(HttpStandIn):
+class Auth0StandIn(TenantRoutes, HttpStandIn):
     name = "auth0"
 
-    def __init__(self, issuer: TokenIssuer, *, domain: str | None = None,
+    def __init__(self, *, domain: str | None = None,
                  management_clients: dict[str, str] | None = None, apis: dict[str, list[str]] | None = None,
                  rate: float = 50.0, burst: int = 100, token_lifetime: int = 86400, **kw):
-        self.issuer = issuer
+        # The tenant's RS256 signing keys (kept in the state file with the rest, so a restart keeps its tokens valid).
+        self.signing = SigningKeys()
         self._domain = domain
         self.token_lifetime = int(token_lifetime)
         #: the tenant's entity limit on applications (Auth0: 10 free, 100 self-service, 100,000 enterprise);
@@ -81,11 +86,12 @@ class Auth0StandIn(HttpStandIn):
         #: seconds after a rotation during which the token endpoint still takes the old secret and not yet the new
         #: one (Auth0: "New secrets may be delayed up to thirty seconds while rotating"); 0: the new one at once
         self.secret_propagation_seconds: float = 0.0
-        self.apis = {aud: list(scopes) for aud, scopes in (apis if apis is not None else DEFAULT_APIS).items()}
+        self._seed_apis = {aud: list(scopes) for aud, scopes in (apis if apis is not None else DEFAULT_APIS).items()}
+        self.resource_servers: dict[str, dict] = {}
         self.bucket = TokenBucket(rate, burst)
         self._default_management = management_clients is None
         self.management_clients = dict(management_clients) if management_clients else {
-            _random(_ALNUM, 32): _random(_ALNUM + "-_", 64)}
+            random_string(ALNUM, 32): random_string(ALNUM + "-_", 64)}
         self.clients: dict[str, dict] = {}
         self.grants: dict[str, dict] = {}
         self._seq = 0
@@ -114,12 +120,19 @@ class Auth0StandIn(HttpStandIn):
     def dump_state(self) -> dict:
         # Secrets are stored under their Auth0 name, ``client_secret``, in each client record.
         return {"clients": list(self.clients.values()), "client_grants": list(self.grants.values()),
+                "resource_servers": list(self.resource_servers.values()), "signing_keys": self.signing.dump(),
                 "management_client_ids": list(self.management_clients), "seq": self._seq}
 
     def load_state(self, state: dict) -> None:
         self.clients = {c["client_id"]: dict(c) for c in state.get("clients", [])}
         self.grants = {g["id"]: dict(g) for g in state.get("client_grants", [])}
         self._seq = int(state.get("seq", 0))
+        if "resource_servers" in state:
+            self.resource_servers = {r["id"]: dict(r) for r in state["resource_servers"]}
+        else:
+            self.resource_servers = self.seed_resource_servers(self._seed_apis)
+        # A reset forgets resources, not the tenant's keys: tokens issued before it stay verifiable.
+        self.signing.load(state.get("signing_keys"))
         previous = [cid for cid in state.get("management_client_ids", []) if cid in self.clients]
         if self._default_management and previous:
             # A generated management client survives restarts with a state file instead of piling up.
@@ -130,6 +143,28 @@ class Auth0StandIn(HttpStandIn):
                 {"name": "Management API client (local stack)", "app_type": "non_interactive",
                  "grant_types": ["client_credentials"]}, cid))
             record["client_secret"] = secret
+        if self._domain or self.port:
+            self._ensure_management_grants()
+
+    def start(self) -> "Auth0StandIn":
+        super().start()
+        with self.lock:
+            self._ensure_management_grants()  # the Management API's audience names the port, known only now
+        return self
+
+    def _ensure_management_grants(self) -> None:
+        """The grant a person gives the tenant's machine-to-machine app in the dashboard, as a real client grant, so
+        that reading and narrowing it (python -m opstool tenant) works as on a tenant."""
+        for cid in self.management_clients:
+            mine = [g for g in self.grants.values() if g["client_id"] == cid and g["audience"].endswith("/api/v2/")]
+            for grant in mine:
+                grant["audience"] = self.management_audience  # kept state from a run on another port
+            if not mine:
+                self._seq += 1
+                gid = f"cgr_{random_string(ALNUM, 16)}"
+                self.grants[gid] = {"id": gid, "client_id": cid, "audience": self.management_audience,
+                                    "scope": list(MANAGEMENT_SCOPES), "allow_any_organization": False,
+                                    "is_system": False, "subject_type": "client", "_seq": self._seq}
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rate": self.bucket.rate, "burst": self.bucket.burst,
@@ -169,6 +204,8 @@ class Auth0StandIn(HttpStandIn):
         return {"statusCode": err.status, "error": phrase, "message": err.message, "errorCode": err.code}
 
     def before(self, req: Request) -> dict[str, str]:
+        if req.path.startswith("/.well-known/"):
+            return {}  # served from Auth0's CDN, outside the Management API's rate limit
         allowed, headers = self.bucket.take()
         req.ratelimit_headers = headers
         if not allowed:
@@ -182,14 +219,10 @@ class Auth0StandIn(HttpStandIn):
         if not token:
             raise HttpError(401, "missing_authentication", "Missing authentication")
         try:
-            claims = self.issuer.verify(token, (self.management_audience,))
-        except TokenError as exc:
-            text = str(exc)
-            if "expired" in text:
-                raise HttpError(401, "token_expired", "Expired token received for JSON Web Token validation") from None
-            if "audience" in text:
-                raise HttpError(401, "invalid_token", f"Bad audience: {text.split(' ', 2)[-1]}") from None
-            raise HttpError(401, "invalid_token", "Invalid token") from None
+            claims = self.signing.verify(token, self.management_audience, self.issuer_url)
+        except TokenRejected as exc:
+            code = "token_expired" if exc.reason == "expired" else "invalid_token"
+            raise HttpError(401, code, str(exc)) from None
         granted = set(str(claims.get("scope", "")).split())
         needed = REQUIRED_SCOPES.get(req.op, ())
         if needed and not granted.intersection(needed):
@@ -244,26 +277,27 @@ class Auth0StandIn(HttpStandIn):
         if not audience:
             raise HttpError(403, "access_denied",
                             "No audience parameter was provided, and no default audience has been configured")
-        if audience == self.management_audience and client_id in self.management_clients:
-            granted = list(MANAGEMENT_SCOPES)
-        else:
-            if audience != self.management_audience and audience not in self.apis:
-                # (auth0/terraform-provider-auth0#951)
-                raise HttpError(403, "access_denied", f"Service not enabled within domain: {audience}")
-            grant = next((g for g in self.grants.values()
-                          if g["client_id"] == client_id and g["audience"] == audience), None)
-            if grant is None:
-                # (auth0/auth0-python#173, auth0/ruby-auth0#610)
-                raise HttpError(403, "access_denied",
-                                f'Client is not authorized to access "{audience}". You need to create a '
-                                f'"client-grant" associated to this API. See: '
-                                f'https://auth0.com/docs/api/v2#!/Client_Grants/post_client_grants')
-            granted = list(grant["scope"])
+        if audience != self.management_audience and audience not in self.apis:
+            # (auth0/terraform-provider-auth0#951)
+            raise HttpError(403, "access_denied", f"Service not enabled within domain: {audience}")
+        grant = next((g for g in self.grants.values()
+                      if g["client_id"] == client_id and g["audience"] == audience), None)
+        if grant is None:
+            # (auth0/auth0-python#173, auth0/ruby-auth0#610)
+            raise HttpError(403, "access_denied",
+                            f'Client is not authorized to access "{audience}". You need to create a '
+                            f'"client-grant" associated to this API. See: '
+                            f'https://auth0.com/docs/api/v2#!/Client_Grants/post_client_grants')
+        granted = list(grant["scope"])
         requested = str(body.get("scope") or "").split()
         scope = [s for s in granted if s in requested] if requested else granted
-        token, _ = self.issuer.issue(audience, subject=f"{client_id}@clients", lifetime=self.token_lifetime,
-                                     azp=client_id, scope=" ".join(scope), gty="client-credentials")
-        return Response(200, {"access_token": token, "expires_in": self.token_lifetime, "scope": " ".join(scope),
+        lifetime = self.token_lifetime
+        api = self.resource_server_for(audience)
+        if api is not None and not api.get("_lifetime_from_config"):
+            lifetime = int(api.get("token_lifetime") or lifetime)  # an API's access tokens live as long as it says
+        token = self.signing.sign(client_credentials_claims(issuer=self.issuer_url, client_id=client_id,
+                                                            audience=audience, scope=scope, lifetime=lifetime))
+        return Response(200, {"access_token": token, "expires_in": lifetime, "scope": " ".join(scope),
                               "token_type": "Bearer"})
 
     def _accepted_secret(self, client: dict) -> str | None:
@@ -315,13 +349,13 @@ class Auth0StandIn(HttpStandIn):
 
     @staticmethod
     def _new_secret() -> str:
-        return _random(_ALNUM + "-_", 64)
+        return random_string(ALNUM + "-_", 64)
 
     def _new_client_id(self, first_party: bool) -> str:
         # Auth0 client ids are 32 alphanumeric characters; third-party ones start with tpc_
         # (https://auth0.com/docs/get-started/applications/third-party-applications/troubleshooting).
         while True:
-            cid = _random(_ALNUM, 32)
+            cid = random_string(ALNUM, 32)
             cid = cid if first_party else f"tpc_{cid}"
             if cid not in self.clients:
                 return cid
@@ -597,7 +631,7 @@ class Auth0StandIn(HttpStandIn):
         if any(g["client_id"] == body["client_id"] and g["audience"] == body["audience"] for g in self.grants.values()):
             raise HttpError(409, "client_grant_conflict", "A client grant for this client and audience already exists.")
         self._seq += 1
-        grant = {"id": f"cgr_{_random(_ALNUM, 16)}", "client_id": body["client_id"], "audience": body["audience"],
+        grant = {"id": f"cgr_{random_string(ALNUM, 16)}", "client_id": body["client_id"], "audience": body["audience"],
                  "scope": scope, "allow_any_organization": body.get("allow_any_organization", False),
                  "is_system": False, "subject_type": body.get("subject_type", "client"), "_seq": self._seq}
         for opt in ("organization_usage", "authorization_details_types", "allow_all_scopes"):

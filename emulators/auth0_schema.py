@@ -3,6 +3,8 @@ accepts, the enumerations, and the validation errors Auth0 answers with (``auth0
 from __future__ import annotations
 
 import re
+import secrets
+import string
 import urllib.parse
 
 from .http_standin import HttpError
@@ -101,3 +103,10 @@ def expect_type(value, expected: str, prop: str) -> None:
     actual = json_type(value)
     if actual != expected and not (expected == "number" and actual == "integer"):
         raise payload_error(f"Expected type {expected} but found type {actual}", prop)
+
+
+ALNUM = string.ascii_letters + string.digits
+
+
+def random_string(alphabet: str, n: int) -> str:
+    return "".join(secrets.choice(alphabet) for _ in range(n))

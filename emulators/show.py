@@ -151,6 +151,8 @@ def collect(info: dict, customer: str | None = None) -> dict[str, Any]:
         known.add(customer)
     servers, subscriptions = _apim(_state(info, "apim"), customer, customers_of_clients, known)
     return {"stack": {"pid": info.get("pid"), "folder": info.get("folder"), "persist": info.get("persist")},
+            "gateway": {"api_url": (info.get("api") or {}).get("url"),
+                        "url": (info.get("services", {}).get("gateway") or {}).get("url")},
             "customer": customer,
             "auth0": {"applications": apps},
             "keyvault": {"secrets": secrets, "deleted_secrets": deleted},
@@ -164,6 +166,9 @@ def render(doc: dict) -> str:
     who = f" for customer {doc['customer']}" if doc.get("customer") else ""
     stack = doc.get("stack") or {}
     out.append(f"local stack (pid {stack.get('pid')}){who}")
+    gateway = doc.get("gateway") or {}
+    if gateway.get("api_url"):
+        out.append(f"API gateway: {gateway['api_url']} (subscription key + Auth0 token; python -m devtools.call)")
 
     apps = doc["auth0"]["applications"]
     out.append(f"\nAuth0 applications: {len(apps)}")

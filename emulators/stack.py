@@ -1,4 +1,5 @@
-"""The whole local stack in one process: identity, Auth0, Key Vault, API Management, Service Bus and Azurite.
+"""The whole local stack in one process: identity, Auth0, Key Vault, API Management (management plane and gateway,
+with a sample backend behind it), Service Bus and Azurite.
 
 ``LocalStack(folder).start()`` binds every stand-in to a free loopback port, waits until each answers and exposes
 ``settings``: the app settings (as ``local.settings.json`` holds them) that point the app at the stack. Used by
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from .auth0 import Auth0StandIn
 from .apim import ApimStandIn
+from .apim_gateway import GatewayStandIn, SampleBackend
 from .azurite import Azurite
 from .identity import IdentityStandIn
 from .keyvault import KeyVaultStandIn
@@ -48,6 +50,10 @@ class StackOptions:
     # ARM's per-principal buckets on the APIM stand-in: kind -> (rate, burst); None: no throttling
     arm_limits: dict | None = None
     keyvault_purge_protection: bool = False
+    # The gateway's per-customer rate limit (the customer-rate-limit-* named values; the Bicep parameters'
+    # defaults are the same)
+    gateway_rate_limit_calls: int = 100
+    gateway_rate_limit_period: int = 60
 
 
 def max_concurrent_calls(host_json: Path = ROOT / "host.json") -> int:
@@ -63,10 +69,14 @@ def _private_json(path: Path, make) -> dict:
     if path.exists():
         return json.loads(path.read_text())
     value = make()
+    _write_private_json(path, value)
+    return value
+
+
+def _write_private_json(path: Path, value: dict) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         json.dump(value, f, indent=1)
-    return value
 
 
 class LocalStack:
@@ -75,6 +85,8 @@ class LocalStack:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.options = options or StackOptions()
         self.identity = self.auth0 = self.keyvault = self.apim = None
+        self.gateway: GatewayStandIn | None = None
+        self.backend: SampleBackend | None = None
         self.servicebus = None
         self.azurite: Azurite | None = None
         self.tls = None
@@ -94,13 +106,20 @@ class LocalStack:
             "auth0_management_client_id": "mgmt" + secrets.token_hex(14),
             "auth0_management_client_secret": secrets.token_urlsafe(48),
         })
+        if "auth0_admin_client_id" not in keys:  # a folder from before the tenant command
+            keys.update(auth0_admin_client_id="admin" + secrets.token_hex(13),
+                        auth0_admin_client_secret=secrets.token_urlsafe(48))
+            _write_private_json(self.folder / "stack-secrets.json", keys)
         issuer = TokenIssuer(bytes.fromhex(keys["token_signing_key"]))
         ports = self._previous_ports()
         try:
             self.identity = _on_port(o.host, ports.get("identity"), lambda port: IdentityStandIn(
                 issuer, header_secret=keys["identity_header"], host=o.host, port=port))
+            # Two machine-to-machine apps on the Management API: the app's own, and the one a person uses for the
+            # tenant configuration (python -m opstool tenant), whose token is the "first admin token" of DEPLOYING.md.
             self.auth0 = _on_port(o.host, ports.get("auth0"), lambda port: Auth0StandIn(
-                issuer, management_clients={keys["auth0_management_client_id"]: keys["auth0_management_client_secret"]},
+                management_clients={keys["auth0_management_client_id"]: keys["auth0_management_client_secret"],
+                                    keys["auth0_admin_client_id"]: keys["auth0_admin_client_secret"]},
                 rate=o.auth0_rate, burst=o.auth0_burst, apis={API_AUDIENCE: ["read:data", "write:data"]},
                 host=o.host, port=port, tls=self.tls, state_file=self._state("auth0")))
             self.keyvault = _on_port(o.host, ports.get("keyvault"), lambda port: KeyVaultStandIn(
@@ -109,6 +128,11 @@ class LocalStack:
             self.apim = _on_port(o.host, ports.get("apim"), lambda port: ApimStandIn(
                 issuer, tls=self.tls, sku=o.apim_sku, authorization_server_limit=o.apim_authorization_server_limit,
                 arm_limits=o.arm_limits, host=o.host, port=port, state_file=self._state("apim")))
+            self.backend = _on_port(o.host, ports.get("backend"), lambda port: SampleBackend(host=o.host, port=port))
+            self.gateway = _on_port(o.host, ports.get("gateway"), lambda port: GatewayStandIn(
+                self.apim, backend_url=self.backend.url, ca_bundle=str(self.tls.ca_cert),
+                products=[p["name"] for p in self.apim.dump_state()["products"].values()] or None,
+                named_values=self.named_values, tls=self.tls, host=o.host, port=port))
             if o.azurite:
                 previous = ports.get("azurite")
                 if not (isinstance(previous, dict) and all(_port_free(o.host, p) for p in previous.values())):
@@ -140,14 +164,16 @@ class LocalStack:
             return {}
 
     def _save_ports(self) -> None:
-        ports = {name: getattr(self, name).port for name in ("identity", "auth0", "keyvault", "apim", "servicebus")
+        ports = {name: getattr(self, name).port for name in ("identity", "auth0", "keyvault", "apim", "gateway",
+                                                             "backend", "servicebus")
                  if getattr(self, name) is not None}
         if self.azurite:
             ports["azurite"] = dict(self.azurite.ports)
         (self.folder / "ports.json").write_text(json.dumps(ports, indent=1))
 
     def stop(self) -> None:
-        for part in (self._servicebus_view, self.servicebus, self.azurite, self.apim, self.keyvault, self.auth0, self.identity):
+        for part in (self._servicebus_view, self.servicebus, self.azurite, self.gateway, self.backend, self.apim,
+                     self.keyvault, self.auth0, self.identity):
             if part is not None:
                 try:
                     part.stop()
@@ -158,6 +184,19 @@ class LocalStack:
     @property
     def auth0_domain(self) -> str:
         return f"{self.options.host}:{self.auth0.port}"
+
+    @property
+    def named_values(self) -> dict[str, str]:
+        """The API Management named values the policies use, from the same settings as the app's (as the Bicep
+        template sets them from its parameters)."""
+        return {"auth0-domain": self.auth0_domain, "api-audience": API_AUDIENCE,
+                "customer-rate-limit-calls": str(self.options.gateway_rate_limit_calls),
+                "customer-rate-limit-period": str(self.options.gateway_rate_limit_period)}
+
+    @property
+    def admin_credentials(self) -> tuple[str, str]:
+        """The tenant-admin machine-to-machine app's client id and secret (local stack only)."""
+        return self._keys["auth0_admin_client_id"], self._keys["auth0_admin_client_secret"]
 
     @property
     def settings(self) -> dict[str, str]:
@@ -200,7 +239,7 @@ class LocalStack:
 
     def describe(self) -> dict:
         """Ports, URLs and control endpoints: written to stack.json for `down`, tools and tests."""
-        parts = {name: getattr(self, name) for name in ("identity", "auth0", "keyvault", "apim")}
+        parts = {name: getattr(self, name) for name in ("identity", "auth0", "keyvault", "apim", "gateway", "backend")}
         return {
             "pid": os.getpid(),
             "folder": str(self.folder),
@@ -210,6 +249,9 @@ class LocalStack:
             "azurite": self.azurite.ports if self.azurite else None,
             "servicebus": {"port": self.servicebus.port, "control": self._servicebus_view.url}
             if self.servicebus else None,
+            # Where a customer calls the API: {gateway}/{path}/..., with its subscription key and Auth0 token.
+            "api": {"url": f"{self.gateway.url}/{self.gateway.api.path}", "id": self.gateway.api.id}
+            if self.gateway else None,
         }
 
     def control(self, service: str):

@@ -1,8 +1,9 @@
-"""Access tokens for the local stack: HS256 JWTs that every stand-in can verify.
+"""Access tokens for the Azure side of the local stack: HS256 JWTs that the Azure stand-ins can verify.
 
-The managed-identity endpoint and Auth0's ``/oauth/token`` issue them; Key Vault, API Management and the Auth0
-Management API check signature, expiry and audience, as the real services do, so a client that asks for the
-wrong scope fails here as it would in Azure.
+The managed-identity endpoint issues them; Key Vault and API Management's management plane check signature, expiry
+and audience, as the real services do, so a client that asks for the wrong scope fails here as it would in Azure.
+(Their issuer is not Entra ID's and the signature is symmetric: no client of this project validates an Azure token
+itself. Auth0's tokens are RS256 with a published JWKS, as Auth0's are: ``auth0_signing.py``.)
 """
 from __future__ import annotations
 

@@ -28,6 +28,15 @@ param apimProductIds array = [
 ]
 @description('Written into each APIM authorization server entry (a page for developers); empty: the app\'s default.')
 param apimClientRegistrationEndpoint string = ''
+@description('The SaaS API\'s backend URL: where the gateway forwards the customers\' accepted calls (the Customer API of infra/apim/customer-api.json).')
+param apiBackendUrl string
+@description('Calls per customer in each rate-limit period at the gateway (named value customer-rate-limit-calls).')
+@minValue(1)
+param customerRateLimitCalls int = 100
+@description('The gateway\'s per-customer rate-limit window in seconds, at most 300 (named value customer-rate-limit-period).')
+@minValue(1)
+@maxValue(300)
+param customerRateLimitPeriod int = 60
 
 // --- Auth0 ---------------------------------------------------------------------------------------------------------
 @description('The Auth0 tenant\'s domain, e.g. contoso.eu.auth0.com.')
@@ -171,6 +180,21 @@ module apim 'modules/apim.bicep' = {
     productIds: apimProductIds
     appPrincipalId: identity.outputs.principalId
     roleNameSuffix: '${environmentName}-${resourceToken}'
+  }
+}
+
+// The Customer API and its gateway policies, with the same Auth0 domain and audience as the app's settings.
+module customerApi 'modules/apim-api.bicep' = {
+  name: 'apim-api-${resourceToken}'
+  scope: resourceGroup(apimSubscriptionId, apimResourceGroupName)
+  params: {
+    apimServiceName: apimServiceName
+    productIds: apimProductIds
+    auth0Domain: auth0Domain
+    apiAudience: apiAudience
+    apiBackendUrl: apiBackendUrl
+    customerRateLimitCalls: customerRateLimitCalls
+    customerRateLimitPeriod: customerRateLimitPeriod
   }
 }
 

@@ -12,7 +12,7 @@ from .context import Context, Declined
 from .errors import (EXIT_BROKEN_PIPE, EXIT_CODES_HELP, EXIT_CONNECTION, EXIT_FAILED, EXIT_USAGE, UsageError,
                      is_connection_error, is_unreachable)
 from .inspection import cmd_customers, cmd_list, cmd_show
-from . import backfill
+from . import backfill, tenant
 from .repair import cmd_export, cmd_purge, cmd_replay
 from .rotate import cmd_rotate
 from .output import emit, safe_text
@@ -31,6 +31,7 @@ Inspect and repair the customer-events dead-letter queue and the customers' reso
   backfill   send customer.created events for the customers of a file, adopting what exists
   drift      compare the ledger with Auth0, Key Vault and APIM (--repair to repair)
   plan       what an event (or a repair of a customer) would create, adopt, update or delete; changes nothing
+  tenant     plan / apply the Auth0 tenant's configuration: the API and its scopes, the app's Management API grant
 
 Connection: --connection-string, or --namespace NAME (Microsoft Entra ID via DefaultAzureCredential), or
 ServiceBusConnection from the environment or local.settings.json. Queue: --queue, else CUSTOMER_EVENTS_QUEUE,
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_rotate)
 
     backfill.configure(sub, common, fmt, EXIT_CODES_HELP)
+    tenant.configure(sub, fmt)
 
     # drift and plan use the app's settings (Auth0, Key Vault, APIM, the ledger), not the queue.
     app = argparse.ArgumentParser(add_help=False)

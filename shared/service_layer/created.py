@@ -106,7 +106,7 @@ def _provision(core: Core, a: Attempt, profile: ClientProfile, prior_intent: str
         lambda: ensure_grant(core, a, profile, app.client_id, created_now),
         lambda: store_secret(core, a, profile, app) if profile.confidential else None,
         lambda: set_authorization_server(core, a, profile, app) if profile.wants_authorization_server else None,
-        lambda: set_subscription(core, a, profile),
+        lambda: set_subscription(core, a, profile, app.client_id),
     ])
     resources = Resources(
         auth0_client_id=app.client_id, auth0_client_grant_id=grant_id,
@@ -320,20 +320,20 @@ def set_authorization_server(core: Core, a: Attempt, profile: ClientProfile, app
     return server_id
 
 
-def set_subscription(core: Core, a: Attempt, profile: ClientProfile, *, display_name: str | None = None) -> str:
-    ev: CustomerCreated = a.event  # type: ignore[assignment]
-    display_name = display_name or ev.display_name
+def set_subscription(core: Core, a: Attempt, profile: ClientProfile, client_id: str) -> str:
+    """The customer's subscription to its product, named after the customer and displayed as its Auth0 client id:
+    the gateway policy (infra/policies/api.xml) takes the subscription's keys only with that client's tokens."""
     sub_id = resource_names.subscription_id(a.record, a.customer_id)
     if a.repair:
         with a.log.step("apim.get_subscription") as s:
             found = core.gateway.get_subscription(sub_id)
             s.outcome = found.state if found else "none"
-        if found is not None and found.state == "active" and found.product_id == profile.apim_product and \
-                found.display_name == clip(display_name, APIM_SUBSCRIPTION_NAME_MAX):
+        if found is not None and found.state == "active" and found.product_id == profile.apim_product \
+                and found.display_name == client_id:
             return sub_id
     core.fence(a, "apim.set_subscription")
     with a.log.step("apim.set_subscription") as s:
         s.detail = f"id={sub_id} product={profile.apim_product}"
-        core.gateway.set_subscription(sub_id, display_name=clip(display_name, APIM_SUBSCRIPTION_NAME_MAX),
+        core.gateway.set_subscription(sub_id, display_name=clip(client_id, APIM_SUBSCRIPTION_NAME_MAX),
                                       product_id=profile.apim_product)
     return sub_id

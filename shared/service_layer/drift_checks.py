@@ -16,7 +16,7 @@ from ..domain.records import PROVISIONING, REMOVING, ROTATING, UPDATING, Custome
 from . import resource_names
 from .convergence import application_created_by_app, wanted_callbacks
 from .core import MANAGED_BY, clip
-from .limits import APIM_SERVER_NAME_MAX, APIM_SUBSCRIPTION_NAME_MAX
+from .limits import APIM_SERVER_NAME_MAX
 from .ports import Application, ClientGrant
 
 
@@ -109,8 +109,11 @@ def check_provisioned(rec: CustomerRecord, profile: ClientProfile, state: Servic
         if sub.product_id != profile.apim_product:
             add(DRIFT, "apim", "subscription", sub_id, f"product {sub.product_id!r} (profile: "
                                                        f"{profile.apim_product!r})")
-        if display and sub.display_name != clip(display, APIM_SUBSCRIPTION_NAME_MAX):
-            add(DRIFT, "apim", "subscription", sub_id, f"display name {sub.display_name!r} (ledger: {display!r})")
+        if app is not None and sub.display_name != app.client_id:
+            # The gateway binds the subscription's keys to the client its display name names: any other name
+            # refuses the customer's own calls (or, worse, admits another client's tokens).
+            add(DRIFT, "apim", "subscription", sub_id, f"bound to client {sub.display_name!r}, not "
+                                                       f"{app.client_id!r}")
     return out + shared_or_legacy_names(rec, state)
 
 

@@ -218,6 +218,8 @@ class SubscriptionInfo:
     subscription_id: str
     state: str  # active, suspended, submitted, rejected, cancelled, expired
     product_id: str | None  # from the scope /products/{id}; None for another scope
+    #: the customer's Auth0 client id: the gateway policy accepts only that client's tokens with the subscription's
+    #: keys (docs/DESIGN.md, "The gateway: one customer's credentials, and only theirs")
     display_name: str = ""
 
 

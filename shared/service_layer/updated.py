@@ -94,7 +94,7 @@ def apply_updated(core: Core, a: Attempt) -> Outcome:
             _tracked(landed, "authorization_server",
                      lambda: update_authorization_server(core, a, target, client_id, display_name, scopes)
                      if target.wants_authorization_server else None),
-            _tracked(landed, "subscription", lambda: update_subscription(core, a, target, display_name)),
+            _tracked(landed, "subscription", lambda: update_subscription(core, a, target, client_id)),
         ])
     except PermanentError:
         # All or nothing: what landed goes back to the ledger's values (its row still holds them), then the failure
@@ -142,7 +142,7 @@ def restore(core: Core, a: Attempt, profile: ClientProfile, rec, client_id: str,
              "grant": lambda: update_grant(core, a, profile, client_id, scopes),
              "authorization_server": lambda: update_authorization_server(core, a, profile, client_id, display_name,
                                                                          scopes),
-             "subscription": lambda: update_subscription(core, a, profile, display_name)}
+             "subscription": lambda: update_subscription(core, a, profile, client_id)}
     for name in [n for n in steps if n in landed]:
         try:
             steps[name]()
@@ -249,16 +249,17 @@ def update_authorization_server(core: Core, a: Attempt, profile: ClientProfile, 
     return server_id
 
 
-def update_subscription(core: Core, a: Attempt, profile: ClientProfile, display_name: str) -> str:
+def update_subscription(core: Core, a: Attempt, profile: ClientProfile, client_id: str) -> str:
     sub_id = a.record.apim_subscription_id or naming.subscription_id(a.customer_id)
     core.fence(a, "apim.update_subscription")
     with a.log.step("apim.update_subscription") as s:
-        found = core.gateway.update_subscription(sub_id, display_name=clip(display_name, APIM_SUBSCRIPTION_NAME_MAX),
+        # The display name is the customer's client id (the gateway's binding), written again on each update.
+        found = core.gateway.update_subscription(sub_id, display_name=clip(client_id, APIM_SUBSCRIPTION_NAME_MAX),
                                                  product_id=profile.apim_product)
         s.outcome = "ok" if found else "gone"
         s.detail = f"id={sub_id} product={profile.apim_product}"
     if not found:  # deleted outside the app: the customer should have one
-        return set_subscription(core, a, profile, display_name=display_name)
+        return set_subscription(core, a, profile, client_id)
     return sub_id
 
 

@@ -133,7 +133,8 @@ def test_case02_migration_a_customer_recorded_under_the_old_names_keeps_them(ser
     handle(service, "updated", "Old.Customer", minutes=1, displayName="Old Customer Group")
     handle(service, "credentials-rotation-requested", "Old.Customer", minutes=2)
     sub = apim_state(local_stack, "subscriptions", rec.apim_subscription_id)["properties"]
-    assert sub["displayName"] == "Old Customer Group" and sub["primaryKey"] == keys  # the customer's keys kept
+    # The customer's keys kept, still bound to its client (the display name is the gateway's binding).
+    assert sub["displayName"] == rec.auth0_client_id and sub["primaryKey"] == keys
     assert secret_versions(local_stack, rec.keyvault_secret_name)[-1]["value"] == client_of(
         local_stack, rec.auth0_client_id)["client_secret"]
     assert apim_state(local_stack, "subscriptions", naming.subscription_id("Old.Customer")) is None
@@ -174,7 +175,7 @@ def test_case04_a_newer_created_renames_everywhere_and_drift_compares_names(serv
     rec = service.ledger.get_customer("acme")[0]
     assert client_of(local_stack, rec.auth0_client_id)["name"] == "Acme Renamed"
     assert apim_state(local_stack, "subscriptions", rec.apim_subscription_id)["properties"]["displayName"] == \
-        "Acme Renamed"
+        rec.auth0_client_id  # the subscription is displayed as the client id: the gateway's binding
     assert apim_state(local_stack, "authorizationServers", rec.apim_authorization_server_id)["properties"][
         "displayName"] == "Acme Renamed"
     assert drift_json() == []

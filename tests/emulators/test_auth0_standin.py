@@ -15,7 +15,7 @@ from auth0.management.errors import (BadRequestError, ConflictError, ForbiddenEr
 from emulators.auth0 import MANAGEMENT_SCOPES, Auth0StandIn
 from emulators.control import StandInControl
 from emulators.tls import ensure_tls_files
-from emulators.tokens import TokenIssuer
+from emulators.auth0_signing import SigningKeys, client_credentials_claims
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -29,13 +29,8 @@ def tls(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def issuer():
-    return TokenIssuer()
-
-
-@pytest.fixture(scope="module")
-def server(tls, issuer):
-    s = Auth0StandIn(issuer, tls=tls).start()
+def server(tls):
+    s = Auth0StandIn(tls=tls).start()
     yield s
     s.stop()
 
@@ -146,7 +141,15 @@ def test_token_for_an_api_needs_a_client_grant(http, standin, mgmt):
 
 
 # -- authentication of /api/v2 --------------------------------------------------------------------------------------
-def test_api_requires_a_valid_bearer_token(http, standin, issuer, tls):
+def mint(keys: SigningKeys, standin, audience: str | None = None, scope: str = " ".join(MANAGEMENT_SCOPES),
+         lifetime: int = 3600) -> str:
+    """A token with Auth0's claims, signed by ``keys`` (the stand-in's own, or a stranger's)."""
+    return keys.sign(client_credentials_claims(issuer=standin.issuer_url, client_id="x", lifetime=lifetime,
+                                               audience=audience or standin.management_audience,
+                                               scope=scope.split()))
+
+
+def test_api_requires_a_valid_bearer_token(http, standin, tls):
     resp = http.get(f"{standin.url}/api/v2/clients")
     assert resp.status_code == 401
     assert resp.json() == {"statusCode": 401, "error": "Unauthorized", "message": "Missing authentication",
@@ -159,22 +162,21 @@ def test_api_requires_a_valid_bearer_token(http, standin, issuer, tls):
     with pytest.raises(UnauthorizedError) as exc:
         sdk("not-a-jwt").clients.list(request_options=NO_RETRY)
     assert exc.value.body["message"] == "Invalid token"
-    expired, _ = issuer.issue(standin.management_audience, "x@clients", lifetime=-60,
-                              scope=" ".join(MANAGEMENT_SCOPES))
+    expired = mint(standin.signing, standin, lifetime=-60)
     with pytest.raises(UnauthorizedError) as exc:
         sdk(expired).clients.list(request_options=NO_RETRY)
     assert exc.value.body["message"] == "Expired token received for JSON Web Token validation"
-    other, _ = issuer.issue("https://vault.azure.net", "x", scope=" ".join(MANAGEMENT_SCOPES))
+    other = mint(standin.signing, standin, audience="https://vault.azure.net")
     with pytest.raises(UnauthorizedError) as exc:
         sdk(other).clients.list(request_options=NO_RETRY)
     assert exc.value.body["message"].startswith("Bad audience")
-    forged, _ = TokenIssuer().issue(standin.management_audience, "x", scope=" ".join(MANAGEMENT_SCOPES))
+    forged = mint(SigningKeys(), standin)
     with pytest.raises(UnauthorizedError):
         sdk(forged).clients.list(request_options=NO_RETRY)
 
 
-def test_insufficient_scope(standin, issuer, tls):
-    token, _ = issuer.issue(standin.management_audience, "x@clients", scope="read:clients")
+def test_insufficient_scope(standin, tls):
+    token = mint(standin.signing, standin, scope="read:clients")
     mgmt = ManagementClient(domain=standin.domain, token=token, httpx_client=trusting(tls))
     listed = list(mgmt.clients.list(request_options=NO_RETRY))
     assert listed and all(c.client_secret is None for c in listed)  # secrets need read:client_keys
@@ -266,7 +268,7 @@ def test_delete_client_then_404_and_grants_go_too(mgmt, standin):
     with pytest.raises(ApiError) as exc:  # the SDK maps only 400/401/403/429 to classes on delete
         mgmt.clients.delete(created.client_id, request_options=NO_RETRY)
     assert exc.value.status_code == 404
-    assert standin.dump_state()["client_grants"] == []
+    assert [g for g in standin.dump_state()["client_grants"] if g["client_id"] == created.client_id] == []
 
 
 def test_rotate_secret(mgmt, http, standin):
@@ -349,7 +351,8 @@ def test_client_grants_list_checkpoint_paging_and_delete(mgmt, http, standin):
 
     headers = {"Authorization": f"Bearer {get_token(http, standin).json()['access_token']}"}
     paged = http.get(f"{standin.url}/api/v2/client-grants",
-                     params={"page": 1, "per_page": 2, "include_totals": "true"}, headers=headers).json()
+                     params={"page": 1, "per_page": 2, "include_totals": "true", "audience": API},
+                     headers=headers).json()
     assert paged["total"] == 5 and paged["start"] == 2 and [g["id"] for g in paged["client_grants"]] == ids[2:4]
     bad = http.get(f"{standin.url}/api/v2/client-grants", params={"from": "garbage!", "take": 2}, headers=headers)
     assert bad.status_code == 400
@@ -462,9 +465,9 @@ def test_sdk_retries_an_injected_503(mgmt, ctl):
 
 
 # -- state -----------------------------------------------------------------------------------------------------------
-def test_state_persists_across_restarts(tls, issuer, tmp_path, http):
+def test_state_persists_across_restarts(tls, tmp_path, http):
     state_file = tmp_path / "auth0.json"
-    first = Auth0StandIn(issuer, tls=tls, state_file=state_file).start()
+    first = Auth0StandIn(tls=tls, state_file=state_file).start()
     try:
         token = get_token(http, first).json()["access_token"]
         mgmt = ManagementClient(domain=first.domain, token=token, httpx_client=trusting(tls))
@@ -472,7 +475,7 @@ def test_state_persists_across_restarts(tls, issuer, tmp_path, http):
         creds = (first.management_client_id, first.management_client_secret)
     finally:
         first.stop()
-    second = Auth0StandIn(issuer, tls=tls, state_file=state_file)
+    second = Auth0StandIn(tls=tls, state_file=state_file)
     state = second.dump_state()
     assert (second.management_client_id, second.management_client_secret) == creds
     kept = next(c for c in state["clients"] if c["name"] == "kept")

@@ -43,7 +43,11 @@ def test_up_writes_settings_answers_injects_faults_and_down_stops_it(tmp_path):
         assert values["KEYVAULT_URL"].startswith("https://127.0.0.1:")
         assert values["ServiceBusConnection"].endswith("UseDevelopmentEmulator=true")
         assert "AccountKey=" in values["AzureWebJobsStorage"]
-        assert (folder / "env").read_text().count("export ") == len(values)
+        # The app's settings, and for the shell only the tenant-admin client (python -m opstool tenant).
+        env = (folder / "env").read_text()
+        assert env.count("export ") == len(values) + 2 and "export AUTH0_ADMIN_CLIENT_ID=" in env
+        assert "AUTH0_ADMIN_CLIENT_ID" not in values
+        assert info["api"]["url"].startswith(info["services"]["gateway"]["url"]) and "api " in out
         for name, svc in info["services"].items():
             assert StandInControl(svc["url"], verify=info["ca_cert"]).health()["status"] == "ok"
 

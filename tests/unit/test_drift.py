@@ -106,3 +106,22 @@ def test_the_timers_report_sends_one_drift_event_per_finding_and_a_rerun_of_the_
     assert w.results.delivered[before + len(events):] == []  # which the topic's duplicate detection drops
     reconcile(svc, ResultEventDriftReport(svc, "run-2"))  # the next run reports what is still there
     assert len(w.results.delivered) == before + 2 * len(events)
+
+
+def test_a_subscription_bound_to_another_client_is_drift_and_the_repair_binds_it_again():
+    """The gateway accepts a subscription's keys only with the tokens of the client its display name names: a name
+    changed behind the app's back (another customer's client id) is found, and a repair writes the right one."""
+    w = World()
+    svc = w.service()
+    svc.handle(created("acme"))
+    svc.handle(created("bravo", "e-bravo"))
+    acme, bravo = w.ledger.record("acme"), w.ledger.record("bravo")
+    sub = naming.subscription_id("acme")
+    w.gateway.subscriptions[sub]["display_name"] = bravo.auth0_client_id
+    [finding] = check_drift(svc.core)
+    assert (finding.customer_id, finding.kind, finding.resource) == ("acme", DRIFT, "subscription")
+    assert bravo.auth0_client_id in finding.detail and acme.auth0_client_id in finding.detail
+    result = reconcile(svc, Collect(), repair=True)
+    assert set(result.repaired) == {"acme"} and not result.failed
+    assert w.gateway.subscriptions[sub]["display_name"] == acme.auth0_client_id
+    assert check_drift(svc.core) == []

@@ -148,7 +148,8 @@ def test_case02_migration_a_customer_recorded_under_legacy_names_keeps_them(monk
     svc.handle(updated("Acme.Corp", "e-2", displayName="Acme Group"))
     svc.handle(rotation("Acme.Corp", "e-3"))
     rec = w.ledger.record("Acme.Corp")
-    assert w.gateway.subscriptions[naming.legacy_subscription_id("Acme.Corp")]["display_name"] == "Acme Group"
+    # The legacy subscription is kept and still bound to the customer's client (its display name, the gateway's key).
+    assert w.gateway.subscriptions[naming.legacy_subscription_id("Acme.Corp")]["display_name"] == rec.auth0_client_id
     assert w.secrets.value(naming.legacy_secret_name("Acme.Corp")) == w.identity.secret_of(rec.auth0_client_id)
     assert naming.secret_name("Acme.Corp").lower() not in w.secrets.active  # nothing made under the new names
     assert check_drift(svc.core) == []
@@ -199,7 +200,7 @@ def test_case04_a_newer_created_renames_everywhere_and_drift_compares_names():
     spec = w.identity.spec_of(rec.auth0_client_id)
     assert (rec.display_name, spec.name, spec.callbacks) == ("Acme Renamed", "Acme Renamed", ("https://b.example/cb",))
     assert w.gateway.servers[rec.apim_authorization_server_id].display_name == "Acme Renamed"
-    assert w.gateway.subscriptions[rec.apim_subscription_id]["display_name"] == "Acme Renamed"
+    assert w.gateway.subscriptions[rec.apim_subscription_id]["display_name"] == rec.auth0_client_id  # the binding
     assert w.identity.grants_of(rec.auth0_client_id)[0]["scopes"] == ("read:data", "write:data")
     assert w.identity.apps_of("acme") == [rec.auth0_client_id] and check_drift(svc.core) == []
 
@@ -208,8 +209,10 @@ def test_case04_a_newer_created_renames_everywhere_and_drift_compares_names():
     w.gateway.subscriptions[rec.apim_subscription_id]["display_name"] = "Evil"
     w.gateway.servers[rec.apim_authorization_server_id] = replace(
         w.gateway.servers[rec.apim_authorization_server_id], display_name="Evil")
-    assert sorted((f.resource, "name" in f.detail) for f in check_drift(svc.core)) == [
-        ("application", True), ("authorization_server", True), ("subscription", True)]
+    findings = {f.resource: f.detail for f in check_drift(svc.core)}
+    assert sorted(findings) == ["application", "authorization_server", "subscription"]
+    assert "name" in findings["application"] and "name" in findings["authorization_server"]
+    assert findings["subscription"].startswith("bound to client 'Evil'")  # its display name is the binding
     reconcile(svc, Collect(), repair=True)
     assert check_drift(svc.core) == [] and w.identity.spec_of(rec.auth0_client_id).name == "Acme Renamed"
 
@@ -252,11 +255,15 @@ def test_case05_what_a_restore_cannot_put_back_is_a_finding_the_repair_finishes(
     svc = w.service()
     svc.handle(created(profile="partner-web", redirect_uris=["https://a.example/cb"]))
     w.identity.fail("update_client_grant", "permanent")
-    w.gateway.fail("update_subscription", "permanent", skip=1)  # the forward PATCH lands, its restore is refused
+    # The forward PATCH of the authorization server lands, its restore is refused. (The subscription's display name
+    # is the client id, the gateway's binding: an update does not change it.)
+    w.gateway.fail("update_authorization_server", "permanent", skip=1)
     with pytest.raises(PermanentError):
         svc.handle(updated(displayName="Acme Group", plan="premium"))
     findings = check_drift(svc.core)
-    assert [(f.resource, "display name" in f.detail) for f in findings] == [("subscription", True)]
+    # Both of the entry's changes stayed (the plan's scope and the name): what the restore could not put back.
+    assert {f.resource for f in findings} == {"authorization_server"}
+    assert any("display name" in f.detail for f in findings) and any("scope" in f.detail for f in findings)
     reconcile(svc, Collect(), repair=True)
     assert check_drift(svc.core) == [] and w.ledger.record("acme").display_name == "Acme Corp"
 

@@ -44,8 +44,9 @@ def test_oem_customer_gets_every_resource():
     assert server.token_endpoint == f"https://{DOMAIN}/oauth/token"
     assert server.client_registration_endpoint == f"https://{DOMAIN}/"
     assert server.grant_types == ("clientCredentials",) and server.default_scope == "read:data write:data"
+    # Displayed as the client id: the gateway policy's binding of the subscription's keys to that client's tokens.
     assert w.gateway.subscriptions[naming.subscription_id("acme")] == {
-        "display_name": "Acme Corp", "product_id": "oem", "state": "active"}
+        "display_name": client_id, "product_id": "oem", "state": "active"}
 
     rec = w.ledger.record("acme")
     assert rec.status == PROVISIONED and rec.profile == "oem" and rec.display_name == "Acme Corp"
@@ -124,7 +125,9 @@ def test_long_display_name_is_clipped_to_apim_limits():
     name = "A" * 60 + " " + "B" * 39
     w.service().handle(created(display_name=name))
     assert w.gateway.servers["auth0-acme"].display_name == "A" * 50
-    assert w.gateway.subscriptions["customer-acme"]["display_name"] == name
+    # The subscription is displayed as the client id whatever the customer's name (the gateway's binding).
+    [client_id] = w.identity.apps_of("acme")
+    assert w.gateway.subscriptions["customer-acme"]["display_name"] == client_id
 
 
 @pytest.mark.parametrize("profile", ["oem", "partner-web", "partner-spa", "m2m-shared"])

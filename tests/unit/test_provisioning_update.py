@@ -32,7 +32,8 @@ def test_callbacks_plan_and_name_change_in_place():
     assert grant["scopes"] == ("read:data", "write:data")  # the premium plan's scopes
     server = w.gateway.servers[rec.apim_authorization_server_id]
     assert server.default_scope == "read:data write:data" and server.client_secret  # the secret stays
-    assert w.gateway.subscriptions[rec.apim_subscription_id]["display_name"] == "Acme Group"
+    # A new name changes the application and the entry; the subscription stays displayed as the client id.
+    assert w.gateway.subscriptions[rec.apim_subscription_id]["display_name"] == rec.auth0_client_id
     (event,) = w.results.of_type("customer.updated")
     assert event["data"]["changed"] == ["displayName", "plan", "redirectUris"]
     assert event["data"]["scopes"] == ["read:data", "write:data"]

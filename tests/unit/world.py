@@ -182,7 +182,7 @@ class World:
             secrets=secrets,
             deleted_secrets=self.secrets.deleted_names(),
             servers=servers,
-            subscriptions=dict(self.gateway.subscriptions),
+            subscriptions={k: {**v, "display_name": s(v["display_name"])} for k, v in self.gateway.subscriptions.items()},
         )
 
     def orphans(self) -> list[str]:
