@@ -45,7 +45,7 @@ def load_app_settings(values=None) -> AppSettings:
         try:
             load_profiles(settings.client_profiles_path, env=settings.values)
         except ProfileConfigError as exc:
-            problems.append(f"CLIENT_PROFILES_PATH: {exc}")
+            problems.extend(f"CLIENT_PROFILES_PATH: {problem}" for problem in exc.problems)
     if problems:
         raise SettingsError(problems)
     return settings
