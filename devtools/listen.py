@@ -92,8 +92,8 @@ def main(argv=None) -> int:
     try:
         ServiceBusSettings.load(values)
     except (SettingsError, ValueError) as exc:
-        print(f"cannot listen: {exc}\nstart the local stack (`make up` or `make run`), or set ServiceBusConnection",
-              file=sys.stderr)
+        from emulators.appsettings import tool_advice
+        print(f"cannot listen: {exc}\n{tool_advice(args.settings)}", file=sys.stderr)
         return 2
     printed = 0
     deadline_wait = args.timeout if args.timeout is not None else 30.0

@@ -240,3 +240,55 @@ def test_the_host_reconnects_by_itself_when_the_stack_restarts_and_state_is_kept
     finally:
         host.ctrl_c()
     assert dead_letters(stack, refused) == []
+
+
+def test_a_deleted_settings_file_is_written_again_without_restarting_the_stack(stack):
+    """`make up` on the running stack, and `make host`, write local.settings.json again from the stack (its env
+    file); the tools say so when it is missing. Nothing restarts: the stack's pid stays."""
+    from emulators.appsettings import missing_settings_hint
+
+    settings, folder = stack["settings"], stack["folder"]
+    customised = settings.read_text()
+    try:
+        settings.unlink()
+        hint = missing_settings_hint(settings, folder)
+        assert f"pid {stack['info']['pid']}" in hint and "`make up` writes it again" in hint, hint
+        up = run("emulators", "--folder", str(folder), "up", "--persist", "--settings", str(settings))
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "already running" in up.stdout and "was missing: written again" in up.stdout, up.stdout
+        values = json.loads(settings.read_text())["Values"]
+        assert values["ServiceBusConnection"] == stack["values"]["ServiceBusConnection"]
+        assert settings.stat().st_mode & 0o077 == 0  # it holds the stand-ins' credentials
+        assert missing_settings_hint(settings, folder) == ""
+
+        settings.unlink()
+        host = HostProcess(*stack["args"], "--host-only")
+        try:
+            host.wait_started()
+            assert "was missing: written again" in host.output
+        finally:
+            host.ctrl_c()
+        assert json.loads(settings.read_text())["Values"]["AUTH0_DOMAIN"] == stack["values"]["AUTH0_DOMAIN"]
+        assert json.loads((folder / "stack.json").read_text())["pid"] == stack["info"]["pid"]
+    finally:
+        settings.write_text(customised)
+
+
+def test_after_ctrl_c_with_the_stack_down_the_hint_names_what_works(stack):
+    folder = str(stack["folder"])
+    host = HostProcess(*stack["args"], "--host-only")
+    try:
+        host.wait_started()
+        assert run("emulators", "--folder", folder, "down").returncode == 0
+        wait_until(lambda: "is unreachable" in host.output, timeout=60, what="the host to report the outage")
+    finally:
+        host.ctrl_c()
+    hint = host.output[host.output.rindex("the local stack is not running"):]
+    assert "`make run` starts the stack and the app" in hint and "make host" not in hint, hint
+    # `make host` would refuse now, which is why the hint does not offer it.
+    refused = run("devtools.run", *stack["args"], "--host-only")
+    assert refused.returncode == 2 and "no local stack is running" in refused.stderr
+    up = run("emulators", "--folder", folder, "up", "--persist", "--settings", str(stack["settings"]))
+    assert up.returncode == 0, up.stdout + up.stderr
+    _customise(stack["settings"], stack["profiles"])
+    stack["info"] = json.loads((stack["folder"] / "stack.json").read_text())
