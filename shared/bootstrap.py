@@ -208,6 +208,20 @@ def run_drift_reconciliation(*, repair: bool | None = None, customer_id: str | N
     return result
 
 
+def close() -> None:
+    """Close the connections of the process's handler (its Service Bus senders) and forget it: for a host that
+    stops in-process (the demo's) before the stack goes; a worker process just exits."""
+    global _handler
+    with _lock:
+        handler, _handler = _handler, None
+    if handler is None:
+        return
+    for part in (handler.service.results, handler.scheduler):
+        closer = getattr(part, "close", None)
+        if callable(closer):
+            closer()
+
+
 def reset() -> None:
     """Forget the process's settings and handler (tests that change the environment)."""
     global _settings, _handler
