@@ -153,6 +153,10 @@ def test_a_dead_letter_survives_a_host_restart_is_listed_and_replayed_after_the_
         host.wait_started()
         [dead] = show(stack, customer)["servicebus"]["entities"]["customer-events"]["dead_letter_messages"]
         assert dead["session_id"] == customer
+        # Dead-lettered on its first delivery, counted as the portal and the host's log count it.
+        assert dead["delivery_count"] == 1 and dead["reason"] == "UnknownProfile", dead
+        text = run("emulators", "--folder", str(stack["folder"]), "show", "--customer", customer).stdout
+        assert "delivery count 1: UnknownProfile" in text, text
 
         listed = run("opstool", "list", "--settings", str(stack["settings"]), "--customer", customer, "--json")
         assert listed.returncode == 0 and dead["message_id"] in listed.stdout, listed.stdout + listed.stderr
@@ -164,6 +168,13 @@ def test_a_dead_letter_survives_a_host_restart_is_listed_and_replayed_after_the_
             return doc if doc["apim"]["subscriptions"] and doc["keyvault"]["secrets"] else None
 
         doc = wait_until(provisioned, timeout=90, what="the replayed event to provision the customer")
+        # The CRM's subscription holds the customer's two result events (provisioning-failed, then provisioned):
+        # `show --customer` counts them by their customerId, as the unfiltered show counts every message.
+        audit = "customer-lifecycle/subscriptions/audit"
+        wait_until(lambda: show(stack, customer)["servicebus"]["entities"][audit]["active"] == 2, timeout=30,
+                   what="the customer's two result events on the subscription")
+        whole = json.loads(run("emulators", "--folder", str(stack["folder"]), "show", "--json").stdout)
+        assert whole["servicebus"]["entities"][audit]["active"] >= 2
     finally:
         host.ctrl_c()
     [app] = doc["auth0"]["applications"]
