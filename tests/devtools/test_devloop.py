@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.listen import receive_results
 from devtools.send import build_event, send_events
 from devtools.waiting import wait_until
 from emulators.runlock import pid_alive
@@ -303,3 +304,39 @@ def test_after_ctrl_c_with_the_stack_down_the_hint_names_what_works(stack):
     assert up.returncode == 0, up.stdout + up.stderr
     _customise(stack["settings"], stack["profiles"])
     stack["info"] = json.loads((stack["folder"] / "stack.json").read_text())
+
+
+def _publish_result(values: dict, customer: str, kind: str) -> str:
+    """A result event on the topic as the app publishes it (CloudEvent body, customerId application property)."""
+    import uuid
+
+    from azure.servicebus import ServiceBusClient, ServiceBusMessage
+    event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/customer-provisioning",
+             "type": f"customer.{kind}", "subject": customer, "time": "2026-12-01T10:00:00Z",
+             "data": {"customerId": customer}}
+    with ServiceBusClient.from_connection_string(values["ServiceBusConnection"]) as client, \
+            client.get_topic_sender("customer-lifecycle") as sender:
+        sender.send_messages(ServiceBusMessage(json.dumps(event), message_id=event["id"],
+                                               content_type="application/cloudevents+json",
+                                               application_properties={"type": event["type"], "customerId": customer}))
+    return event["id"]
+
+
+def test_listen_for_one_customer_leaves_every_event_on_the_subscription(stack):
+    """`devtools.listen --customer X` browses: it prints X's events and consumes nobody's, so another customer's
+    result events (and X's) are still there for the CRM; a listener without --customer consumes them."""
+    list(receive_results(stack["values"], max_wait=1))  # what earlier tests left
+    mine = [_publish_result(stack["values"], "listen-mine", k) for k in ("provisioned", "updated")]
+    theirs = _publish_result(stack["values"], "listen-theirs", "provisioned")
+    settings = ["--settings", str(stack["settings"])]
+
+    out = run("devtools.listen", *settings, "--customer", "listen-mine", "--timeout", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["id"] for line in out.stdout.splitlines()] == mine
+    assert "nothing is consumed" in out.stderr
+    again = run("devtools.listen", *settings, "--customer", "listen-theirs", "--count", "1", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["id"] == theirs, again.stdout + again.stderr
+
+    consumed = run("devtools.listen", *settings, "--timeout", "2", "--json")
+    assert [json.loads(line)["id"] for line in consumed.stdout.splitlines()] == [*mine, theirs]
+    assert run("devtools.listen", *settings, "--peek", "--json").stdout == ""  # consumed now
