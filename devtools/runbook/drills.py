@@ -8,7 +8,6 @@ the real transcript of the command as the runbook prints it.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 
