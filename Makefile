@@ -33,23 +33,29 @@ help:
 
 setup: $(STAMP_PY) $(STAMP_NPM)
 
-# A .venv made by another interpreter (the project ran on 3.11 before) is made again, not patched.
+# A .venv made by another interpreter (the project ran on 3.11 before) is made again, not patched. The installs say
+# what they do as they go (devtools/install_progress.py condenses pip's output into a line per stage and one every
+# 15 s), so a first set-up on a slow network shows as slow, not stuck.
 $(STAMP_PY): requirements.txt requirements-dev.txt funchost/rpc/function_rpc.proto
 	@if ! $(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' 2>/dev/null; then \
 	  python=$$(devtools/find-python) || exit 1; \
 	  echo "make: creating $(VENV) with $$python"; rm -rf $(VENV); "$$python" -m venv $(VENV) || exit 1; fi
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	$(PY) -m funchost.rpc
-	touch $@
+	@echo "make: installing the Python packages of requirements-dev.txt into $(VENV)"
+	@$(PY) devtools/install_progress.py -r requirements-dev.txt
+	@echo "make: compiling the local host's FunctionRpc stubs (funchost/rpc)"
+	@$(PY) -m funchost.rpc >/dev/null
+	@touch $@
 
 $(STAMP_NPM): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	touch $@
+	@echo "make: installing the npm packages of package-lock.json into node_modules (npm ci, under a minute)"
+	@npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 $(STAMP_IAC): requirements-iac.txt
 	@test -x $(VENV_IAC)/bin/python || { python=$$(devtools/find-python) && "$$python" -m venv $(VENV_IAC); }
-	$(VENV_IAC)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-iac.txt
-	touch $@
+	@echo "make: installing the infrastructure checks of requirements-iac.txt into $(VENV_IAC)"
+	@$(VENV_IAC)/bin/python devtools/install_progress.py -r requirements-iac.txt
+	@touch $@
 
 setup-iac: $(STAMP_IAC)
 

@@ -1,12 +1,14 @@
 """Listen on a subscription of the result-events topic and print what the CRM would receive.
 
-    python -m devtools.listen                          # every result event, until Ctrl-C
-    python -m devtools.listen --customer acme --count 1 --timeout 30
+    python -m devtools.listen                          # every result event, until Ctrl-C (they are consumed)
+    python -m devtools.listen --customer acme --count 1 --timeout 30   # acme's only; the others stay
     python -m devtools.listen --json                   # one CloudEvent per line, as received
 
 The topic is the RESULT_EVENTS_TOPIC setting (default customer-lifecycle); the local stack's subscription is
-``audit`` (in Azure the CRM's is ``crm``). Messages are received and completed, as a consumer would, so each is
-printed once; --peek only looks. Settings come from the environment or local.settings.json.
+``audit`` (in Azure the CRM's is ``crm``). Without --customer the events are received and completed, as the CRM
+would, so each is printed once. With --customer, or --peek, the listener only browses (peek): it prints the
+customer's events, old and new, and consumes nothing, so the other customers' events (and this customer's) stay on
+the subscription for the CRM and for other listeners. Settings come from the environment or local.settings.json.
 """
 from __future__ import annotations
 
@@ -24,40 +26,63 @@ DEFAULT_SUBSCRIPTION = "audit"
 SHOWN = ("auth0ClientId", "profile", "plan", "keyVaultSecretUri", "keyVaultSecretVersion", "apimSubscriptionId",
          "apimAuthorizationServerId", "changed", "scopes", "reasonCode", "rule", "deadLettered", "finding",
          "service", "resource", "detail")
+#: how often a browsing listener looks for new events (peek does not wait for them)
+BROWSE_INTERVAL = 0.5
 
 
-def receive_results(values: Mapping[str, str], *, subscription: str = DEFAULT_SUBSCRIPTION,
-                    customer: str | None = None, max_wait: float = 5.0, peek: bool = False,
-                    topic: str | None = None) -> Iterator[dict]:
-    """Yield the result events on ``subscription`` (parsed CloudEvents, ``customer``'s only when given) until none
-    arrives for ``max_wait`` seconds. Received messages are completed (those of other customers too: a listener
-    filtered by customer still consumes the subscription)."""
-    from azure.servicebus import ServiceBusReceiveMode
+def _event(message) -> dict:
+    try:
+        return json.loads(b"".join(message.body))
+    except (ValueError, TypeError):
+        return {"type": "(not JSON)", "id": message.message_id, "data": {}}
 
+
+def _of(event: dict, customer: str | None) -> bool:
+    return customer is None or (event.get("data") or {}).get("customerId") == customer
+
+
+def _receiver(values: Mapping[str, str], subscription: str, topic: str | None, **options):
     from shared.adapters.servicebus_client import service_bus_client
 
     settings = ServiceBusSettings.load(values)
-    topic = topic or settings.result_events_topic
-    mode = ServiceBusReceiveMode.PEEK_LOCK if peek else ServiceBusReceiveMode.RECEIVE_AND_DELETE
-    with service_bus_client(settings.service_bus, default_client_id=values.get("AZURE_CLIENT_ID")) as client:
-        with client.get_subscription_receiver(topic, subscription, receive_mode=mode,
-                                              max_wait_time=max_wait) as receiver:
-            while True:
-                if peek:
-                    batch = receiver.peek_messages(max_message_count=50)
-                else:
-                    batch = receiver.receive_messages(max_message_count=50, max_wait_time=max_wait)
-                if not batch:
-                    return
-                for message in batch:
-                    try:
-                        event = json.loads(b"".join(message.body))
-                    except (ValueError, TypeError):
-                        event = {"type": "(not JSON)", "id": message.message_id, "data": {}}
-                    if customer is None or (event.get("data") or {}).get("customerId") == customer:
-                        yield event
-                if peek:
-                    return
+    client = service_bus_client(settings.service_bus, default_client_id=values.get("AZURE_CLIENT_ID"))
+    return client, client.get_subscription_receiver(topic or settings.result_events_topic, subscription, **options)
+
+
+def receive_results(values: Mapping[str, str], *, subscription: str = DEFAULT_SUBSCRIPTION, max_wait: float = 5.0,
+                    topic: str | None = None) -> Iterator[dict]:
+    """Receive and complete (consume) every result event on ``subscription``, yielding each (a parsed
+    CloudEvent), until none arrives for ``max_wait`` seconds: what the CRM does."""
+    from azure.servicebus import ServiceBusReceiveMode
+
+    client, receiver = _receiver(values, subscription, topic, max_wait_time=max_wait,
+                                 receive_mode=ServiceBusReceiveMode.RECEIVE_AND_DELETE)
+    with client, receiver:
+        while batch := receiver.receive_messages(max_message_count=50, max_wait_time=max_wait):
+            yield from map(_event, batch)
+
+
+def browse_results(values: Mapping[str, str], *, subscription: str = DEFAULT_SUBSCRIPTION,
+                   customer: str | None = None, max_wait: float = 5.0, topic: str | None = None) -> Iterator[dict]:
+    """Yield the result events on ``subscription`` (``customer``'s only, when given) by browsing: nothing is
+    locked or consumed. Follows the subscription from its oldest message, and stops once no new event of the
+    customer has appeared for ``max_wait`` seconds (0: after what is there now; infinity: until interrupted)."""
+    client, receiver = _receiver(values, subscription, topic)
+    cursor, last_seen = 0, time.monotonic()
+    with client, receiver:
+        while True:
+            batch = receiver.peek_messages(max_message_count=50, sequence_number=cursor)
+            for message in batch:
+                cursor = max(cursor, message.sequence_number + 1)
+                event = _event(message)
+                if _of(event, customer):
+                    last_seen = time.monotonic()
+                    yield event
+            if batch:
+                continue
+            if time.monotonic() - last_seen >= max_wait:
+                return
+            time.sleep(BROWSE_INTERVAL)
 
 
 def one_line(event: dict) -> str:
@@ -77,11 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", type=Path, help="local.settings.json to read (default: the repository's)")
     p.add_argument("--subscription", default=DEFAULT_SUBSCRIPTION, help="subscription (default: %(default)s)")
     p.add_argument("--topic", help="topic (default: the RESULT_EVENTS_TOPIC setting)")
-    p.add_argument("--customer", metavar="ID", help="print only this customer's events")
+    p.add_argument("--customer", metavar="ID",
+                   help="print only this customer's events, by browsing: nothing is consumed, every event stays "
+                        "on the subscription (implies --peek)")
     p.add_argument("--count", type=int, help="stop after this many events")
     p.add_argument("--timeout", type=float,
                    help="stop when no event arrives for this many seconds (default: listen until Ctrl-C)")
-    p.add_argument("--peek", action="store_true", help="look without receiving (the events stay for the CRM)")
+    p.add_argument("--peek", action="store_true",
+                   help="browse without receiving: the events stay for the CRM (stops after what is there now "
+                        "unless --timeout or --count says to wait for more)")
     p.add_argument("--json", action="store_true", help="print each CloudEvent as one JSON line")
     return p
 
@@ -92,25 +121,38 @@ def main(argv=None) -> int:
     try:
         ServiceBusSettings.load(values)
     except (SettingsError, ValueError) as exc:
-        print(f"cannot listen: {exc}\nstart the local stack (`make up` or `make run`), or set ServiceBusConnection",
-              file=sys.stderr)
+        from emulators.appsettings import tool_advice
+        print(f"cannot listen: {exc}\n{tool_advice(args.settings)}", file=sys.stderr)
         return 2
+    browse = args.peek or args.customer is not None
+    if browse:
+        print(f"browsing {args.subscription} (peek): nothing is consumed, the events stay on the subscription",
+              file=sys.stderr, flush=True)
+    # Without --timeout: --peek alone shows what is there now; a listener (by customer or not) goes on until Ctrl-C.
+    if args.timeout is not None:
+        wait = args.timeout
+    elif args.peek and args.customer is None and args.count is None:
+        wait = 0.0
+    else:
+        wait = float("inf") if browse else 30.0
     printed = 0
-    deadline_wait = args.timeout if args.timeout is not None else 30.0
     try:
         while True:
-            for event in receive_results(values, subscription=args.subscription, customer=args.customer,
-                                         max_wait=deadline_wait, peek=args.peek, topic=args.topic):
+            if browse:
+                events = browse_results(values, subscription=args.subscription, customer=args.customer,
+                                        max_wait=wait, topic=args.topic)
+            else:
+                events = receive_results(values, subscription=args.subscription, max_wait=wait, topic=args.topic)
+            for event in events:
                 print(json.dumps(event, ensure_ascii=False) if args.json else one_line(event), flush=True)
                 printed += 1
                 if args.count is not None and printed >= args.count:
                     return 0
-            if args.timeout is not None or args.peek:
+            if args.timeout is not None or browse:
                 return 0 if args.count is None else 1  # fewer than --count arrived in time
             time.sleep(0.1)
     except KeyboardInterrupt:
         return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

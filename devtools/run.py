@@ -13,7 +13,6 @@ stops a stack, and two hosts never compete for the same queue.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +22,33 @@ DEFAULT_FOLDER = ROOT / ".localstack"
 
 
 def _running_stack(folder: Path) -> dict | None:
-    from emulators.runlock import pid_alive
+    from emulators.appsettings import running_stack
+    return running_stack(folder)
+
+
+def _settings_ready(folder: Path, settings: str) -> bool:
+    """The settings file the host reads is there: written again from the running stack when it went missing
+    (deleted, or a `git clean`), rather than a host that starts and stops on "settings file not found"."""
+    from emulators.appsettings import restore_settings
     try:
-        info = json.loads((folder / "stack.json").read_text())
-    except (FileNotFoundError, ValueError):
-        return None
-    return info if pid_alive(info["pid"], expect="emulators") else None
+        restored = restore_settings(folder, settings)
+    except FileNotFoundError as exc:
+        print(f"cannot start the app: {exc}", file=sys.stderr)
+        return False
+    if restored:
+        print(restored, flush=True)
+    return True
+
+
+def after_host(now: dict | None) -> str:
+    """What the stack does now that the host stopped, and the commands that work from here."""
+    if now:
+        return (f"the local stack keeps running (pid {now['pid']}) with its queue, dead-letter queue and state:\n"
+                "  `make host` restarts only the app, `make down` stops the stack (state kept), `make reset` forgets "
+                "the state")
+    return ("the local stack is not running now; its queue, dead-letter queue and state are kept on disk:\n"
+            "  `make run` starts the stack and the app again (`make up` the stack alone), `make reset` forgets the "
+            "state")
 
 
 def refusal(holder: dict, folder: Path) -> str:
@@ -82,17 +102,16 @@ def main(argv: list[str] | None = None) -> int:
             code = subprocess.run(up, cwd=ROOT).returncode
             if code:
                 return code
+        if not _settings_ready(folder, args.settings):
+            return 2
         print("send events from another terminal: .venv/bin/python -m devtools.send created --customer acme "
               "--profile oem\nsee what the stand-ins hold: .venv/bin/python -m emulators show", flush=True)
         from funchost.__main__ import main as host_main
         try:
             code = host_main(["--app-root", str(ROOT), "--settings", args.settings, "--log-level", args.log_level])
         finally:
-            now = _running_stack(folder)  # read again: the stack may have been restarted meanwhile
-            state = (f"keeps running (pid {now['pid']}) with its queue, dead-letter queue and state" if now else
-                     "is not running now; its queue, dead-letter queue and state are kept on disk for `make run`")
-            print(f"\nthe local stack {state}:\n  `make host` restarts only the app, `make down` stops the stack "
-                  "(state kept), `make reset` forgets the state", flush=True)
+            # Read again: the stack may have been stopped or restarted meanwhile.
+            print("\n" + after_host(_running_stack(folder)), flush=True)
         return code
 
 

@@ -172,8 +172,8 @@ def main(argv=None) -> int:
         try:
             prefix = ServiceBusSettings.load(settings).event_type_prefix
         except (SettingsError, ValueError) as exc:
-            print(f"cannot send: {exc}\nstart the local stack (`make up` or `make run`), or set ServiceBusConnection",
-                  file=sys.stderr)
+            from emulators.appsettings import tool_advice
+            print(f"cannot send: {exc}\n{tool_advice(args.settings)}", file=sys.stderr)
             return 2
         message_ids = None
         if args.kind == "file":

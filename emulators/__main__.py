@@ -124,6 +124,14 @@ def _up(args, folder: Path) -> int:
                     else "it was started without --persist: its state goes when it stops")
             print(f"local stack already running (pid {info['pid']}), used as it is; {kept}; "
                   "`python -m emulators down` stops it")
+            from .appsettings import restore_settings
+            try:
+                restored = restore_settings(folder, args.settings)
+            except FileNotFoundError as exc:
+                print(exc, file=sys.stderr)
+                return 1
+            if restored:
+                print(restored)
             return 0
         _stack_file(folder).unlink()
     argv = [sys.executable, "-m", "emulators", "--folder", str(folder), "serve", "--settings", args.settings,

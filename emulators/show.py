@@ -5,13 +5,16 @@ developer asks about: Auth0 applications (client id, name, customer, app type, g
 versions, tags; never values), APIM authorization servers and subscriptions (state, product) and, per queue, the
 active, scheduled and dead-lettered counts with the dead-lettered messages' reasons. ``customer`` keeps only what
 belongs to one customer (Auth0 ``client_metadata.customer_id``, the secret's ``customer_id`` tag, the APIM names the
-app derives from the customer id, the messages' session id).
+app derives from the customer id, the messages' session id or, for result events, their ``customerId`` application
+property).
 """
 from __future__ import annotations
 
 import json
 import urllib.request
 from typing import Any
+
+from shared.adapters.servicebus_client import portal_delivery_count
 
 from .control import StandInControl
 
@@ -104,11 +107,18 @@ def _apim(state: dict, customer: str | None, customers_of_clients: dict[str, str
 
 
 def _dead_lettered(message: dict) -> dict:
-    # The sequence number is what `opstool replay --seq N` takes.
+    # The sequence number is what `opstool replay --seq N` takes; the delivery count is the portal's (the first
+    # delivery is 1), as opstool shows it, where the stand-in keeps the AMQP header's count of failed deliveries.
     return {"sequence_number": message.get("sequence_number"), "message_id": message.get("message_id"),
-            "session_id": message.get("session_id"),
-            "subject": message.get("subject"), "delivery_count": message.get("delivery_count"),
+            "session_id": message.get("session_id"), "subject": message.get("subject"),
+            "delivery_count": portal_delivery_count(message.get("delivery_count")),
             "reason": message.get("dead_letter_reason"), "description": message.get("dead_letter_error_description")}
+
+
+def _of_customer(message: dict, customer: str) -> bool:
+    """An event on the app's queue names its customer in the session id; a result event on the topic in its
+    ``customerId`` application property (its subject is the event type)."""
+    return customer in (message.get("session_id"), (message.get("application_properties") or {}).get("customerId"))
 
 
 def _entity(view: dict, customer: str | None) -> dict:
@@ -119,8 +129,8 @@ def _entity(view: dict, customer: str | None) -> dict:
                   "dead_lettered": view.get("dead_letter_count", 0), "locked": view.get("locked_count", 0),
                   "deferred": view.get("deferred_count", 0)}
     else:
-        messages = [m for m in messages if m.get("session_id") == customer]
-        dead = [m for m in dead if m.get("session_id") == customer]
+        messages = [m for m in messages if _of_customer(m, customer)]
+        dead = [m for m in dead if _of_customer(m, customer)]
         states = [m.get("state") for m in messages]
         counts = {"active": sum(s in ("active", "locked") for s in states),
                   "scheduled": states.count("scheduled"), "dead_lettered": len(dead),
@@ -209,5 +219,5 @@ def render(doc: dict) -> str:
             for m in e["dead_letter_messages"]:
                 out.append(f"      dead-lettered seq {m['sequence_number']}  {m['message_id']}  "
                            f"session={m['session_id'] or '-'}  "
-                           f"{m['subject'] or '-'}  after {m['delivery_count']} deliveries: {m['reason']}")
+                           f"{m['subject'] or '-'}  delivery count {m['delivery_count']}: {m['reason']}")
     return "\n".join(out)

@@ -3,6 +3,7 @@
 #
 #   AUTH0_MANAGEMENT_CLIENT_ID=... AUTH0_MANAGEMENT_CLIENT_SECRET=... \
 #     infra/deploy.sh -g rg-customer-provisioning -p infra/prod.parameters.json [-l westeurope] [--infra-only|--code-only]
+#     infra/deploy.sh -g rg-customer-provisioning --code-only [-n func-cprov-...]   # code only, onto the app found
 #
 # The Auth0 Management API client's id and secret are read from the environment (never the command line, which
 # other users of the machine can see) and go to Key Vault through a parameters file only this user can read; leave
@@ -10,13 +11,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
-RG="" PARAMS="" LOCATION="" DO_INFRA=1 DO_CODE=1
+usage() { sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+RG="" PARAMS="" LOCATION="" APP="" DO_INFRA=1 DO_CODE=1
 while [ $# -gt 0 ]; do
   case "$1" in
     -g) RG="$2"; shift 2 ;;
     -p) PARAMS="$2"; shift 2 ;;
     -l) LOCATION="$2"; shift 2 ;;
+    -n) APP="$2"; shift 2 ;;
     --infra-only) DO_CODE=0; shift ;;
     --code-only) DO_INFRA=0; shift ;;
     *) usage ;;
@@ -50,11 +52,32 @@ PY
     --parameters "@$PARAMS" --parameters "@$work/secrets.json" --output none
 fi
 
-if [ "$DO_CODE" = 1 ]; then
+# The Function App of infra/main.bicep in $RG: the FUNCTION_APP_NAME output of its latest successful deployment,
+# whoever named it (this script: customer-provisioning-<time>; `azd up`: <environment>-<time>), else the app the
+# template tags azd-service-name=app (the deployment history may have been cleaned up), else -n.
+find_app() {
+  local app
   app="$(az deployment group list --resource-group "$RG" \
-    --query "sort_by([?starts_with(name, 'customer-provisioning-') && properties.provisioningState=='Succeeded'], &properties.timestamp)[-1].properties.outputs.FUNCTION_APP_NAME.value" \
+    --query "sort_by([?properties.provisioningState=='Succeeded' && properties.outputs.FUNCTION_APP_NAME], &properties.timestamp)[-1].properties.outputs.FUNCTION_APP_NAME.value" \
     --output tsv)"
-  [ -n "$app" ] || { echo "no successful deployment of infra/main.bicep in $RG: run without --code-only first" >&2; exit 1; }
+  if [ -z "$app" ]; then
+    app="$(az functionapp list --resource-group "$RG" --query "[?tags.\"azd-service-name\"=='app'].name" --output tsv)"
+  fi
+  if [ -z "$app" ]; then
+    echo "no Function App of infra/main.bicep in $RG (no successful deployment with a FUNCTION_APP_NAME output, no" \
+      "app tagged azd-service-name=app): deploy the infrastructure first (without --code-only, or azd up), or name" \
+      "the app with -n" >&2
+    return 1
+  fi
+  if [ "$(printf '%s\n' "$app" | wc -l)" -gt 1 ]; then
+    echo "several Function Apps in $RG are tagged azd-service-name=app ($(echo $app)): name one with -n" >&2
+    return 1
+  fi
+  printf '%s\n' "$app"
+}
+
+if [ "$DO_CODE" = 1 ]; then
+  app="${APP:-$(find_app)}" || exit 1
   # The files Azure runs (the same list .funcignore keeps); Python packages are installed by the remote build.
   python3 - "$work/app.zip" <<'PY'
 import os, sys, zipfile

@@ -100,6 +100,7 @@ var names = {
   storage: 'stcprov${resourceToken}'
   serviceBus: 'sb-cprov-${resourceToken}'
   keyVault: 'kv-cprov-${resourceToken}'
+  appKeyVault: 'kvapp-${resourceToken}'
   plan: 'plan-cprov-${resourceToken}'
   app: 'func-cprov-${resourceToken}'
 }
@@ -160,10 +161,21 @@ module serviceBus 'modules/servicebus.bicep' = {
   }
 }
 
+// Two vaults: the customers' secrets, which the app writes, and the app's own Auth0 credentials, which it only reads.
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   params: {
     name: names.keyVault
+    location: location
+    tags: allTags
+    appPrincipalId: identity.outputs.principalId
+  }
+}
+
+module appKeyVault 'modules/keyvault-app.bicep' = {
+  name: 'keyvault-app'
+  params: {
+    name: names.appKeyVault
     location: location
     tags: allTags
     appPrincipalId: identity.outputs.principalId
@@ -246,11 +258,11 @@ var appSettings = [
   }
   {
     name: 'AUTH0_CLIENT_ID'
-    value: keyVault.outputs.auth0ClientIdReference
+    value: appKeyVault.outputs.auth0ClientIdReference
   }
   {
     name: 'AUTH0_CLIENT_SECRET'
-    value: keyVault.outputs.auth0ClientSecretReference
+    value: appKeyVault.outputs.auth0ClientSecretReference
   }
   {
     name: 'AUTH0_AUDIENCE'
@@ -430,6 +442,7 @@ output CUSTOMER_EVENTS_QUEUE string = serviceBus.outputs.queueName
 output RESULT_EVENTS_TOPIC string = serviceBus.outputs.topicName
 output KEYVAULT_NAME string = keyVault.outputs.name
 output KEYVAULT_URL string = keyVault.outputs.uri
+output APP_KEYVAULT_NAME string = appKeyVault.outputs.name
 output LEDGER_TABLE_ENDPOINT string = storage.outputs.tableEndpoint
 output LEDGER_TABLE string = storage.outputs.ledgerTableName
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name

@@ -102,8 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List dead-lettered messages by browsing (peek): nothing is locked, counted or "
                                    "changed. Columns: sequence number, message id, customer, event type, event "
                                    "time, the broker's dead-letter reason and description, the app's last error "
-                                   "for the event (ledger), enqueued time, delivery count (DLV), replay count "
-                                   "(RPL). Times in UTC.",
+                                   "for the event (ledger), enqueued time, delivery count (DLV: the first delivery "
+                                   "is 1, as in the portal and the host's log), replay count (RPL). Times in UTC.",
                        epilog=EXIT_CODES_HELP)
     _filters(p, with_all=False)
     p.add_argument("--wide", action="store_true", help="full cells and full ISO times instead of truncated ones")

@@ -28,6 +28,16 @@ def load_values(path: str | None = None) -> dict[str, str]:
         raise UsageError(f"cannot read the settings file {path or 'local.settings.json'}: {exc}") from None
 
 
+def local_stack_hint(path: str | None) -> str:
+    """On a checkout that runs the local stack, why its settings file is missing and what writes it again; ""
+    elsewhere (production has no local stack: the settings come from the environment)."""
+    try:
+        from emulators.appsettings import missing_settings_hint
+    except ImportError:
+        return ""
+    return missing_settings_hint(path)
+
+
 @dataclass
 class ServiceBusTarget:
     queue: str

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from .connection import load_values, resolve_ledger, resolve_target
+from .connection import load_values, local_stack_hint, resolve_ledger, resolve_target
 from .dead_letters import DeadLetter, peek_pages
 from .errors import UsageError
 from .ledger_view import LedgerView
@@ -23,8 +23,12 @@ class Context:
 
     def __post_init__(self):
         self.values = load_values(self.args.settings)
-        self.target = resolve_target(connection_string=self.args.connection_string, namespace=self.args.namespace,
-                                     queue=self.args.queue, values=self.values)
+        try:
+            self.target = resolve_target(connection_string=self.args.connection_string,
+                                         namespace=self.args.namespace, queue=self.args.queue, values=self.values)
+        except UsageError as exc:
+            hint = local_stack_hint(self.args.settings)
+            raise UsageError(f"{exc}\n{hint}" if hint else str(exc)) from None
         ledger, why_not = resolve_ledger(self.values, disabled=self.args.no_ledger)
         self.ledger = LedgerView(ledger, warn=self.err)
         self.why_no_ledger = why_not

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from shared.adapters.servicebus_client import portal_delivery_count
 from shared.domain.retry_policy import ORIGINAL_ID_PROPERTY
 
 from .safe_json import _utc, iso, jsonable, load_json  # noqa: F401 - iso and jsonable: this module's API too
@@ -89,6 +90,7 @@ class DeadLetter:
     time_to_live: dt.timedelta | None = None
     enqueued_time: dt.datetime | None = None
     expires_at: dt.datetime | None = None
+    #: as the portal and .NET count it: the first delivery is 1 (``portal_delivery_count``)
     delivery_count: int | None = None
     dead_letter_reason: str | None = None
     dead_letter_description: str | None = None
@@ -153,7 +155,8 @@ class DeadLetter:
             subject=_text(msg.subject), session_id=_text(msg.session_id), reply_to=_text(msg.reply_to),
             reply_to_session_id=_text(msg.reply_to_session_id), to=_text(msg.to),
             time_to_live=_get(msg, "time_to_live"), enqueued_time=_utc(_get(msg, "enqueued_time_utc")),
-            expires_at=_utc(_get(msg, "expires_at_utc")), delivery_count=msg.delivery_count,
+            expires_at=_utc(_get(msg, "expires_at_utc")),
+            delivery_count=portal_delivery_count(msg.delivery_count),
             dead_letter_reason=msg.dead_letter_reason, dead_letter_description=msg.dead_letter_error_description,
             dead_letter_source=msg.dead_letter_source,
             application_properties=props, annotations=annotations,

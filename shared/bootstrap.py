@@ -45,7 +45,7 @@ def load_app_settings(values=None) -> AppSettings:
         try:
             load_profiles(settings.client_profiles_path, env=settings.values)
         except ProfileConfigError as exc:
-            problems.append(f"CLIENT_PROFILES_PATH: {exc}")
+            problems.extend(f"CLIENT_PROFILES_PATH: {problem}" for problem in exc.problems)
     if problems:
         raise SettingsError(problems)
     return settings
@@ -206,6 +206,20 @@ def run_drift_reconciliation(*, repair: bool | None = None, customer_id: str | N
         result.rotations_requested = len(request_due_rotations(service, handler.scheduler,
                                                                type_prefix=handler.type_prefix))
     return result
+
+
+def close() -> None:
+    """Close the connections of the process's handler (its Service Bus senders) and forget it: for a host that
+    stops in-process (the demo's) before the stack goes; a worker process just exits."""
+    global _handler
+    with _lock:
+        handler, _handler = _handler, None
+    if handler is None:
+        return
+    for part in (handler.service.results, handler.scheduler):
+        closer = getattr(part, "close", None)
+        if callable(closer):
+            closer()
 
 
 def reset() -> None:

@@ -418,6 +418,10 @@ class StoredMessage:
             "dead_letter_error_description": self.dlq_description,
             "dead_letter_source": self.dlq_source,
             "size": self.p.size,
+            # What a subscription's filter may match on (a result event's customerId, type): the plain values only.
+            "application_properties": {
+                k: _text(v) if isinstance(v, bytes) else v for k, v in self.p.app_props.items()
+                if isinstance(v, (bytes, str, int, float, bool))},
         }
 
 

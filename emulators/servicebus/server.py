@@ -125,6 +125,12 @@ class ServiceBusStandIn:
         broker.on_change = self._state.changed
         return broker
 
+    def open_connections(self) -> int:
+        """Client connections open now: an in-process host's idle receivers close a moment after it stops, and
+        whoever stops the stand-in next may wait for them rather than force them closed."""
+        server = self._server
+        return len(server.connections) if server is not None else 0
+
     def stop(self, timeout: float = 5.0) -> None:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:

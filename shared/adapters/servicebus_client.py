@@ -9,6 +9,14 @@ from ..domain.errors import TransientError
 from ..settings import ServiceBusConnection
 
 
+def portal_delivery_count(sdk_delivery_count: int | None) -> int:
+    """A message's delivery count as the portal's Service Bus Explorer, .NET and the Functions host's log show it:
+    the first delivery is 1. The Python SDK passes on the AMQP header, which counts the failed deliveries before the
+    current one (0 on the first; an absent header is 0 too), so this is that number plus one. Every count the tools
+    print (`make show`, `opstool list`/`show`/`export`) is this one."""
+    return (sdk_delivery_count or 0) + 1
+
+
 def service_bus_client(connection: ServiceBusConnection, *, default_client_id: str | None = None,
                        **client_options: Any):
     """``client_options`` go to the client as they are (e.g. ``retry_total``). An identity-based connection uses

@@ -1,7 +1,8 @@
 """Client profiles: the rule "what application does this customer get" as checked-in configuration.
 
-Loaded and validated once at start-up (``load_profiles``); any mistake raises :class:`ProfileConfigError` naming the
-profile and key, so a bad deploy fails loudly before it touches a customer. The rules mirror Auth0's own: a
+Loaded and validated once at start-up (``load_profiles``); mistakes raise one :class:`ProfileConfigError` that lists
+every problem of every profile (``problems``), each naming the profile and key, so a bad deploy fails loudly before
+it touches a customer, and a typo in two profiles is fixed in one go. The rules mirror Auth0's own: a
 third-party application may only use authorization_code, refresh_token and client_credentials, and
 client_credentials needs a confidential client (https://auth0.com/docs/get-started/applications/confidential-and-public-applications/first-party-and-third-party-applications).
 """
@@ -31,7 +32,11 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class ProfileConfigError(ValueError):
-    pass
+    """``problems``: every mistake found, one line each; ``str()`` joins them."""
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -93,33 +98,44 @@ def _expand(value, env: Mapping[str, str], where: str):
 
 
 def _validate(name: str, raw: dict, env: Mapping[str, str]) -> ClientProfile:
+    """The profile, or ProfileConfigError listing every problem found in it."""
     where = f"profile {name!r}"
-    if not re.match(r"^[a-z0-9][a-z0-9-]{0,39}$", name):
-        raise ProfileConfigError(f"{where}: names are 1-40 lower-case letters, digits and -")
-    if not isinstance(raw, dict):
-        raise ProfileConfigError(f"{where}: must be a table ([profiles.{name}])")
+    problems: list[str] = []
+
+    def check(cond: bool, msg: str) -> bool:
+        if not cond:
+            problems.append(f"{where}: {msg}")
+        return bool(cond)
+
+    check(bool(re.match(r"^[a-z0-9][a-z0-9-]{0,39}$", name)), "names are 1-40 lower-case letters, digits and -")
+    if not check(isinstance(raw, dict), f"must be a table ([profiles.{name}])"):
+        raise ProfileConfigError(problems)
     unknown = set(raw) - KEYS
-    if unknown:
-        raise ProfileConfigError(f"{where}: unknown keys {sorted(unknown)}")
+    check(not unknown, f"unknown keys {sorted(unknown)}")
     missing = {"app_type", "grant_types", "token_endpoint_auth_method", "first_party", "audience", "scopes",
                "apim_product"} - set(raw)
-    if missing:
-        raise ProfileConfigError(f"{where}: missing keys {sorted(missing)}")
-    raw = {k: _expand(v, env, f"{where}.{k}") for k, v in raw.items()}
-
-    def check(cond: bool, msg: str):
-        if not cond:
-            raise ProfileConfigError(f"{where}: {msg}")
+    check(not missing, f"missing keys {sorted(missing)}")
+    if missing:  # the rules below read those keys
+        raise ProfileConfigError(problems)
+    expanded, unexpanded = {}, set()
+    for k, v in raw.items():
+        try:
+            expanded[k] = _expand(v, env, f"{where}.{k}")
+        except ProfileConfigError as exc:
+            problems.extend(exc.problems)
+            expanded[k], _ = v, unexpanded.add(k)
+    raw = expanded
 
     check(raw["app_type"] in APP_TYPES, f"app_type must be one of {sorted(APP_TYPES)}")
     grants = raw["grant_types"]
-    check(isinstance(grants, list) and grants and all(isinstance(g, str) for g in grants)
-          and set(grants) <= GRANT_TYPES,
-          f"grant_types must be a non-empty list of {sorted(GRANT_TYPES)}")
+    grants_ok = check(isinstance(grants, list) and grants and all(isinstance(g, str) for g in grants)
+                      and set(grants) <= GRANT_TYPES,
+                      f"grant_types must be a non-empty list of {sorted(GRANT_TYPES)}")
+    grants = grants if grants_ok else []
     check(raw["token_endpoint_auth_method"] in AUTH_METHODS,
           f"token_endpoint_auth_method must be one of {sorted(AUTH_METHODS)}")
     check(isinstance(raw["first_party"], bool), "first_party must be true or false")
-    if not raw["first_party"]:
+    if raw["first_party"] is False:
         check(set(grants) <= THIRD_PARTY_GRANTS,
               f"a third-party application may only use {sorted(THIRD_PARTY_GRANTS)}")
     if "client_credentials" in grants:
@@ -129,12 +145,13 @@ def _validate(name: str, raw: dict, env: Mapping[str, str]) -> ClientProfile:
         check(raw["token_endpoint_auth_method"] == "none", "a spa is a public client: token_endpoint_auth_method none")
     lifetime = raw.get("token_lifetime", 3600)
     check(isinstance(lifetime, int) and 60 <= lifetime <= 2592000, "token_lifetime must be 60-2592000 seconds")
-    check(isinstance(raw["audience"], str) and raw["audience"].startswith(("https://", "http://")),
-          "audience must be the API identifier URL")
+    if "audience" not in unexpanded:  # an unset ${SETTING} is reported once, above
+        check(isinstance(raw["audience"], str) and raw["audience"].startswith(("https://", "http://")),
+              "audience must be the API identifier URL")
     scopes = raw["scopes"]
     check(isinstance(scopes, list) and all(isinstance(s, str) and s and " " not in s for s in scopes),
           "scopes must be a list of scope names")
-    check(isinstance(raw["apim_product"], str) and re.match(r"^[^*#&+:<>?/]{1,256}$", raw["apim_product"]),
+    check(isinstance(raw["apim_product"], str) and bool(re.match(r"^[^*#&+:<>?/]{1,256}$", raw["apim_product"])),
           "apim_product must be an APIM product id")
     mode = raw.get("apim_authorization_server", "per-customer")
     check(mode in APIM_MODES, f"apim_authorization_server must be one of {sorted(APIM_MODES)}")
@@ -155,6 +172,8 @@ def _validate(name: str, raw: dict, env: Mapping[str, str]) -> ClientProfile:
     check(isinstance(plans, dict) and all(
         isinstance(p, str) and p and isinstance(v, list) and all(isinstance(s, str) and s and " " not in s for s in v)
         for p, v in plans.items()), "plans must map plan names to lists of scope names")
+    if problems:
+        raise ProfileConfigError(problems)
     return ClientProfile(name=name, description=str(raw.get("description", "")), app_type=raw["app_type"],
                          grant_types=tuple(grants), token_endpoint_auth_method=raw["token_endpoint_auth_method"],
                          first_party=raw["first_party"], token_lifetime=lifetime, audience=raw["audience"],
@@ -176,7 +195,15 @@ def parse_profiles(text: str, env: Mapping[str, str]) -> dict[str, ClientProfile
     unknown = set(doc) - {"profiles"}
     if unknown:
         raise ProfileConfigError(f"client profiles file: unknown top-level keys {sorted(unknown)}")
-    return {name: _validate(name, raw, env) for name, raw in profiles.items()}
+    valid, problems = {}, []
+    for name, raw in profiles.items():  # every profile is checked: one start-up names every mistake
+        try:
+            valid[name] = _validate(name, raw, env)
+        except ProfileConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ProfileConfigError(problems)
+    return valid
 
 
 def load_profiles(path: str | Path, env: Mapping[str, str]) -> dict[str, ClientProfile]:

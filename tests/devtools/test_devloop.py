@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from devtools.listen import receive_results
 from devtools.send import build_event, send_events
 from devtools.waiting import wait_until
 from emulators.runlock import pid_alive
@@ -165,6 +166,10 @@ def test_a_dead_letter_survives_a_host_restart_is_listed_and_replayed_after_the_
         host.wait_started()
         [dead] = show(stack, customer)["servicebus"]["entities"]["customer-events"]["dead_letter_messages"]
         assert dead["session_id"] == customer
+        # Dead-lettered on its first delivery, counted as the portal and the host's log count it.
+        assert dead["delivery_count"] == 1 and dead["reason"] == "UnknownProfile", dead
+        text = run("emulators", "--folder", str(stack["folder"]), "show", "--customer", customer).stdout
+        assert "delivery count 1: UnknownProfile" in text, text
 
         listed = run("opstool", "list", "--settings", str(stack["settings"]), "--customer", customer, "--json")
         assert listed.returncode == 0 and dead["message_id"] in listed.stdout, listed.stdout + listed.stderr
@@ -176,6 +181,13 @@ def test_a_dead_letter_survives_a_host_restart_is_listed_and_replayed_after_the_
             return doc if doc["apim"]["subscriptions"] and doc["keyvault"]["secrets"] else None
 
         doc = wait_until(provisioned, timeout=90, what="the replayed event to provision the customer")
+        # The CRM's subscription holds the customer's two result events (provisioning-failed, then provisioned):
+        # `show --customer` counts them by their customerId, as the unfiltered show counts every message.
+        audit = "customer-lifecycle/subscriptions/audit"
+        wait_until(lambda: show(stack, customer)["servicebus"]["entities"][audit]["active"] == 2, timeout=30,
+                   what="the customer's two result events on the subscription")
+        whole = json.loads(run("emulators", "--folder", str(stack["folder"]), "show", "--json").stdout)
+        assert whole["servicebus"]["entities"][audit]["active"] >= 2
     finally:
         host.ctrl_c()
     [app] = doc["auth0"]["applications"]
@@ -252,3 +264,91 @@ def test_the_host_reconnects_by_itself_when_the_stack_restarts_and_state_is_kept
     finally:
         host.ctrl_c()
     assert dead_letters(stack, refused) == []
+
+
+def test_a_deleted_settings_file_is_written_again_without_restarting_the_stack(stack):
+    """`make up` on the running stack, and `make host`, write local.settings.json again from the stack (its env
+    file); the tools say so when it is missing. Nothing restarts: the stack's pid stays."""
+    from emulators.appsettings import missing_settings_hint
+
+    settings, folder = stack["settings"], stack["folder"]
+    customised = settings.read_text()
+    try:
+        settings.unlink()
+        hint = missing_settings_hint(settings, folder)
+        assert f"pid {stack['info']['pid']}" in hint and "`make up` writes it again" in hint, hint
+        up = run("emulators", "--folder", str(folder), "up", "--persist", "--settings", str(settings))
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert "already running" in up.stdout and "was missing: written again" in up.stdout, up.stdout
+        values = json.loads(settings.read_text())["Values"]
+        assert values["ServiceBusConnection"] == stack["values"]["ServiceBusConnection"]
+        assert settings.stat().st_mode & 0o077 == 0  # it holds the stand-ins' credentials
+        assert missing_settings_hint(settings, folder) == ""
+
+        settings.unlink()
+        host = HostProcess(*stack["args"], "--host-only")
+        try:
+            host.wait_started()
+            assert "was missing: written again" in host.output
+        finally:
+            host.ctrl_c()
+        assert json.loads(settings.read_text())["Values"]["AUTH0_DOMAIN"] == stack["values"]["AUTH0_DOMAIN"]
+        assert json.loads((folder / "stack.json").read_text())["pid"] == stack["info"]["pid"]
+    finally:
+        settings.write_text(customised)
+
+
+def test_after_ctrl_c_with_the_stack_down_the_hint_names_what_works(stack):
+    folder = str(stack["folder"])
+    host = HostProcess(*stack["args"], "--host-only")
+    try:
+        host.wait_started()
+        assert run("emulators", "--folder", folder, "down").returncode == 0
+        wait_until(lambda: "is unreachable" in host.output, timeout=60, what="the host to report the outage")
+    finally:
+        host.ctrl_c()
+    hint = host.output[host.output.rindex("the local stack is not running"):]
+    assert "`make run` starts the stack and the app" in hint and "make host" not in hint, hint
+    # `make host` would refuse now, which is why the hint does not offer it.
+    refused = run("devtools.run", *stack["args"], "--host-only")
+    assert refused.returncode == 2 and "no local stack is running" in refused.stderr
+    up = run("emulators", "--folder", folder, "up", "--persist", "--settings", str(stack["settings"]))
+    assert up.returncode == 0, up.stdout + up.stderr
+    _customise(stack["settings"], stack["profiles"])
+    stack["info"] = json.loads((stack["folder"] / "stack.json").read_text())
+
+
+def _publish_result(values: dict, customer: str, kind: str) -> str:
+    """A result event on the topic as the app publishes it (CloudEvent body, customerId application property)."""
+    import uuid
+
+    from azure.servicebus import ServiceBusClient, ServiceBusMessage
+    event = {"specversion": "1.0", "id": str(uuid.uuid4()), "source": "/customer-provisioning",
+             "type": f"customer.{kind}", "subject": customer, "time": "2026-12-01T10:00:00Z",
+             "data": {"customerId": customer}}
+    with ServiceBusClient.from_connection_string(values["ServiceBusConnection"]) as client, \
+            client.get_topic_sender("customer-lifecycle") as sender:
+        sender.send_messages(ServiceBusMessage(json.dumps(event), message_id=event["id"],
+                                               content_type="application/cloudevents+json",
+                                               application_properties={"type": event["type"], "customerId": customer}))
+    return event["id"]
+
+
+def test_listen_for_one_customer_leaves_every_event_on_the_subscription(stack):
+    """`devtools.listen --customer X` browses: it prints X's events and consumes nobody's, so another customer's
+    result events (and X's) are still there for the CRM; a listener without --customer consumes them."""
+    list(receive_results(stack["values"], max_wait=1))  # what earlier tests left
+    mine = [_publish_result(stack["values"], "listen-mine", k) for k in ("provisioned", "updated")]
+    theirs = _publish_result(stack["values"], "listen-theirs", "provisioned")
+    settings = ["--settings", str(stack["settings"])]
+
+    out = run("devtools.listen", *settings, "--customer", "listen-mine", "--timeout", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    assert [json.loads(line)["id"] for line in out.stdout.splitlines()] == mine
+    assert "nothing is consumed" in out.stderr
+    again = run("devtools.listen", *settings, "--customer", "listen-theirs", "--count", "1", "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["id"] == theirs, again.stdout + again.stderr
+
+    consumed = run("devtools.listen", *settings, "--timeout", "2", "--json")
+    assert [json.loads(line)["id"] for line in consumed.stdout.splitlines()] == [*mine, theirs]
+    assert run("devtools.listen", *settings, "--peek", "--json").stdout == ""  # consumed now

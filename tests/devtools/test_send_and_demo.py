@@ -104,3 +104,31 @@ def test_listen_prints_one_line_per_result_event_with_its_ids():
     assert line.startswith("2026-11-26T09:00:03.000000Z customer.provisioned customer=globex")
     assert "auth0ClientId=tpc_4rTz9QmB1x7YkLp2" in line and "apimSubscriptionId=customer-globex" in line
     assert "plan=" not in line  # null fields are left out
+
+
+def test_demo_help_prints_help_and_runs_nothing():
+    out = subprocess.run([sys.executable, "-m", "devtools.demo", "--help"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=30, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0 and out.stdout.startswith("usage: python -m devtools.demo"), out.stdout + out.stderr
+    assert "starting the local stack" not in out.stdout + out.stderr
+
+
+def test_the_demo_ends_cleanly_and_its_summary_reads_right():
+    """The whole demo, as `make demo` runs it: every step as expected, no warning from connections the stack had
+    to force closed, and a summary that counts the dead-lettered bad event among the successes it is."""
+    out = subprocess.run([sys.executable, "-m", "devtools.demo"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=55, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    text = out.stdout + out.stderr
+    assert out.returncode == 0, text
+    assert "demo finished: every step ended as expected" in out.stdout
+    assert "connection:forced" not in text and "WARNING azure" not in text, text
+    summary = next(line for line in out.stdout.splitlines() if "function invocations:" in line)
+    assert "succeeded (the bad event among them" in summary and summary.endswith(", 0 failed"), summary
+
+
+def test_the_summary_explains_failures_only_when_there_are_some():
+    from devtools.demo import invocations_line
+    assert invocations_line({"succeeded": 5, "failed": 0}).endswith("5 succeeded (the bad event among them: the app "
+                                                                     "dead-letters it itself on its first delivery), "
+                                                                     "0 failed")
+    assert "abandoned and delivered again" in invocations_line({"succeeded": 4, "failed": 1})

@@ -24,10 +24,10 @@ def topic(stack_env):
 
     def collect(customer: str, n: int, timeout: float = 45) -> list[dict]:
         def enough():
-            got.extend(receive_results(stack_env, customer=customer, max_wait=1))
+            got.extend(receive_results(stack_env, max_wait=1))
             return len([e for e in got if e["data"]["customerId"] == customer]) >= n
         wait_until(enough, timeout=timeout, what=f"{n} result event(s) of {customer}")
-        got.extend(receive_results(stack_env, customer=customer, max_wait=2))
+        got.extend(receive_results(stack_env, max_wait=2))
         return [e for e in got if e["data"]["customerId"] == customer]
 
     return collect

@@ -177,6 +177,7 @@ ROLES = {
     "4f6d3b9b-027b-4f4a-9142-0e5a2a2247e0": "Azure Service Bus Data Receiver",
     "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39": "Azure Service Bus Data Sender",
     "b86a8fe4-44ce-4948-aee5-eccb2c155cd7": "Key Vault Secrets Officer",
+    "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "76199698-9eea-4c19-bc75-cec21354c6b6": "Storage Table Data Reader",
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
@@ -227,6 +228,7 @@ ALLOWED_GRANTS: dict[tuple[str, str], frozenset[str]] = {
     ("Azure Service Bus Data Receiver", "app"): frozenset({_QUEUE}),
     ("Azure Service Bus Data Sender", "app"): frozenset({_QUEUE, _TOPIC}),
     ("Key Vault Secrets Officer", "app"): frozenset({_VAULT}),
+    ("Key Vault Secrets User", "app"): frozenset({_VAULT}),
     ("Storage Table Data Contributor", "app"): frozenset({_TABLE}),
     ("Storage Blob Data Owner", "app"): frozenset({_CONTAINER}),
     ("Storage Blob Data Contributor", "app"): frozenset({_CONTAINER}),
@@ -238,6 +240,9 @@ ALLOWED_GRANTS: dict[tuple[str, str], frozenset[str]] = {
     ("Azure Service Bus Data Sender", "crm"): frozenset({_QUEUE}),
     ("Azure Service Bus Data Receiver", "crm"): frozenset({_SUBSCRIPTION}),
 }
+
+#: roles that let their holder write secrets: never on the vault that holds the app's own credentials
+SECRET_WRITING_ROLES = frozenset({"Key Vault Secrets Officer", "Key Vault Administrator", "Key Vault Contributor"})
 
 #: which template parameter names which principal
 PRINCIPALS = {"appPrincipalId": "app", "opsPrincipalId": "ops", "crmPrincipalId": "crm"}
@@ -280,6 +285,12 @@ def _role_of(tpl: Template, expr: Any) -> tuple[str | None, str | None]:
     return None, f"cannot tell which role {json.dumps(expr)[:200]} is"
 
 
+def _writes_own_secrets(tpl: Template) -> bool:
+    """The template writes secrets of its own into its vault (the Auth0 credentials, through keyvault-secret.bicep)."""
+    return bool(tpl.resources_of_type("Microsoft.KeyVault/vaults/secrets")) or any(
+        str((m.get("detail") or {}).get("path", "")).endswith("keyvault-secret.bicep") for m in tpl.modules.values())
+
+
 def role_findings(templates: dict[Path, Template]) -> tuple[list[Grant], list[str]]:
     """Every role assignment as a Grant, and every problem: a broad role, a role or principal outside the documented
     set, no scope (the whole resource group), or a scope wider than the narrowest resource for that role."""
@@ -319,6 +330,10 @@ def role_findings(templates: dict[Path, Template]) -> tuple[list[Grant], list[st
             elif scope_type not in allowed:
                 findings.append(f"{where}: {role} is scoped to a {scope_type}, wider than the narrowest resource "
                                 f"({' or '.join(sorted(allowed))})")
+            if scope_type == _VAULT and role in SECRET_WRITING_ROLES and _writes_own_secrets(tpl):
+                findings.append(f"{where}: {role} on the vault of the app's own credentials (the deployment "
+                                f"writes secrets there): the {principal} could overwrite them; grant Key Vault "
+                                f"Secrets User there, and write roles only on the customers' vault")
         for symbol, res in tpl.resources_of_type(ROLE_DEFINITION).items():
             findings.extend(f"{path.name}:{symbol}: {p}" for p in _custom_role_problems(tpl, res))
     return grants, findings

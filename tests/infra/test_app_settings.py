@@ -39,10 +39,10 @@ def test_app_setting_names_reads_the_settings_module_and_the_sample():
 
 def test_secrets_are_key_vault_references(main_template, templates):
     values = {e["name"]: e["value"] for e in iac_checks.template_app_settings(main_template)}
-    keyvault = iac_checks.named(templates, "keyvault.bicep")
+    keyvault = iac_checks.named(templates, "keyvault-app.bicep")  # the app's own vault, where it only reads
     for name in iac_checks.SECRET_SETTINGS:
         path = iac_checks.accessor_path(values[name])
-        assert path[:2] == ["keyVault", "outputs"], name
+        assert path[:2] == ["appKeyVault", "outputs"], name
         assert keyvault.tree["outputs"][path[2]]["value"].startswith("@Microsoft.KeyVault(SecretUri=")
 
 
@@ -74,7 +74,7 @@ def test_a_setting_set_twice_is_reported(mutated):
 
 
 def test_a_plain_secret_is_reported(mutated):
-    templates, _ = mutated("main.bicep", "    value: keyVault.outputs.auth0ClientSecretReference\n",
+    templates, _ = mutated("main.bicep", "    value: appKeyVault.outputs.auth0ClientSecretReference\n",
                            "    value: auth0ManagementClientSecret\n")
     assert "AUTH0_CLIENT_SECRET: a secret, but its value is not a Key Vault reference" in _findings(templates)
 

@@ -20,7 +20,7 @@ def test_checkov_parsed_every_file(report):
                for r in report["results"].get(key, [])}
     # The modules with resource types checkov has Azure policies for (it has none for a Standard Service Bus
     # namespace, a managed identity or Application Insights).
-    for name in ("storage.bicep", "keyvault.bicep", "keyvault-secret.bicep", "functionapp.bicep"):
+    for name in ("storage.bicep", "vault.bicep", "keyvault-secret.bicep", "functionapp.bicep"):
         assert any(f.endswith(name) for f in scanned), f"checkov did not scan {name}: {sorted(scanned)}"
 
 

@@ -24,6 +24,7 @@ EXPECTED = {
     ("Azure Service Bus Data Sender", "app", Q): 1,
     ("Azure Service Bus Data Sender", "app", T): 1,
     ("Key Vault Secrets Officer", "app", "Microsoft.KeyVault/vaults"): 1,
+    ("Key Vault Secrets User", "app", "Microsoft.KeyVault/vaults"): 1,
     ("Storage Table Data Contributor", "app", TABLE): 1,
     ("Storage Blob Data Owner", "app", C): 2,
     ("Storage Blob Data Contributor", "app", C): 1,
@@ -135,6 +136,29 @@ def test_a_broad_role_through_a_variable_is_reported(mutated):
                            "keyVaultSecretsOfficer: '8e3af657-a8ff-443c-a75c-2fe8c4bcb635'")
     _, findings = iac_checks.role_findings(templates)
     assert "keyvault.bicep:appSecretsOfficer: broad role Owner" in findings
+
+
+def test_a_write_role_on_the_vault_of_the_apps_own_credentials_is_reported(mutated):
+    """The app reads its Auth0 credentials and writes customers' secrets: a write role on its own vault would let
+    code running as the app overwrite the credentials it runs with."""
+    templates, _ = mutated("modules/keyvault-app.bicep",
+                           "keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'",
+                           "keyVaultSecretsUser: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'")
+    _, findings = iac_checks.role_findings(templates)
+    assert any(f.startswith("keyvault-app.bicep:appSecretsUser: Key Vault Secrets Officer on the vault of the app's "
+                            "own credentials") for f in findings), findings
+    assert not any(f.startswith("keyvault.bicep:") for f in findings), findings  # the customers' vault may
+
+
+def test_the_apps_credentials_and_the_customers_secrets_are_in_two_vaults(main_template, templates):
+    """The Key Vault references point at the app's own vault, KEYVAULT_URL at the customers' one."""
+    main = (iac_checks.INFRA / "main.bicep").read_text(encoding="utf-8")
+    assert "value: appKeyVault.outputs.auth0ClientIdReference" in main
+    assert "value: appKeyVault.outputs.auth0ClientSecretReference" in main
+    assert re.search(r"name: 'KEYVAULT_URL'\n\s+value: keyVault\.outputs\.uri", main)
+    customers = iac_checks.named(templates, "keyvault.bicep")
+    assert not iac_checks._writes_own_secrets(customers)
+    assert iac_checks._writes_own_secrets(iac_checks.named(templates, "keyvault-app.bicep"))
 
 
 def test_an_assignment_without_a_scope_is_reported(mutated):

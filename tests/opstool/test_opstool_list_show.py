@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 
-from azure.servicebus import ServiceBusMessage
+from azure.servicebus import ServiceBusClient, ServiceBusMessage
 
 from shared.domain.records import FAILED, PROVISIONING, REJECTED, AuditEntry, CustomerRecord
 
@@ -211,3 +212,28 @@ def test_replaying_a_rejected_message_warns_that_it_will_be_rejected_again(servi
     assert f"warning: seq {garbage} was rejected by the app (rejected: $: body is not valid UTF-8" in run.stderr
     other = tool.run("replay", "--seq", str(dlq_seq(cs, queue, acme["id"])), "--queue", queue, "--dry-run")
     assert other.returncode == 0 and "warning" not in other.stderr  # failed, not rejected: no warning
+
+
+def test_delivery_counts_count_the_first_delivery_as_one(servicebus, queue, tool):
+    """One convention with the portal, .NET and the host's log (`DeliveryCount: 1`): a message dead-lettered on its
+    first delivery shows 1 in list (table and JSON), show and export; one abandoned once before, 2."""
+    cs = servicebus.connection_string
+    first, second = cloud_event("first"), cloud_event("second")
+    send(cs, queue, message_for(first))
+    dead_letter_all(cs, queue, "InvalidEvent", "data.profile: is required", expected=1)
+    send(cs, queue, message_for(second))
+    with ServiceBusClient.from_connection_string(cs) as client, client.get_queue_receiver(queue) as receiver:
+        [m] = receiver.receive_messages(max_wait_time=5)
+        receiver.abandon_message(m)
+        [m] = receiver.receive_messages(max_wait_time=5)
+        receiver.dead_letter_message(m, reason="InvalidEvent", error_description="second delivery")
+
+    rows = {r["message_id"]: r for r in map(json.loads, tool.run("list", "--queue", queue, "--json").stdout.splitlines())}
+    assert (rows[first["id"]]["delivery_count"], rows[second["id"]]["delivery_count"]) == (1, 2)
+    table = tool.run("list", "--queue", queue).stdout.splitlines()
+    dlv = table[0].index("DLV") + len("DLV")
+    assert [line[:dlv].split()[-1] for line in table[1:3]] == ["1", "2"], table
+    shown = tool.run("show", str(rows[first["id"]]["sequence_number"]), "--queue", queue).stdout
+    assert re.search(r"^  delivery count +1$", shown, re.M), shown
+    export = tool.run("export", "--all", "--queue", queue, "-o", "-").stdout.splitlines()
+    assert [json.loads(line)["annotations"]["delivery_count"] for line in export] == [1, 2]

@@ -138,3 +138,41 @@ def test_allow_local_redirect_uris_is_a_boolean_that_defaults_to_off():
     assert parse_profiles(toml(**web), ENV)["p"].allow_local_redirect_uris is False
     assert parse_profiles(toml(**web, allow_local_redirect_uris="true"), ENV)["p"].allow_local_redirect_uris
     assert "allow_local_redirect_uris must be true or false" in refused(toml(**web, allow_local_redirect_uris='"yes"'))
+
+
+def test_every_problem_of_every_profile_is_reported_at_once():
+    """A typo in two profiles (and a second mistake in one of them) is one error naming all three, so one start-up
+    tells everything to fix, as the settings do."""
+    text = toml("a", apim_product=None, apim_prodcut='"oem"') + toml("b", apim_product=None, apim_prodcut='"oem"',
+                                                                     token_lifetime="5")
+    with pytest.raises(ProfileConfigError) as err:
+        parse_profiles(text, ENV)
+    problems = err.value.problems
+    assert any("profile 'a'" in p and "unknown keys ['apim_prodcut']" in p for p in problems), problems
+    assert any("profile 'b'" in p and "missing keys ['apim_product']" in p for p in problems), problems
+    text = toml("a", token_lifetime="5", scopes='"read:data"') + toml("b", app_type='"robot"')
+    problems = refused_all(text)
+    assert [p.split(":")[0] for p in problems] == ["profile 'a'", "profile 'a'", "profile 'b'"], problems
+    assert "token_lifetime" in problems[0] and "scopes" in problems[1] and "app_type" in problems[2]
+
+
+def refused_all(text: str, env=ENV) -> list[str]:
+    with pytest.raises(ProfileConfigError) as err:
+        parse_profiles(text, env)
+    assert str(err.value) == "; ".join(err.value.problems)
+    return err.value.problems
+
+
+def test_the_start_up_check_lists_each_profile_problem_as_its_own_line(tmp_path):
+    from shared.bootstrap import load_app_settings
+    from shared.settings import SettingsError, read_local_settings
+
+    path = tmp_path / "profiles.toml"
+    path.write_text(toml("a", apim_product=None, apim_prodcut='"oem"') + toml("b", app_type='"robot"'))
+    values = read_local_settings(ROOT / "local.settings.sample.json")
+    with pytest.raises(SettingsError) as err:
+        load_app_settings({**values, "CLIENT_PROFILES_PATH": str(path), "API_AUDIENCE": ENV["API_AUDIENCE"]})
+    assert err.value.problems == [
+        "CLIENT_PROFILES_PATH: profile 'a': unknown keys ['apim_prodcut']",
+        "CLIENT_PROFILES_PATH: profile 'a': missing keys ['apim_product']",
+        "CLIENT_PROFILES_PATH: profile 'b': app_type must be one of ['native', 'non_interactive', 'regular_web', 'spa']"]
