@@ -33,6 +33,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING... (default INFO)")
     parser.add_argument("--state-dir", help="where the host keeps the timers' schedule status between runs "
                                             "(default: <app-root>/.localstack/funchost)")
+    parser.add_argument("--placeholder", action="store_true",
+                        help="start the worker as a pre-warmed instance (no app, no app settings), then specialise "
+                             "it with the app and its settings, as Azure does on a cold start")
     parser.add_argument("--stop-timeout", type=float, default=30.0,
                         help="seconds running invocations get to finish at shutdown (default 30)")
     return parser.parse_args(argv)
@@ -55,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(app_root)  # the Python worker runs with the app root as its working directory
     functions = [f.strip() for f in args.functions.split(",") if f.strip()] if args.functions else None
     host = LocalFunctionsHost(app_root, settings, functions=functions, script_file=args.script,
-                              state_dir=args.state_dir)
+                              state_dir=args.state_dir, placeholder=args.placeholder)
 
     stop_requested = threading.Event()
 

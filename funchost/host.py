@@ -44,7 +44,7 @@ class LocalFunctionsHost:
     def __init__(self, app_root: str | os.PathLike, settings: Mapping[str, str] | None = None,
                  host_json: dict[str, Any] | None = None, functions: list[str] | None = None, *,
                  script_file: str | None = None, poll_interval: float = 1.0,
-                 state_dir: str | os.PathLike | None = None) -> None:
+                 state_dir: str | os.PathLike | None = None, placeholder: bool = False) -> None:
         self.app_root = Path(app_root).resolve()
         self.settings = {str(k): str(v) for k, v in (settings or {}).items()}
         self.host_json = host_json
@@ -53,6 +53,9 @@ class LocalFunctionsHost:
         self.poll_interval = poll_interval
         # What the host keeps between runs (the timers' schedule status); in Azure, AzureWebJobsStorage.
         self.state_dir = Path(state_dir) if state_dir else self.app_root / ".localstack" / "funchost"
+        # A cold start as on a pre-warmed instance: the worker starts without the app and its settings, then is
+        # specialised (FunctionEnvironmentReloadRequest), the library's other path to indexing.
+        self.placeholder = placeholder
         self.config: HostConfig | None = None
         self.function_errors: dict[str, str] = {}  # functions "in error" at start-up, with the reason
         self.index_error: str | None = None  # the app could not be indexed (it raised on import): no function runs
@@ -93,7 +96,8 @@ class LocalFunctionsHost:
                 raise FileNotFoundError(f"script file not found: {self.app_root / script}")
             from .rpc import load as load_rpc
             logs = WorkerLogRouter(load_rpc()[0])
-            self.channel = WorkerChannel(self.app_root, self.app_root, self.settlement, logs)
+            hides = frozenset(self._exported) if self.placeholder else None
+            self.channel = WorkerChannel(self.app_root, self.app_root, self.settlement, logs, placeholder_hides=hides)
             self._invoker = Invoker(self.channel, logs, self.config.function_timeout, self._abort)
             chosen = self._select(self._index())
             if chosen:

@@ -28,6 +28,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 SYSTEM_PREFIXES = ("azure.functions", "azure_functions_runtime", "funchost")
@@ -120,6 +121,11 @@ class Worker:
         self.runtime = runtime
         self.invocation_id_cv = invocation_id_cv
         self.protos, self.services = load()
+        # This checkout was on the path for funchost's own modules, now imported. An app elsewhere must not import
+        # this checkout's modules (its function_app.py first of all) in place of its own, as it never could in Azure.
+        root = str(Path(__file__).resolve().parent.parent)
+        if os.environ.get("AzureWebJobsScriptRoot") != root:
+            sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != root]
         self.loop: asyncio.AbstractEventLoop | None = None
         self.outgoing: asyncio.Queue | None = None
         self.tasks: set[asyncio.Task] = set()

@@ -22,6 +22,7 @@ import os
 import queue
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -128,12 +129,16 @@ class WorkerChannel:
     """Owns the gRPC server, the worker process and the pending answers."""
 
     def __init__(self, app_root: Path, function_app_directory: Path, settlement: settlement_server.SettlementService,
-                 log_router: WorkerLogRouter, *, start_timeout: float = START_TIMEOUT) -> None:
+                 log_router: WorkerLogRouter, *, start_timeout: float = START_TIMEOUT,
+                 placeholder_hides: frozenset[str] | None = None) -> None:
         self.app_root = app_root
         self.function_app_directory = function_app_directory
         self.settlement = settlement
         self.logs = log_router
         self.start_timeout = start_timeout
+        # Placeholder mode (None: off): the worker starts as a pre-warmed instance does, on an empty app without
+        # these settings, and is specialised with FunctionEnvironmentReloadRequest, which brings the environment.
+        self.placeholder_hides = placeholder_hides
         self.protos, services = load_rpc()
         self._server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=64, thread_name_prefix="grpc"),
                                    options=[("grpc.max_receive_message_length", MAX_MESSAGE_LENGTH),
@@ -168,16 +173,14 @@ class WorkerChannel:
                    "--grpcMaxMessageLength", str(MAX_MESSAGE_LENGTH), "--functions-uri", f"http://{endpoint}/",
                    "--functions-worker-id", worker_id, "--functions-request-id", request_id,
                    "--functions-grpc-max-message-length", str(MAX_MESSAGE_LENGTH)]
-        env = dict(os.environ)
-        env.update({"AzureWebJobsScriptRoot": str(self.function_app_directory),
-                    "FUNCTIONS_WORKER_DIRECTORY": str(Path(__file__).resolve().parent),
-                    "FUNCTIONS_APPLICATION_DIRECTORY": str(self.function_app_directory),
-                    "FUNCTIONS_WORKER_RUNTIME_VERSION": f"{sys.version_info.major}.{sys.version_info.minor}",
-                    "PYTHONUNBUFFERED": "1"})
-        # The worker imports funchost.worker from this checkout; the app's own directory comes first on its path.
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FUNCHOST_ROOT), env.get("PYTHONPATH", "")) if p)
+        app_env = self._worker_environment(self.function_app_directory)
+        start_dir, start_env = self.function_app_directory, app_env
+        if self.placeholder_hides is not None:
+            start_dir = Path(tempfile.mkdtemp(prefix="funchost-placeholder-"))
+            start_env = {k: v for k, v in self._worker_environment(start_dir).items()
+                         if k not in self.placeholder_hides}
         process = self._spawner.run(lambda: subprocess.Popen(
-            command, cwd=str(self.function_app_directory), env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            command, cwd=str(start_dir), env=start_env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True, encoding="utf-8", errors="replace", bufsize=1))
         self._process = process
         for pipe, stream_name in ((process.stdout, "stdout"), (process.stderr, "stderr")):
@@ -195,10 +198,18 @@ class WorkerChannel:
         log.info("Worker process started and initialized.")
         init = self._request("init", "", self.protos.StreamingMessage(worker_init_request=self.protos.WorkerInitRequest(
             host_version=HOST_VERSION, capabilities={"MultiStream": "10"},
-            worker_directory=str(Path(__file__).resolve().parent),
-            function_app_directory=str(self.function_app_directory))), self.start_timeout)
+            worker_directory=str(Path(__file__).resolve().parent), function_app_directory=str(start_dir))),
+            self.start_timeout)
         if init.result.status != self.protos.StatusResult.Success:
             raise IndexingFailed(_exception_text(init.result))
+        if self.placeholder_hides is not None:
+            log.info("Specializing the placeholder worker for %s", self.function_app_directory)
+            reload = self._request("reload", "", self.protos.StreamingMessage(
+                function_environment_reload_request=self.protos.FunctionEnvironmentReloadRequest(
+                    environment_variables=app_env, function_app_directory=str(self.function_app_directory))),
+                self.start_timeout)
+            if reload.result.status != self.protos.StatusResult.Success:
+                raise IndexingFailed(_exception_text(reload.result))
         metadata = self._request("metadata", "", self.protos.StreamingMessage(
             functions_metadata_request=self.protos.FunctionsMetadataRequest(
                 function_app_directory=str(self.function_app_directory))), self.start_timeout)
@@ -207,6 +218,18 @@ class WorkerChannel:
         self.functions = [IndexedFunction(m.function_id, m.name, tuple(json.loads(b) for b in m.raw_bindings), m)
                           for m in metadata.function_metadata_results]
         return self.functions
+
+    @staticmethod
+    def _worker_environment(app_dir: Path) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({"AzureWebJobsScriptRoot": str(app_dir),
+                    "FUNCTIONS_WORKER_DIRECTORY": str(Path(__file__).resolve().parent),
+                    "FUNCTIONS_APPLICATION_DIRECTORY": str(app_dir),
+                    "FUNCTIONS_WORKER_RUNTIME_VERSION": f"{sys.version_info.major}.{sys.version_info.minor}",
+                    "PYTHONUNBUFFERED": "1"})
+        # The worker imports funchost.worker from this checkout; the app's own directory comes first on its path.
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FUNCHOST_ROOT), env.get("PYTHONPATH", "")) if p)
+        return env
 
     def load(self, functions: list[IndexedFunction]) -> dict[str, str]:
         """FunctionLoadRequest for each; returns name -> error for the functions the worker refused."""

@@ -176,3 +176,20 @@ def test_a_past_due_timer_runs_once_at_start_with_the_stored_status(standin, rec
     assert tick["schedule_status"]["Next"].startswith(missed.strftime("%Y-%m-%dT%H:%M:%S"))
     stored = json.loads((state / "timers" / "clock.json").read_text())
     assert dt.datetime.fromisoformat(stored["Next"]).year == dt.datetime.now().year + 1  # 1 January next year
+
+
+def test_a_placeholder_worker_specialised_by_environment_reload_runs_the_app(standin, record_file, tmp_path):
+    # The worker starts on an empty app without the app's settings (a pre-warmed instance), and the library indexes
+    # the app when FunctionEnvironmentReloadRequest brings the directory and the environment: RECORD_FILE reaches
+    # the function only that way.
+    host = LocalFunctionsHost(CONFORMANCE_APP, {"ServiceBusConnection": standin.connection_string,
+                                                "RECORD_FILE": str(record_file), "CLOCK_SCHEDULE": "0 0 0 1 1 *"},
+                              host_json=HOST_JSON, functions=["single"], poll_interval=0.5,
+                              state_dir=tmp_path / "state", placeholder=True).start()
+    try:
+        assert host.functions == ["single"], host.index_error
+        message_id = str(uuid.uuid4())
+        send(standin, "conf-single", ServiceBusMessage(b'{"id": "warm"}', message_id=message_id))
+        assert _one(record_file, message_id)["delivery_count"] == 1
+    finally:
+        host.stop(5)
