@@ -311,10 +311,12 @@ class WorkerChannel:
 
     # -- the stream ------------------------------------------------------------------------------------------
     def _attach(self, stream: _Stream) -> bool:
+        """The one stream of the worker this host started last: the worker id is on its command line for anyone on
+        the machine to read, so a second stream naming it is refused, not given the invocations."""
         with self._lock:
             if stream.worker_id != self._expected_worker:
                 return False
-            self._stream = stream
+            self._stream, self._expected_worker = stream, None
         self._attached.set()
         return True
 

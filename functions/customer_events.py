@@ -68,8 +68,12 @@ def settle(msg, message_actions, handle) -> None:
 # RequiresSession. One function, configured by a setting, so the same code serves a session-enabled queue and a
 # plain one (where the ledger's stale guard keeps the outcome right).
 @bp.function_name("customer_events")
+# data_type BINARY: the host hands the body over as its bytes. With the default (a string) the host decodes it
+# with U+FFFD for invalid UTF-8 and copies a JSON body's top-level properties over the message's metadata, so a
+# body could name the lock token or the delivery count the function is told (docs/DESIGN.md, "Running on
+# Microsoft's worker").
 @bp.service_bus_queue_trigger(arg_name="msg", queue_name=SETTINGS.customer_events_queue,
                               connection=SERVICE_BUS_CONNECTION, is_sessions_enabled=SETTINGS.customer_events_sessions,
-                              auto_complete_messages=False)
+                              auto_complete_messages=False, data_type=func.DataType.BINARY)
 def customer_events(msg: func.ServiceBusMessage, message_actions: ServiceBusMessageActions) -> None:
     settle(msg, message_actions, get_handler())

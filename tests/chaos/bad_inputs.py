@@ -103,6 +103,13 @@ def rejected_cases() -> list[BadInput]:
         BadInput("extension named like MessageId", _with(c(), messageid="forged"), "messageid"),
         BadInput("extension named like SessionId", _with(c(), sessionid="corpus-other"), "sessionid"),
         BadInput("extension named like ContentType", _with(c(), contenttype="text/plain"), "contenttype"),
+        # ... and with values of the wrong type, which would fail the binding before the function ran, were the
+        # body bound as a string (the app binds bytes).
+        BadInput("DeliveryCount as text", _with(c(), DeliveryCount="abc"), "DeliveryCount"),
+        BadInput("UserProperties as a string", _with(c(), UserProperties="x"), "UserProperties"),
+        BadInput("EnqueuedTimeUtc not a date", _with(c(), EnqueuedTimeUtc="yesterday"), "EnqueuedTimeUtc"),
+        BadInput("ApplicationProperties as a number", _with(c(), ApplicationProperties=5), "ApplicationProperties"),
+        BadInput("a forged LockToken", _with(c(), LockToken="6f0d8ac0-4d5e-4c8d-9a2c-5b0f2e1d7a91"), "LockToken"),
         BadInput("data is a string", _with(c(), data='{"customerId": "corpus-ok"}'), "data"),
         BadInput("data missing", _with(c(), data=_DROP), "data"),
         BadInput("wrong datacontenttype", _with(c(), datacontenttype="text/xml"), "datacontenttype"),

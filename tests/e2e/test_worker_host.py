@@ -41,22 +41,23 @@ def test_the_library_indexes_and_invokes_the_app_and_a_poison_event_is_dead_lett
     assert audit.outcome == "rejected" and "unknown profile 'reseller'" in audit.reason
 
 
-def test_an_event_naming_the_lock_token_cannot_be_settled_and_ends_as_max_delivery_count(app_host, stack_env, ledger,
-                                                                                         local_stack):
-    # The Functions host copies the body's "locktoken" over the message's LockToken: the function holds a token no
-    # delivery has, so it cannot dead-letter the event it refused. The host's redeliveries end it in the
-    # dead-letter queue; the ledger says why, without the message id the sender may have forged as well.
+def test_an_event_naming_the_lock_token_is_refused_at_once_with_the_real_lock_token(app_host, stack_env, ledger,
+                                                                                     local_stack):
+    # Under a string binding the Functions host would copy the body's "locktoken" over the message's LockToken, and
+    # the function could not settle the event it refused. The app binds the body as bytes, so nothing of the body
+    # reaches the metadata: the event is dead-lettered on its first delivery with the message's own lock token.
     forged = str(uuid.uuid4())
-    event = {**build_event("created", "worker-forger", profile="oem"), "locktoken": forged}
+    event = {**build_event("created", "worker-forger", profile="oem"), "locktoken": forged, "DeliveryCount": "abc"}
     with ServiceBusClient.from_connection_string(stack_env["ServiceBusConnection"]) as client, \
             client.get_queue_sender(stack_env["CUSTOMER_EVENTS_QUEUE"]) as sender:
         sender.send_messages(ServiceBusMessage(json.dumps(event), message_id=event["id"],
                                                content_type="application/cloudevents+json"))
-    [dead] = wait_until(lambda: _dead_letters(stack_env, event["id"]), timeout=120, what="the dead letter")
-    assert dead.dead_letter_reason == "MaxDeliveryCountExceeded"
-    refused = [status for rpc, subject, status in app_host.settlement.history if subject == forged]
-    assert refused and set(refused) == {"FAILED_PRECONDITION"}  # every attempt named the forged token
+    [dead] = wait_until(lambda: _dead_letters(stack_env, event["id"]), timeout=60, what="the dead letter")
+    assert dead.dead_letter_reason == "InvalidEvent" and dead.delivery_count == 0  # its first delivery
+    assert dead.dead_letter_error_description.startswith("DeliveryCount: is the name of a Service Bus message")
+    calls = [(rpc, status) for rpc, subject, status in app_host.settlement.history if subject == event["id"]]
+    assert calls == [("Deadletter", "ok")]
+    assert not [s for _, s, _ in app_host.settlement.history if s == forged]
     audits = [a for a in ledger.list_audit("worker-forger") if a.outcome == "rejected"]
-    assert audits and audits[0].reason.startswith("locktoken: is the name of a Service Bus message property")
-    assert audits[0].message_id is None
+    assert audits and audits[0].reason.startswith("DeliveryCount: is the name of a Service Bus message property")
     assert "clients.create" not in local_stack.control("auth0").calls()["calls"]

@@ -193,3 +193,20 @@ def test_a_placeholder_worker_specialised_by_environment_reload_runs_the_app(sta
         assert _one(record_file, message_id)["delivery_count"] == 1
     finally:
         host.stop(5)
+
+
+def test_a_second_stream_naming_the_worker_id_gets_nothing(host):
+    # The worker id is on the worker's command line: anyone on the machine can read it. The host keeps the stream
+    # of the worker it started and refuses a second one.
+    import grpc
+
+    from funchost.rpc import load
+    protos, services = load()
+    worker_id = next(a for a in open(f"/proc/{host.channel.worker_pid}/cmdline").read().split("\0")
+                     if len(a) == 36 and a.count("-") == 4)
+    with grpc.insecure_channel(f"127.0.0.1:{host.channel.port}") as channel:
+        call = services.FunctionRpcStub(channel).EventStream(
+            iter([protos.StreamingMessage(start_stream=protos.StartStream(worker_id=worker_id))]), timeout=5)
+        with pytest.raises(grpc.RpcError) as refused:
+            next(call)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
