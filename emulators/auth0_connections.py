@@ -45,12 +45,12 @@ class ConnectionRoutes:
         strategies = {s for value in req.query.get("strategy", []) for s in value.split(",") if s}
         records = [c for c in sorted(self.connections.values(), key=lambda c: c["_seq"])
                    if (name is None or c["name"] == name) and (not strategies or c["strategy"] in strategies)]
-        view = self._connection_view
-        fields = req.arg("fields")
-        if fields:
-            names = {f.strip() for f in fields.split(",") if f.strip()}
-            include = self._bool_arg(req, "include_fields", True)
-            view = lambda r: {k: v for k, v in self._connection_view(r).items() if (k in names) == include}  # noqa: E731
+        fields = {f.strip() for f in (req.arg("fields") or "").split(",") if f.strip()}
+        include = self._bool_arg(req, "include_fields", True)
+
+        def view(record: dict) -> dict:
+            shown = self._connection_view(record)
+            return {k: v for k, v in shown.items() if (k in fields) == include} if fields else shown
         return self._paged(req, records, "connections", view, "con")
 
     @route("GET", r"/api/v2/connections/(?P<id>[^/]+)", "connections.get")

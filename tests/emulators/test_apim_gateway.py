@@ -1,6 +1,7 @@
 """The local API Management gateway: subscription keys, each validate-jwt check, the customer binding (the client
-and, for a customer that is an Auth0 Organization, its organization), scopes per operation, rate limiting, key rotation at the gateway, and the refusal to load a policy it does not implement. The
-stand-ins are reached as clients reach them: Auth0's Management API and token endpoint, ARM for subscriptions."""
+and, for a customer that is an Auth0 Organization, its organization), scopes per operation, rate limiting, key
+rotation at the gateway, and the refusal to load a policy it does not implement. The stand-ins are reached as
+clients reach them: Auth0's Management API and token endpoint, ARM for subscriptions."""
 from __future__ import annotations
 
 import ssl
