@@ -64,12 +64,16 @@ def _closed_object(value, allowed: frozenset, prop: str) -> None:
         raise payload_error(f"Additional properties not allowed: {','.join(extra)}", prop)
 
 
+def _check_length(value, maximum: int, prop: str) -> None:
+    expect_type(value, "string", prop)
+    if not value:
+        raise payload_error("String is too short (0 chars), minimum 1", prop)
+    if len(value) > maximum:
+        raise payload_error(f"String is too long ({len(value)} chars), maximum {maximum}", prop)
+
+
 def check_name(name, prop: str = "name") -> None:
-    expect_type(name, "string", prop)
-    if not 1 <= len(name) <= NAME_MAX:
-        side = "short" if len(name) < 1 else "long"
-        bound = "minimum 1" if side == "short" else f"maximum {NAME_MAX}"
-        raise payload_error(f"String is too {side} ({len(name)} chars), {bound}", prop)
+    _check_length(name, NAME_MAX, prop)
     if not NAME_FORMAT.fullmatch(name):
         raise payload_error(f"Object didn't pass validation for format organization-name: {name}", prop)
 
@@ -135,10 +139,7 @@ def check_org_body(body, allowed: frozenset, *, creating: bool) -> dict:
     if "name" in body:
         check_name(body["name"])
     if "display_name" in body:
-        expect_type(body["display_name"], "string", "display_name")
-        if not 1 <= len(body["display_name"]) <= DISPLAY_NAME_MAX:
-            raise payload_error(f"String length must be 1-{DISPLAY_NAME_MAX} ({len(body['display_name'])} chars)",
-                                "display_name")
+        _check_length(body["display_name"], DISPLAY_NAME_MAX, "display_name")
     if "branding" in body:
         check_branding(body["branding"])
     if "third_party_client_access" in body:

@@ -119,6 +119,18 @@ def test_organization_names_follow_auth0s_rule(mgmt, name, complaint):
     assert mgmt.organizations.create(name="0-acme_inc", request_options=NO_RETRY).name == "0-acme_inc"
 
 
+def test_display_name_and_metadata_limits(mgmt):
+    with pytest.raises(BadRequestError, match=r"too long \(256 chars\), maximum 255"):
+        mgmt.organizations.create(name="acme", display_name="x" * 256, request_options=NO_RETRY)
+    with pytest.raises(BadRequestError, match="maximum 25"):
+        mgmt.organizations.create(name="acme", metadata={f"k{i}": "v" for i in range(26)}, request_options=NO_RETRY)
+    org = mgmt.organizations.create(name="acme", metadata={f"k{i}": "v" for i in range(25)}, request_options=NO_RETRY)
+    with pytest.raises(BadRequestError, match="maximum 25"):
+        mgmt.organizations.update(org.id, metadata={"one-more": "v"}, request_options=NO_RETRY)
+    with pytest.raises(BadRequestError, match="does not implement token_quota"):
+        mgmt.organizations.update(org.id, token_quota={"client_credentials": {"per_day": 1}}, request_options=NO_RETRY)
+
+
 def test_names_are_unique_on_create_and_rename(mgmt):
     first = mgmt.organizations.create(name="acme", request_options=NO_RETRY)
     other = mgmt.organizations.create(name="globex", request_options=NO_RETRY)
