@@ -7,13 +7,17 @@ A mixin of :class:`emulators.auth0.Auth0StandIn`; it expects ``self.signing`` (:
   The metadata carries the members a resource server or API Management's ``validate-jwt`` reads (``issuer``,
   ``jwks_uri``, ``token_endpoint``, the signing algorithms) and the ones Auth0's document lists beside them.
 - ``/api/v2/keys/signing`` (list, get, rotate, revoke): see ``auth0_signing.py``.
+- ``/api/v2/tenants/settings`` (get, update): only ``allow_organization_name_in_authentication_api`` (which adds
+  ``org_name`` to tokens and lets the token endpoint take an organization's name) and ``friendly_name``; any other
+  setting is refused as not implemented.
 - ``/api/v2/resource-servers`` (list, get by id or identifier, create, update, delete), the shape of auth0-python
   6.8's ``ResourceServer``: ``id``, ``name``, ``identifier``, ``scopes`` (``{value, description}``), ``signing_alg``,
   ``token_lifetime``, ``is_system``. The Management API itself is listed as a system resource server that cannot be
   changed.
 
 Operation names: ``discovery.openid_configuration``, ``discovery.jwks``, ``signing_keys.list`` ``.get`` ``.rotate``
-``.revoke``, ``resource_servers.list`` ``.get`` ``.create`` ``.update`` ``.delete``.
+``.revoke``, ``resource_servers.list`` ``.get`` ``.create`` ``.update`` ``.delete``, ``tenant_settings.get``
+``.update``.
 """
 from __future__ import annotations
 
@@ -32,9 +36,12 @@ RESOURCE_SERVER_SCOPES = {
     "signing_keys.get": ("read:signing_keys",),
     "signing_keys.rotate": ("create:signing_keys", "update:signing_keys"),
     "signing_keys.revoke": ("update:signing_keys",),
+    "tenant_settings.get": ("read:tenant_settings",),
+    "tenant_settings.update": ("update:tenant_settings",),
 }
 TENANT_SCOPES = ("read:resource_servers", "create:resource_servers", "update:resource_servers",
-                 "delete:resource_servers", "read:signing_keys", "create:signing_keys", "update:signing_keys")
+                 "delete:resource_servers", "read:signing_keys", "create:signing_keys", "update:signing_keys",
+                 "read:tenant_settings", "update:tenant_settings")
 
 # Body properties accepted (a subset of auth0-python 6.8 RawResourceServersClient.create/update; the others answer
 # "Additional properties not allowed", so a caller relying on one notices).
@@ -243,6 +250,31 @@ class TenantRoutes:
         if record.get("is_system"):
             raise HttpError(403, "operation_not_supported", "You cannot delete a system resource server")
         del self.resource_servers[record["id"]]
-        # Auth0 deletes the client grants to a deleted API with it.
-        self.grants = {gid: g for gid, g in self.grants.items() if g["audience"] != record["identifier"]}
+        # Auth0 deletes the client grants to a deleted API with it (and so their organization associations).
+        self._drop_grants(lambda g: g["audience"] == record["identifier"])
         return Response(204)
+
+    # -- tenant settings -------------------------------------------------------------------------------------------
+    def _settings_view(self) -> dict:
+        return {"friendly_name": self.tenant_settings.get("friendly_name", "local-stack"),
+                "allow_organization_name_in_authentication_api":
+                    bool(self.tenant_settings.get("allow_organization_name_in_authentication_api", False))}
+
+    @route("GET", r"/api/v2/tenants/settings", "tenant_settings.get")
+    def get_tenant_settings(self, req: Request) -> Response:
+        self._check_query(req, {"fields", "include_fields"})
+        return Response(200, self._settings_view())
+
+    @route("PATCH", r"/api/v2/tenants/settings", "tenant_settings.update")
+    def update_tenant_settings(self, req: Request) -> Response:
+        body = req.json() or {}
+        expect_type(body, "object", None)
+        for prop, value in body.items():
+            if prop == "allow_organization_name_in_authentication_api":
+                expect_type(value, "boolean", prop)
+            elif prop == "friendly_name":
+                expect_type(value, "string", prop)
+            else:
+                raise HttpError(400, "invalid_body", f"The stand-in does not implement the tenant setting {prop}")
+        self.tenant_settings.update(body)
+        return Response(200, self._settings_view())

@@ -1,12 +1,13 @@
 """``python -m emulators show``: what the running stand-ins hold, per service, without reading their code.
 
 Reads each stand-in's control API (``/_control/state``) and the stack's Service Bus view, and reduces them to what a
-developer asks about: Auth0 applications (client id, name, customer, app type, grants), Key Vault secrets (names,
-versions, tags; never values), APIM authorization servers and subscriptions (state, product) and, per queue, the
-active, scheduled and dead-lettered counts with the dead-lettered messages' reasons. ``customer`` keeps only what
-belongs to one customer (Auth0 ``client_metadata.customer_id``, the secret's ``customer_id`` tag, the APIM names the
-app derives from the customer id, the messages' session id or, for result events, their ``customerId`` application
-property).
+developer asks about: Auth0 applications (client id, name, customer, app type, grants) and organizations (name,
+branding, enabled connections, the client grants associated with them), Key Vault secrets (names, versions, tags;
+never values), APIM authorization servers and subscriptions (state, product) and, per queue, the active, scheduled
+and dead-lettered counts with the dead-lettered messages' reasons. ``customer`` keeps only what belongs to one
+customer (Auth0 ``client_metadata.customer_id``, an organization associated with that customer's grant or whose
+metadata names it, the secret's ``customer_id`` tag, the APIM names the app derives from the customer id, the
+messages' session id or, for result events, their ``customerId`` application property).
 """
 from __future__ import annotations
 
@@ -60,6 +61,30 @@ def _auth0(state: dict, customer: str | None) -> list[dict]:
                      "app_type": client.get("app_type"), "grant_types": list(client.get("grant_types") or []),
                      "api_grants": grants.get(client["client_id"], [])})
     return apps
+
+
+def _organizations(state: dict, customer: str | None, customers_of_clients: dict[str, str]) -> list[dict]:
+    """Each organization with its branding, enabled connections and associated client grants. Its customer is the
+    one whose application its grants belong to, else the ``customer_id`` of its metadata (a hint the app writes)."""
+    grants = {g["id"]: g for g in state.get("client_grants", [])}
+    connections = {c["id"]: c.get("name") for c in state.get("connections", [])}
+    out = []
+    for org in sorted(state.get("organizations", []), key=lambda o: o.get("_seq", 0)):
+        linked = [grants[a["grant_id"]] for a in state.get("organization_client_grants", [])
+                  if a["organization_id"] == org["id"] and a["grant_id"] in grants]
+        owners = {customers_of_clients.get(g.get("client_id")) for g in linked} - {None}
+        owner = next(iter(owners)) if len(owners) == 1 else (org.get("metadata") or {}).get("customer_id")
+        if customer is not None and owner != customer and customer not in owners:
+            continue
+        brand = org.get("branding") or {}
+        out.append({"id": org["id"], "name": org.get("name"), "display_name": org.get("display_name"),
+                    "customer": owner, "logo_url": brand.get("logo_url"), "colors": dict(brand.get("colors") or {}),
+                    "connections": [connections.get(c["connection_id"], c["connection_id"])
+                                    for c in state.get("organization_connections", [])
+                                    if c["organization_id"] == org["id"]],
+                    "client_grants": [{"client_id": g.get("client_id"), "audience": g.get("audience"),
+                                       "organization_usage": g.get("organization_usage", "deny")} for g in linked]})
+    return out
 
 
 def _secret(name: str, record: dict) -> dict:
@@ -164,7 +189,8 @@ def collect(info: dict, customer: str | None = None) -> dict[str, Any]:
             "gateway": {"api_url": (info.get("api") or {}).get("url"),
                         "url": (info.get("services", {}).get("gateway") or {}).get("url")},
             "customer": customer,
-            "auth0": {"applications": apps},
+            "auth0": {"applications": apps,
+                      "organizations": _organizations(auth0_state, customer, customers_of_clients)},
             "keyvault": {"secrets": secrets, "deleted_secrets": deleted},
             "apim": {"authorization_servers": servers, "subscriptions": subscriptions},
             "servicebus": _servicebus(_servicebus_snapshot(info), customer)}
@@ -187,6 +213,20 @@ def render(doc: dict) -> str:
                    f"  app_type={a['app_type']}  grant_types={','.join(a['grant_types']) or '-'}")
         for g in a["api_grants"]:
             out.append(f"      API grant: {g['audience']}  scopes: {' '.join(g['scope']) or '-'}")
+
+    orgs = doc["auth0"].get("organizations", [])
+    if orgs:
+        out.append(f"Auth0 organizations: {len(orgs)}")
+        for o in orgs:
+            colors = o["colors"]
+            shown = f"{colors.get('primary')}/{colors.get('page_background')}" if colors else "-"
+            out.append(f"  {o['id']}  {o['name']}  {o['display_name']!r}  customer={o['customer'] or '-'}  "
+                       f"logo={o['logo_url'] or '-'}  colours={shown}")
+            if o["connections"]:
+                out.append(f"      connections: {', '.join(o['connections'])}")
+            for g in o["client_grants"]:
+                out.append(f"      M2M access: {g['client_id']} -> {g['audience']}  "
+                           f"(organization_usage {g['organization_usage']})")
 
     kv = doc["keyvault"]
     out.append(f"\nKey Vault secrets: {len(kv['secrets'])} (values are never shown)")

@@ -1,7 +1,8 @@
 """A small sample backend behind the local gateway: it answers every call with what it learnt about the caller.
 
 The Customer API's policy passes the caller's identity on as headers (``X-Customer-Subscription``,
-``X-Customer-Client-Id``, ``X-Customer-Scopes``). The backend echoes those, the method, the path and the query, and
+``X-Customer-Client-Id``, ``X-Customer-Scopes``, ``X-Customer-Organization``: the token's ``org_id``, empty when it has
+none). The backend echoes those (``organization`` only when there is one), the method, the path and the query, and
 whether a subscription key or a bearer token reached it (never their values), so a test or ``devtools call`` sees
 what an API behind API Management would see.
 """
@@ -26,6 +27,8 @@ class SampleBackend(HttpStandIn):
 
         caller = {"subscription": header("X-Customer-Subscription"), "client_id": header("X-Customer-Client-Id"),
                   "scopes": (header("X-Customer-Scopes") or "").split()}
+        if header("X-Customer-Organization"):  # the gateway sends it empty for a customer without an organization
+            caller["organization"] = header("X-Customer-Organization")
         try:
             body = json.loads(req.body) if req.body else None
         except ValueError:

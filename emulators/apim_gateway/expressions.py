@@ -47,16 +47,24 @@ def _subscription_name(ctx) -> str:
 
 
 # The exact texts, normalized. Each entry: the C# as it appears in a policy -> its meaning.
-_CLAIM = r'\(\(Jwt\)context\.Variables\["(?P<var>[A-Za-z0-9_-]+)"\]\)\.Claims\.GetValueOrDefault\("(?P<claim>[A-Za-z0-9_:./-]+)",""\)'
+def _claim_rx(n: str = "") -> str:
+    return (r'\(\(Jwt\)context\.Variables\["(?P<var' + n + r'>[A-Za-z0-9_-]+)"\]\)\.Claims\.GetValueOrDefault\("'
+            r'(?P<claim' + n + r'>[A-Za-z0-9_:./-]+)",""\)')
+
+
 _PATTERNS: list[tuple[re.Pattern, Callable[[re.Match], Callable[[Any], Any]]]] = [
     (re.compile(r"context\.Subscription\.Id"), lambda m: _subscription_id),
     (re.compile(r"context\.Subscription\.Name"), lambda m: _subscription_name),
-    (re.compile(_CLAIM), lambda m: lambda ctx: _claim(ctx, m["var"], m["claim"], "")),
-    # The customer binding of infra/policies/api.xml.
+    (re.compile(_claim_rx()), lambda m: lambda ctx: _claim(ctx, m["var"], m["claim"], "")),
+    # The customer binding of infra/policies/api.xml: the subscription's display name is the token's azp, and then
+    # its org_id after a space when it has one; String.TrimEnd() drops the space a token without org_id leaves.
+    # String.StartsWith and != compare ordinally here.
     (re.compile(r'!context\.Subscription\.Id\.StartsWith\("(?P<prefix>[A-Za-z0-9_-]+)"\)\|\|'
-                r'context\.Subscription\.Name!=' + _CLAIM),
-     lambda m: lambda ctx: (not _subscription_id(ctx).startswith(m["prefix"]))  # String.StartsWith: ordinal here
-     or _subscription_name(ctx) != _claim(ctx, m["var"], m["claim"], "")),
+                r'context\.Subscription\.Name!=\(' + _claim_rx("1") + r'\+" "\+' + _claim_rx("2")
+                + r'\)\.TrimEnd\(\)'),
+     lambda m: lambda ctx: (not _subscription_id(ctx).startswith(m["prefix"]))
+     or _subscription_name(ctx) != (_claim(ctx, m["var1"], m["claim1"], "") + " "
+                                    + _claim(ctx, m["var2"], m["claim2"], "")).rstrip()),
 ]
 
 

@@ -35,8 +35,10 @@ LEGACY_HASH_HEX = 10
 SECRET_PREFIX = "auth0-client-"
 SERVER_PREFIX = "auth0-"
 SUBSCRIPTION_PREFIX = "customer-"
-#: the services' limits: Key Vault secret names 1-127, APIM authorization servers 1-80, subscriptions 1-256
-SECRET_MAX, SERVER_MAX, SUBSCRIPTION_MAX = 127, 80, 256
+ORGANIZATION_PREFIX = "customer-"
+#: the services' limits: Key Vault secret names 1-127, APIM authorization servers 1-80, subscriptions 1-256, Auth0
+#: organization names 1-50 (lower-case letters, digits, _ and -)
+SECRET_MAX, SERVER_MAX, SUBSCRIPTION_MAX, ORGANIZATION_MAX = 127, 80, 256, 50
 
 
 def _digest(customer_id: str, digits: int) -> str:
@@ -83,6 +85,12 @@ def authorization_server_id(customer_id: str, prefix: str = SERVER_PREFIX) -> st
 def subscription_id(customer_id: str, prefix: str = SUBSCRIPTION_PREFIX) -> str:
     """APIM subscription id: up to 256 characters, no `*#&+:<>?`."""
     return _normalised(customer_id, prefix, SUBSCRIPTION_MAX)
+
+
+def organization_name(customer_id: str, prefix: str = ORGANIZATION_PREFIX) -> str:
+    """Auth0 organization name: 1-50 of a-z 0-9 _ -, unique in the tenant. The kept and hashed names are already
+    lower case (``_base`` lower-cases the id), and the prefix leaves 41 characters for a kept id."""
+    return _normalised(customer_id, prefix, ORGANIZATION_MAX)
 
 
 # ---- the scheme before issue 23, for the customers whose ledger rows record its names ------------------------------

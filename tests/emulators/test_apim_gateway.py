@@ -1,6 +1,7 @@
-"""The local API Management gateway: subscription keys, each validate-jwt check, the customer binding, scopes per
-operation, rate limiting, key rotation at the gateway, and the refusal to load a policy it does not implement. The
-stand-ins are reached as clients reach them: Auth0's Management API and token endpoint, ARM for subscriptions."""
+"""The local API Management gateway: subscription keys, each validate-jwt check, the customer binding (the client
+and, for a customer that is an Auth0 Organization, its organization), scopes per operation, rate limiting, key
+rotation at the gateway, and the refusal to load a policy it does not implement. The stand-ins are reached as
+clients reach them: Auth0's Management API and token endpoint, ARM for subscriptions."""
 from __future__ import annotations
 
 import ssl
@@ -50,25 +51,51 @@ def _arm(stack, method: str, path: str, http, body=None) -> httpx.Response:
 
 
 class Customer:
-    """A provisioned customer, made as the app makes one: Auth0 client and grant, APIM subscription."""
+    """A provisioned customer, made as the app makes one: Auth0 client and grant, APIM subscription; with
+    ``organization``, an Auth0 Organization too, the grant associated with it (``organization_usage``), and the
+    subscription's display name recording it after the client id."""
 
-    def __init__(self, http, stack, scopes=("read:data",), state="active", display=None):
+    def __init__(self, http, stack, scopes=("read:data",), state="active", display=None, organization=False,
+                 usage="require"):
         self.http, self.stack = http, stack
         self.sid = f"customer-{uuid.uuid4().hex[:8]}"
-        client = http.post(f"{stack.auth0.url}/api/v2/clients", headers=_admin(http, stack), json={
+        admin = _admin(http, stack)
+        client = http.post(f"{stack.auth0.url}/api/v2/clients", headers=admin, json={
             "name": self.sid, "app_type": "non_interactive", "grant_types": ["client_credentials"],
             "is_first_party": False}).json()
         self.client_id, self.secret = client["client_id"], client["client_secret"]
-        assert http.post(f"{stack.auth0.url}/api/v2/client-grants", headers=_admin(http, stack), json={
-            "client_id": self.client_id, "audience": API_AUDIENCE, "scope": list(scopes)}).status_code == 201
+        grant = {"client_id": self.client_id, "audience": API_AUDIENCE, "scope": list(scopes)}
+        if organization:
+            grant["organization_usage"] = usage
+        created = http.post(f"{stack.auth0.url}/api/v2/client-grants", headers=admin, json=grant)
+        assert created.status_code == 201
+        self.grant_id = created.json()["id"]
+        self.org_id = None
+        if organization:
+            org = http.post(f"{stack.auth0.url}/api/v2/organizations", headers=admin, json={"name": self.sid})
+            self.org_id = org.json()["id"]
+            self.associate(self.org_id)
+        recorded = display or " ".join(filter(None, (self.client_id, self.org_id)))
         assert _arm(stack, "PUT", f"/subscriptions/{self.sid}", http, {"properties": {
-            "scope": "/products/oem", "displayName": display or self.client_id, "state": state}}).status_code == 201
+            "scope": "/products/oem", "displayName": recorded, "state": state}}).status_code == 201
         self.key = _arm(stack, "POST", f"/subscriptions/{self.sid}/listSecrets", http).json()["primaryKey"]
 
-    def token(self) -> str:
-        return self.http.post(f"{self.stack.auth0.url}/oauth/token", data={
-            "grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.secret,
-            "audience": API_AUDIENCE}).json()["access_token"]
+    def associate(self, org_id: str) -> None:
+        assert self.http.post(f"{self.stack.auth0.url}/api/v2/organizations/{org_id}/client-grants",
+                              headers=_admin(self.http, self.stack),
+                              json={"grant_id": self.grant_id}).status_code == 201
+
+    def token(self, organization: str | None = "own") -> str:
+        """A token for this customer's client: for its own organization (if it has one), another one, or with
+        ``organization=None`` for none."""
+        form = {"grant_type": "client_credentials", "client_id": self.client_id, "client_secret": self.secret,
+                "audience": API_AUDIENCE}
+        organization = self.org_id if organization == "own" else organization
+        if organization:
+            form["organization"] = organization
+        answer = self.http.post(f"{self.stack.auth0.url}/oauth/token", data=form)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["access_token"]
 
 
 def call(http, stack, *, key=None, token=None, method="GET", path="/api/items", gateway=None, **headers):
@@ -140,6 +167,49 @@ def test_binding_and_scopes(http, stack):
         "scope": "/products/oem", "displayName": stray.client_id, "state": "active"}})
     portal_key = _arm(stack, "POST", "/subscriptions/portal-1/listSecrets", http).json()["primaryKey"]
     assert call(http, stack, key=portal_key, token=stray.token()).status_code == 403
+
+
+def test_an_organizations_token_works_only_with_the_key_that_records_its_organization(http, stack):
+    acme, globex = Customer(http, stack, organization=True), Customer(http, stack, organization=True)
+    plain = Customer(http, stack)
+    ok = call(http, stack, key=acme.key, token=acme.token())
+    assert ok.status_code == 200
+    assert ok.json()["caller"] == {"subscription": acme.sid, "client_id": acme.client_id, "scopes": ["read:data"],
+                                   "organization": acme.org_id}
+    refused = "The access token was not issued to the customer of this subscription key."
+    assert call(http, stack, key=acme.key, token=globex.token()).json() == {"statusCode": 403, "message": refused}
+    assert call(http, stack, key=globex.key, token=acme.token()).status_code == 403
+    assert call(http, stack, key=plain.key, token=acme.token()).status_code == 403
+
+    # An association made by mistake (acme's grant also on globex's organization): Auth0 issues acme's client a
+    # token for globex, which names acme's client; the key records acme's organization, so the gateway refuses it.
+    acme.associate(globex.org_id)
+    crossed = acme.token(organization=globex.org_id)
+    assert jwt.decode(crossed, options={"verify_signature": False})["azp"] == acme.client_id
+    assert call(http, stack, key=acme.key, token=crossed).status_code == 403
+    # A customer without an organization whose grant is associated with one: its token for that organization does
+    # not pass with its own key either, because that key records no organization.
+    plain_grant = http.patch(f"{stack.auth0.url}/api/v2/client-grants/{plain.grant_id}",
+                             headers=_admin(http, stack), json={"organization_usage": "allow"})
+    assert plain_grant.status_code == 200
+    plain.associate(acme.org_id)
+    assert call(http, stack, key=plain.key, token=plain.token(organization=acme.org_id)).status_code == 403
+    assert call(http, stack, key=plain.key, token=plain.token(organization=None)).status_code == 200
+
+
+def test_a_key_that_records_an_organization_refuses_a_token_without_it(http, stack):
+    # organization_usage "allow" lets the client ask for a token without the organization.
+    acme = Customer(http, stack, organization=True, usage="allow")
+    without = acme.token(organization=None)
+    assert "org_id" not in jwt.decode(without, options={"verify_signature": False})
+    assert call(http, stack, key=acme.key, token=without).status_code == 403
+    assert call(http, stack, key=acme.key, token=acme.token()).status_code == 200
+
+
+def test_the_organization_header_cannot_be_sent_by_the_caller(http, stack):
+    plain = Customer(http, stack)
+    answer = call(http, stack, key=plain.key, token=plain.token(), **{"X-Customer-Organization": "org_forged"})
+    assert answer.status_code == 200 and "organization" not in answer.json()["caller"]
 
 
 def test_rate_limit_per_customer_answers_429_with_retry_after(http, stack):

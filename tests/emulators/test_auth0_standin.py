@@ -14,7 +14,6 @@ from auth0.management.errors import (BadRequestError, ConflictError, ForbiddenEr
 
 from emulators.auth0 import MANAGEMENT_SCOPES, Auth0StandIn
 from emulators.control import StandInControl
-from emulators.tls import ensure_tls_files
 from emulators.auth0_signing import SigningKeys, client_credentials_claims
 
 pytestmark = pytest.mark.timeout(60)
@@ -23,24 +22,12 @@ API = "https://api.contoso.local/"
 NO_RETRY = {"max_retries": 0}
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    return ensure_tls_files(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
-def server(tls):
-    s = Auth0StandIn(tls=tls).start()
-    yield s
-    s.stop()
-
-
 @pytest.fixture
-def standin(server, tls):
+def standin(auth0_server, tls):
     # One server per module; every test starts from an empty tenant, no faults and the default rate limit.
-    StandInControl(server.url, verify=str(tls.ca_cert)).reset()
-    server.set_config({"rate": 50, "burst": 100})
-    return server
+    StandInControl(auth0_server.url, verify=str(tls.ca_cert)).reset()
+    auth0_server.set_config({"rate": 50, "burst": 100})
+    return auth0_server
 
 
 def trusting(tls) -> httpx.Client:

@@ -11,31 +11,17 @@ import pytest
 from auth0.management import ManagementClient
 from auth0.management.errors import UnauthorizedError
 
-from emulators.auth0 import Auth0StandIn
 from emulators.control import StandInControl
-from emulators.tls import ensure_tls_files
 
 pytestmark = pytest.mark.timeout(60)
 API = "https://api.contoso.local/"
 NO_RETRY = {"max_retries": 0}
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory):
-    return ensure_tls_files(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture(scope="module")
-def server(tls):
-    s = Auth0StandIn(tls=tls).start()
-    yield s
-    s.stop()
-
-
 @pytest.fixture
-def standin(server, tls):
-    StandInControl(server.url, verify=str(tls.ca_cert)).reset()
-    return server
+def standin(auth0_server, tls):
+    StandInControl(auth0_server.url, verify=str(tls.ca_cert)).reset()
+    return auth0_server
 
 
 @pytest.fixture
