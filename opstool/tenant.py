@@ -2,7 +2,8 @@
 
 plan   what apply would change: the API of config/auth0_api.toml (scopes, name, token lifetime) and the app's
        Management API grant (exactly the scopes the app uses); changes nothing
-apply  the plan, then the same changes; a second apply changes nothing
+apply  the plan, then the same changes, after a yes (on a terminal; without one only with --yes, since removing a
+       scope or a grant stops whoever relies on it); a second apply changes nothing
 
 Settings: AUTH0_DOMAIN, API_AUDIENCE, AUTH0_CLIENT_ID (the app's own Management API client), CLIENT_PROFILES_PATH,
 from the environment or local.settings.json. The admin credential only from the environment (shared/adapters/
@@ -17,6 +18,7 @@ from typing import TextIO
 
 from shared.settings import APP_ROOT, tool_values
 
+from .context import ask
 from .errors import EXIT_CONNECTION, EXIT_FAILED, EXIT_OK, UsageError
 from .output import emit
 
@@ -32,6 +34,8 @@ def configure(sub, fmt) -> None:
     p.add_argument("--api-file", metavar="PATH", type=Path, default=API_FILE,
                    help="the API's definition (default: config/auth0_api.toml)")
     p.add_argument("--prune", action="store_true", help="also remove API scopes the file does not list")
+    p.add_argument("--yes", action="store_true",
+                   help="apply without asking (apply asks on a terminal and refuses without one)")
     p.set_defaults(fn=cmd_tenant, app_command=True)
 
 
@@ -74,6 +78,8 @@ def cmd_tenant(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.action == "plan" or not todo:
         emit(out, f"Plan: {len(todo)} to change." + (" Nothing was changed." if todo else " Nothing to do."))
         return EXIT_OK
+    ask(err, f"apply these {len(todo)} change(s) to the Auth0 tenant {domain}", yes=args.yes,
+        how="Check them with `opstool tenant plan`")
     try:
         for c in todo:
             tenant.apply(c)

@@ -64,6 +64,21 @@ def _constant(literal: str):
     return _BadNumber(literal, f"is {literal}, which JSON does not allow")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict:
+    """An object whose keys are unique: with a key twice, JSON readers disagree on which value counts (Python's
+    keeps the last, others the first), so a checker upstream could pass what this app then applies differently."""
+    found: dict = {}
+    for key, value in pairs:
+        if key in found:
+            raise _DuplicateKey(key)
+        found[key] = value
+    return found
+
+
 def nesting_depth(text: str) -> int:
     """How deeply arrays and objects nest in ``text`` (brackets inside strings do not count)."""
     depth = deepest = 0
@@ -130,7 +145,11 @@ def load_body(body, *, check_tree: bool = True) -> object:
     if depth > MAX_NESTING:
         fail("$", f"arrays and objects nest {depth} deep; the limit is {MAX_NESTING}")
     try:
-        doc = json.loads(text, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant)
+        doc = json.loads(text, parse_int=_number(int), parse_float=_number(float), parse_constant=_constant,
+                         object_pairs_hook=_object)
+    except _DuplicateKey as exc:
+        fail("$", f"the key {key_path('', str(exc.args[0]))} appears twice in one object; JSON readers disagree "
+                  "on which value counts")
     except json.JSONDecodeError as exc:
         fail("$", f"body is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})")
     except (ValueError, RecursionError) as exc:  # the pre-scan should make these impossible; never let one out

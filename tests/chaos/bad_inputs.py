@@ -78,6 +78,8 @@ def rejected_cases() -> list[BadInput]:
         BadInput("Latin-1 display name", json.dumps(c(displayName="Caf\u00e9")).encode("utf-8").replace(
             b"Caf\\u00e9", b"Caf\xe9"), "$"),
         BadInput("empty body", b"", "$"),
+        BadInput("a key twice: another reader would see the first value",
+                 json.dumps(c()).encode().replace(b'"id": ', b'"id": "decoy", "id": ', 1), "$"),
         BadInput("JSON array body", json.dumps([c()]).encode(), "$"),
         BadInput("JSON string body", b'"customer.created"', "$"),
         BadInput("JSON null body", b"null", "$"),

@@ -50,7 +50,7 @@ def test_plan_then_apply_then_nothing_to_do(admin_env, local_stack):
     assert "Nothing was changed." in out
     assert local_stack.control("auth0").state()["resource_servers"] == before["resource_servers"]
 
-    code, out, err = tenant("apply")
+    code, out, err = tenant("apply", "--yes")
     assert code == 0, err
     assert "Applied: 2 change(s)." in out
     assert sorted(app_grant(local_stack)) == sorted(APP_MANAGEMENT_SCOPES)
@@ -59,7 +59,7 @@ def test_plan_then_apply_then_nothing_to_do(admin_env, local_stack):
     assert [s["value"] for s in api["scopes"]] == ["read:data", "write:data"]
     assert api["scopes"][0]["description"] == "Read the customer's data"
 
-    code, out, _ = tenant("apply")
+    code, out, _ = tenant("apply", "--yes")
     assert code == 0 and "Plan: 0 to change. Nothing to do." in out
     # The narrowed grant is all the app needs: its token carries exactly those scopes.
     settings = local_stack.settings
@@ -81,7 +81,7 @@ def test_apply_creates_a_missing_api(admin_env, local_stack):
         gone = http.delete(f"{local_stack.auth0.url}/api/v2/resource-servers/{api_record(local_stack)['id']}",
                            headers={"Authorization": f"Bearer {token}"})
         assert gone.status_code == 204
-    code, out, err = tenant("apply")
+    code, out, err = tenant("apply", "--yes")
     assert code == 0, err
     assert "+ API https://api.contoso.local/" in out
     assert [s["value"] for s in api_record(local_stack)["scopes"]] == ["read:data", "write:data"]
@@ -91,7 +91,7 @@ def test_a_profile_scope_the_api_does_not_define_stops_the_command(admin_env, lo
     api_file = tmp_path / "api.toml"
     api_file.write_text('identifier = "${API_AUDIENCE}"\nname = "Customer API"\n[scopes]\n"read:data" = "Read"\n')
     before = local_stack.control("auth0").state()
-    code, _, err = tenant("apply", "--api-file", str(api_file))
+    code, _, err = tenant("apply", "--yes", "--api-file", str(api_file))
     assert code == 1
     assert "scope write:data is granted by oem, partner-web/premium" in err
     assert local_stack.control("auth0").state() == before
@@ -102,3 +102,10 @@ def test_without_an_admin_credential_it_says_what_is_needed(stack_env, monkeypat
         monkeypatch.delenv(name, raising=False)
     code, _, err = tenant("plan")
     assert code == 1 and "AUTH0_ADMIN_TOKEN" in err
+
+
+def test_apply_without_a_terminal_asks_for_yes_and_changes_nothing(admin_env, local_stack):
+    before = local_stack.control("auth0").state()
+    code, _, err = tenant("apply", "--prune")
+    assert code == 2 and "without confirmation: stdin is not a terminal" in err and "opstool tenant plan" in err
+    assert local_stack.control("auth0").state() == before

@@ -351,3 +351,11 @@ def test_case09_display_names_a_spreadsheet_would_run_are_refused(name):
 @pytest.mark.parametrize("name", ["Acme = Corp", "Acme+", "a@b GmbH", "Acme-Corp", "1+1 Consulting"])
 def test_case09_such_characters_elsewhere_in_a_name_are_fine(name):
     assert parse(with_(CREATED_DOC, "data.displayName", name)).display_name == name
+
+
+def test_a_key_twice_in_one_object_is_refused_wherever_it_is():
+    # Python keeps the last value of a repeated key, other readers the first: a check upstream could see another
+    # event than the one the app would apply.
+    for body in (b'{"id": "decoy", "id": "real"}', b'{"data": {"customerId": "a", "customerId": "b"}}'):
+        with pytest.raises(InvalidEvent, match=r"^\$: the key .+ appears twice in one object"):
+            parse_event(body)
